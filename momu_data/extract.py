@@ -1,0 +1,222 @@
+"""Per-video extraction: media -> pose track -> cleaned motion on the mel time base ->
+rhythm features -> clip list, written to `DATA/items/` as one finished unit.
+
+Each job writes its arrays (`<id>.npz`, `<id>.flac`) first and its record (`<job>.json`)
+last, all atomically; the record is the "done" marker, so a rerun skips finished jobs and
+redoes anything a killed run left behind. A failure becomes a record with a one-line
+reason instead of an exception, so one bad video never ends a run.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import audio as A
+from .clips import assess_clip, cut_clips
+from .interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
+from .io import atomic_path, sha256_file, write_json
+from .rhythm import beats_from_envelope, directogram, kinematic_flux, normalise01
+from .track import PoseTrack
+from .video import MediaError, load_audio
+
+SCHEMA = 1
+POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp")
+
+
+@dataclass
+class ExtractConfig:
+    """Settings that change the extracted data (hashed: a change redoes the work)."""
+
+    pose_source: str = "mediapipe"
+    max_side: int = 640  # frames are downscaled to this before the pose model
+    model_complexity: int = 1
+    conf_threshold: float = 0.5  # joints below this confidence count as missing
+    clip_seconds: float = 10.0
+    hop_seconds: float | None = None  # default: clip_seconds (no overlap)
+    min_clip_seconds: float | None = None  # default: half a clip; shorter remainders dropped
+    max_interp_frac: float = 0.3  # reject a clip with more interpolated joints than this
+    max_no_person_frac: float = 0.2  # reject a clip with more person-less frames than this
+    bins: int = 8  # directogram angle bins (K)
+    fps: float | None = None  # frame rate for keypoint files that have no timestamps
+    cameras: str = "all"  # AIST++ views: "all" or comma-separated indices
+
+    def digest(self) -> str:
+        blob = json.dumps({"schema": SCHEMA, **asdict(self)}, sort_keys=True)
+        return hashlib.sha1(blob.encode()).hexdigest()[:12]
+
+    @property
+    def min_seconds(self) -> float:
+        return self.clip_seconds / 2 if self.min_clip_seconds is None else self.min_clip_seconds
+
+
+@dataclass
+class Job:
+    id: str
+    source: str  # a video, or a keypoint file/folder for the other pose sources
+    audio: str | None = None  # None: the source's own audio
+    dataset: str = ""
+    labels: dict = field(default_factory=dict)  # genre / music / dancer / style ids
+
+
+def record_path(out: Path, job_id: str) -> Path:
+    return Path(out) / "items" / f"{job_id}.json"
+
+
+def is_done(out: Path, job: Job, cfg: ExtractConfig, retry_failed: bool = False) -> bool:
+    p = record_path(out, job.id)
+    if not p.exists():
+        return False
+    try:
+        rec = json.loads(p.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if rec.get("settings") != cfg.digest():
+        return False
+    return not (retry_failed and rec.get("status") == "failed")
+
+
+def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
+    """Process one job and write its outputs; never raises for bad input."""
+    out = Path(out)
+    t_start = time.perf_counter()
+    base = {"id": job.id, "path": str(job.source), "audio_path": job.audio, "dataset": job.dataset,
+            "labels": job.labels, "pose_source": cfg.pose_source, "settings": cfg.digest(), "schema": SCHEMA}
+    try:
+        views = _extract(job, cfg, out)
+        rec = {**base, "status": "ok", "reason": "", "views": views}
+    except MediaError as e:
+        rec = {**base, "status": "failed", "reason": str(e), "views": []}
+    except Exception as e:  # a bug or an unexpected library error: record it, keep going
+        tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
+        rec = {**base, "status": "failed", "reason": f"error: {type(e).__name__}: {e} ({tb})", "views": []}
+    rec["seconds"] = round(time.perf_counter() - t_start, 3)
+    write_json(record_path(out, job.id), rec)
+    return rec
+
+
+def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
+    if cfg.pose_source == "mediapipe":
+        from .pose import estimate_video
+
+        return [estimate_video(job.source, max_side=cfg.max_side, model_complexity=cfg.model_complexity)]
+    from .importers import load_keypoints
+
+    kw: dict = {}
+    if cfg.pose_source in ("openpose", "coco"):
+        kw["fps"] = cfg.fps or _media_fps(job.audio) or 30.0
+        size = _media_size(job.audio)
+        if size:
+            kw["width"], kw["height"] = size
+    elif cfg.pose_source == "aistpp":
+        kw["cameras"] = "all" if cfg.cameras == "all" else [c if c.startswith("c") else int(c) for c in str(cfg.cameras).split(",")]
+    return load_keypoints(cfg.pose_source, job.source, **kw)
+
+
+def _media_fps(path) -> float | None:
+    from .video import probe_video
+
+    try:
+        return probe_video(path).fps if path else None
+    except MediaError:
+        return None
+
+
+def _media_size(path):
+    from .video import probe_video
+
+    try:
+        info = probe_video(path) if path else None
+    except MediaError:
+        return None
+    return (info.width, info.height) if info else None
+
+
+def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
+    audio_src = job.audio or job.source
+    if cfg.pose_source != "mediapipe" and not job.audio:
+        raise MediaError("no audio given for keypoint input (use --audio)")
+    y, a_start = load_audio(audio_src)  # fail early on a missing audio stream, before the pose model
+    sha = sha256_file(job.source) if Path(job.source).is_file() else ""
+    tracks = _load_tracks(job, cfg)
+    views = []
+    for tr in tracks:
+        vid = job.id if len(tracks) == 1 and not tr.view else f"{job.id}_{tr.view}"
+        feats, info = build_features(tr, y, a_start, cfg)
+        with atomic_path(out / "items" / f"{vid}.npz") as tmp:
+            with open(tmp, "wb") as f:
+                np.savez(f, **feats)
+        import soundfile as sf
+
+        with atomic_path(out / "items" / f"{vid}.flac") as tmp:
+            sf.write(tmp, np.clip(info.pop("audio"), -1, 1), A.SR, format="FLAC", subtype="PCM_16")
+        clips = []
+        for k, (s, e) in enumerate(cut_clips(feats["pose"].shape[0], cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds)):
+            q = assess_clip(feats["interp"][s:e], feats["person"][s:e], cfg.max_interp_frac, cfg.max_no_person_frac)
+            clips.append({"key": f"{vid}-{k:04d}", "start": s, "end": e, **q})
+        views.append({"id": vid, "view": tr.view, "sha256": sha, **info, "clips": clips,
+                      **{k: v for k, v in tr.meta.items() if isinstance(v, (str, int, float))}})
+    return views
+
+
+def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: ExtractConfig):
+    """Align a pose track with its audio and compute every frame-aligned feature.
+
+    The common time span is where both audio and video exist; mel frame t of that span is
+    centred at t0 + t * 256 / 16000 s, and the motion is resampled to exactly those times
+    (the paper aligns motion and music frames one to one).
+    """
+    if not track.person.any():
+        raise MediaError("no person found")
+    miss = missing_mask(track, cfg.conf_threshold)
+    try:
+        xy = fill_missing(track.xy, miss, track.times)
+        centre, scale = normalisation(xy, track.person)
+    except ValueError as e:
+        raise MediaError(f"no usable person: {e}") from None
+    times = track.times
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / 30
+    t0 = max(float(times[0]), a_start)
+    t1 = min(float(times[-1]) + dt, a_start + len(y) / A.SR)
+    if t1 - t0 < cfg.min_seconds:
+        raise MediaError(f"too short: {max(t1 - t0, 0):.2f} s of overlapping audio and video (minimum {cfg.min_seconds:g} s)")
+    i0 = int(round((t0 - a_start) * A.SR))
+    seg = y[i0:i0 + int((t1 - t0) * A.SR)]
+    mel = A.log_mel(seg)
+    T = mel.shape[1]
+    t_mel = t0 + np.arange(T) * A.HOP / A.SR
+    pose = resample((xy - centre) / scale, times, t_mel)
+    near = nearest_index(times, t_mel)
+    interp = miss[near]
+    person = track.person[near]
+    conf = np.where(interp, 0.0, track.conf[near]).astype(np.float32)
+    dgram = directogram(pose, cfg.bins)
+    flux = kinematic_flux(dgram).astype(np.float32)
+    feats = {
+        "pose": pose, "conf": conf, "interp": interp, "person": person, "mel": mel,
+        "dirgram": dgram, "flux": flux,
+        "kin_beats": beats_from_envelope(normalise01(flux)).astype(np.float64),
+        "onsets": A.onsets(seg).astype(np.float64),
+    }
+    info = {
+        "audio": seg,
+        "width": track.width, "height": track.height,
+        "centre": centre.tolist(), "scale": scale,
+        "t0": t0, "duration": T / A.FPS, "frames": T,
+        "video_frames": int(len(times)), "video_fps": 1.0 / dt if dt > 0 else 0.0,
+        "person_frac": float(track.person.mean()),
+        "interp_frac": float(miss[track.person].mean()) if track.person.any() else 1.0,
+        "audio_trim_start": t0 - a_start, "video_trim_start": t0 - float(times[0]),
+    }
+    return feats, info
+
+
+def load_item(out, item_id: str) -> dict:
+    """Arrays of one extracted item (no pickle: allow_pickle=False)."""
+    with np.load(Path(out) / "items" / f"{item_id}.npz", allow_pickle=False) as z:
+        return {k: z[k] for k in z.files}

@@ -1,0 +1,117 @@
+"""Summaries and a one-clip plot of a data folder (extract output) or a shard folder."""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from rich.table import Table
+
+from . import audio as A
+
+
+def kind_of(path: Path) -> str:
+    path = Path(path)
+    if (path / "manifest.parquet").exists():
+        return "shards"
+    if (path / "clips.parquet").exists():
+        return "data"
+    raise FileNotFoundError(f"{path} is neither a data folder (clips.parquet) nor a shard folder (manifest.parquet)")
+
+
+def summarise(path) -> list[Table]:
+    path = Path(path)
+    tables = []
+    if kind_of(path) == "data":
+        videos = pq.read_table(path / "videos.parquet").to_pylist()
+        clips = pq.read_table(path / "clips.parquet").to_pylist()
+        ok = [c for c in clips if c["status"] == "ok"]
+        t = Table(title=f"data: {path}", show_header=False)
+        t.add_row("videos ok / failed", f"{sum(v['status'] == 'ok' for v in videos)} / {sum(v['status'] != 'ok' for v in videos)}")
+        t.add_row("clips kept / rejected", f"{len(ok)} / {len(clips) - len(ok)}")
+        t.add_row("hours kept", f"{sum(c['duration'] for c in ok) / 3600:.3f}")
+        good = [v for v in videos if v["status"] == "ok"]
+        if good:
+            t.add_row("mean person / interpolated fraction",
+                      f"{np.mean([v['person_frac'] for v in good]):.3f} / {np.mean([v['interp_frac'] for v in good]):.3f}")
+        tables.append(t)
+        fails = Counter(v["reason"] for v in videos if v["status"] != "ok")
+        rej = Counter(c["reason"].split(" (")[0] for c in clips if c["status"] != "ok")
+        if fails or rej:
+            f = Table(title="failures by reason")
+            f.add_column("what"); f.add_column("reason"); f.add_column("count")
+            for r, n in fails.most_common():
+                f.add_row("video", r, str(n))
+            for r, n in rej.most_common():
+                f.add_row("clip", r, str(n))
+            tables.append(f)
+    else:
+        rows = pq.read_table(path / "manifest.parquet").to_pylist()
+        t = Table(title=f"shards: {path}")
+        for c in ("split", "clips", "hours", "shards"):
+            t.add_column(c)
+        for split in ("train", "val", "test"):
+            r = [x for x in rows if x["split"] == split]
+            t.add_row(split, str(len(r)), f"{sum(x['duration'] for x in r) / 3600:.3f}", str(len({x['shard'] for x in r})))
+        tables.append(t)
+    return tables
+
+
+def _clip_from_data(path: Path, key: str | None):
+    from .extract import load_item
+
+    clips = [c for c in pq.read_table(path / "clips.parquet").to_pylist() if c["status"] == "ok"]
+    row = next((c for c in clips if key in (None, c["key"])), None)
+    if row is None:
+        raise KeyError(f"clip {key} not found in {path}" if key else f"no kept clips in {path}")
+    f = load_item(path, row["video"])
+    s, e = row["frame_start"], row["frame_end"]
+    t0, t1 = s / A.FPS, e / A.FPS
+    from .rhythm import normalise01
+
+    sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
+    return row["key"], f["mel"][:, s:e], normalise01(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
+
+
+def _clip_from_shards(path: Path, key: str | None):
+    import webdataset as wds
+
+    from .loader import shard_urls
+
+    for split in ("train", "val", "test"):
+        if not (path / split).exists() or not list((path / split).glob("*.tar")):
+            continue
+        for s in wds.WebDataset(shard_urls(path, split), shardshuffle=False, empty_check=False).decode():
+            if key in (None, s["__key__"]):
+                b = s["beats.json"]
+                return s["__key__"], s["mel.npy"], s["amp.npy"], np.asarray(b["kinematic"]), np.asarray(b["onsets"])
+    raise KeyError(f"clip {key} not found in {path}" if key else f"no clips in {path}")
+
+
+def plot_clip(path, out, key: str | None = None) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    k, mel, amp, kin, ons = (_clip_from_data if kind_of(path) == "data" else _clip_from_shards)(path, key)
+    t = np.arange(mel.shape[1]) / A.FPS
+    fig, ax = plt.subplots(2, 1, figsize=(12, 6), sharex=True)
+    ax[0].imshow(mel, origin="lower", aspect="auto", extent=(0, t[-1] if len(t) else 0, 0, mel.shape[0]))
+    ax[0].set_ylabel("mel bin")
+    ax[0].set_title(k)
+    for b in ons:
+        ax[0].axvline(b, color="w", lw=0.6, alpha=0.8)
+    ax[1].plot(t, amp, color="k", lw=0.8, label="kinematic amplitude")
+    ax[1].vlines(kin, 0, 1, colors="tab:red", lw=1.2, label="kinematic beats")
+    ax[1].vlines(ons, 0, 1, colors="tab:blue", lw=0.8, linestyles="dashed", label="music onsets")
+    ax[1].set_xlabel("time (s)")
+    ax[1].legend(loc="upper right", fontsize=8)
+    fig.tight_layout()
+    Path(out).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=100)
+    plt.close(fig)
+    return k

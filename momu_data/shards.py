@@ -1,0 +1,178 @@
+"""Clips -> WebDataset tar shards per split, a wids index per split, and manifest.parquet.
+
+One sample per clip (keys have no dots: webdataset splits a file name into key and
+extension at the first dot):
+  pose.npy     float32 [T, 14, 2]  motion on the mel time base, torso units
+  conf.npy     float32 [T, 14]     per-joint confidence (0 where interpolated)
+  mel.npy      float32 [80, T]     log-mel, 62.5 frames/s
+  amp.npy      float32 [T]         kinematic amplitude indicator, scaled to [0, 1] in the clip
+  dirgram.npy  float32 [T, K]      motion directogram
+  beats.json   {"kinematic": [s], "onsets": [s]} relative to the clip start
+  audio.flac   16 kHz mono, exactly T * 256 samples
+  meta.json    the clip's manifest row plus time base and normalisation
+"""
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from . import audio as A
+from .extract import load_item
+from .io import atomic_path, write_json
+from .rhythm import normalise01
+
+SPLITS = ("train", "val", "test")
+GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}
+
+
+def parse_split(spec: str) -> tuple[float, float, float]:
+    """"90/5/5" -> (0.9, 0.05, 0.05)."""
+    try:
+        parts = [float(p) for p in spec.split("/")]
+    except ValueError:
+        parts = []
+    if len(parts) != 3 or any(p < 0 for p in parts) or sum(parts) <= 0:
+        raise ValueError(f"--split must look like 90/5/5 (train/val/test), got {spec!r}")
+    s = sum(parts)
+    return tuple(p / s for p in parts)
+
+
+def assign_splits(groups: dict[str, float], ratios, seed: int = 0) -> dict[str, str]:
+    """Deterministic grouped split: each group (weight = its duration) goes whole to one
+    split. Groups are visited in a seeded random order and each goes to the split furthest
+    below its target share, so small datasets still get val/test groups early."""
+    names = sorted(groups)
+    order = np.random.default_rng(seed).permutation(len(names))
+    got = np.zeros(3)
+    out = {}
+    for i in order:
+        g = names[i]
+        w = groups[g]
+        deficit = np.asarray(ratios) * (got.sum() + w) - got
+        deficit[np.asarray(ratios) == 0] = -np.inf
+        k = int(np.argmax(deficit))
+        got[k] += w
+        out[g] = SPLITS[k]
+    return out
+
+
+def _flac_bytes(y: np.ndarray) -> bytes:
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(y, -1, 1), A.SR, format="FLAC", subtype="PCM_16")
+    return buf.getvalue()
+
+
+def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
+    s, e = int(row["frame_start"]), int(row["frame_end"])
+    t0, t1 = s / A.FPS, e / A.FPS
+
+    def within(b):
+        b = np.asarray(b)
+        return (b[(b >= t0) & (b < t1)] - t0).round(4).tolist()
+
+    meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
+    meta.update({"fps": A.FPS, "sr": A.SR, "hop": A.HOP, "n_mels": A.N_MELS,
+                 "centre": view.get("centre"), "scale": view.get("scale"),
+                 "width": view.get("width"), "height": view.get("height")})
+    return {
+        "__key__": row["key"],
+        "pose.npy": feats["pose"][s:e].astype(np.float32),
+        "conf.npy": feats["conf"][s:e].astype(np.float32),
+        "mel.npy": feats["mel"][:, s:e].astype(np.float32),
+        "amp.npy": normalise01(feats["flux"][s:e]),
+        "dirgram.npy": feats["dirgram"][s:e].astype(np.float32),
+        "beats.json": {"kinematic": within(feats["kin_beats"]), "onsets": within(feats["onsets"])},
+        "audio.flac": _flac_bytes(audio[s * A.HOP:e * A.HOP]),
+        "meta.json": meta,
+    }
+
+
+def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", seed: int = 0,
+                 shard_size: int = 1000, shard_bytes: int = 512 << 20, progress=None) -> dict:
+    """Build shards from DATA (extract's output) into OUT, replacing OUT at the end.
+
+    Everything is written into a sibling temporary folder first and swapped in when
+    complete, so an interrupted run never leaves a partial shard set behind.
+    """
+    import soundfile as sf
+    import webdataset as wds
+
+    from .manifest import read_records
+
+    data, out = Path(data), Path(out)
+    clips_path = data / "clips.parquet"
+    if not clips_path.exists():
+        raise FileNotFoundError(f"{clips_path} not found: run `momu-data extract` first")
+    rows = [r for r in pq.read_table(clips_path).to_pylist() if r["status"] == "ok"]
+    if not rows:
+        raise ValueError(f"no usable clips in {data} (all rejected or failed): see `momu-data inspect {data}`")
+    if group_by not in GROUP_COLUMNS:
+        raise ValueError(f"--group-by must be one of {', '.join(GROUP_COLUMNS)}")
+    col = GROUP_COLUMNS[group_by]
+    if any(not r.get(col) for r in rows):
+        raise ValueError(f"--group-by {group_by}: some clips have no {col} id in the metadata; use --group-by video")
+    weights: dict[str, float] = {}
+    for r in rows:
+        weights[r[col]] = weights.get(r[col], 0.0) + r["duration"]
+    split_of = assign_splits(weights, ratios, seed)
+    views = {v["id"]: v for rec in read_records(data) if rec["status"] == "ok" for v in rec["views"]}
+
+    tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    manifest, index, stats = [], {}, {}
+    rng = np.random.default_rng(seed)
+    for split in SPLITS:
+        srows = [r for r in rows if split_of[r[col]] == split]
+        (tmp / split).mkdir(parents=True)
+        # Videos in seeded random order so a shard mixes less of one video's clips in a row.
+        vids = sorted({r["video"] for r in srows})
+        vids = [vids[i] for i in rng.permutation(len(vids))]
+        written = []
+        with wds.ShardWriter(str(tmp / split / "%06d.tar"), maxcount=shard_size, maxsize=shard_bytes, verbose=0) as sink:
+            for vid in vids:
+                feats = load_item(data, vid)
+                audio, _ = sf.read(data / "items" / f"{vid}.flac", dtype="float32")
+                for r in (r for r in srows if r["video"] == vid):
+                    sample = clip_sample(r, feats, audio, views.get(vid, {}))
+                    sink.write(sample)  # may open the next shard first
+                    shard = Path(sink.fname).name
+                    written.append({**r, "split": split, "shard": f"{split}/{shard}"})
+                    if progress:
+                        progress(1)
+        manifest += written
+        for p in (tmp / split).glob("*.tar"):  # ShardWriter opens a first shard even for an empty split
+            if not any(w["shard"] == f"{split}/{p.name}" for w in written):
+                p.unlink()
+        shards = sorted((tmp / split).glob("*.tar"))
+        counts = {}
+        for w in written:
+            counts[w["shard"]] = counts.get(w["shard"], 0) + 1
+        index[split] = {
+            "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split,
+            "shardlist": [{"url": f"{split}/{p.name}", "nsamples": counts.get(f"{split}/{p.name}", 0),
+                           "filesize": p.stat().st_size} for p in shards],
+        }
+        stats[split] = {"clips": len(written), "hours": sum(w["duration"] for w in written) / 3600,
+                        "groups": len({w[col] for w in written}), "shards": len(shards),
+                        "bytes": sum(p.stat().st_size for p in shards)}
+    for split in SPLITS:
+        write_json(tmp / f"{split}.wids.json", index[split])
+    pq.write_table(pa.Table.from_pylist(manifest), tmp / "manifest.parquet")
+    info = {"data": str(data), "ratios": list(ratios), "group_by": group_by, "seed": seed, "splits": stats}
+    write_json(tmp / "info.json", info)
+    # Swap in the finished shard set.
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)
+    return info
