@@ -46,19 +46,20 @@ def parse_split(spec: str) -> tuple[float, float, float]:
 
 def assign_splits(groups: dict[str, float], ratios, seed: int = 0) -> dict[str, str]:
     """Deterministic grouped split: each group (weight = its duration) goes whole to one
-    split. Groups are visited in a seeded random order and each goes to the split furthest
-    below its target share, so small datasets still get val/test groups early."""
+    split. Groups are visited in a seeded random order and each goes to the split that is
+    least filled relative to its target share, so even a handful of groups gives every
+    split with a non-zero share at least one group, and large sets converge to the ratios."""
     names = sorted(groups)
     order = np.random.default_rng(seed).permutation(len(names))
+    r = np.asarray(ratios, dtype=float)
     got = np.zeros(3)
     out = {}
     for i in order:
         g = names[i]
-        w = groups[g]
-        deficit = np.asarray(ratios) * (got.sum() + w) - got
-        deficit[np.asarray(ratios) == 0] = -np.inf
-        k = int(np.argmax(deficit))
-        got[k] += w
+        with np.errstate(divide="ignore", invalid="ignore"):
+            fill = np.where(r > 0, got / np.where(r > 0, r, 1), np.inf)
+        k = int(np.argmin(fill))  # ties go to train, then val
+        got[k] += groups[g]
         out[g] = SPLITS[k]
     return out
 

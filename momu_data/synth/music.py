@@ -82,8 +82,10 @@ STYLE_SPECS = {
     "hiphop": StyleSpec(
         beats_per_bar=4,
         drums={
-            "kick": (_hits((0, 8), 1.0) + _hits((10,), 0.7), _hits((0, 8), 1.0) + _hits((7,), 0.6),
-                     _hits((0, 8), 1.0) + _hits((3, 11), 0.6)),
+            # Syncopated extra kicks sit an eighth away from the next beat: a kick one
+            # sixteenth before the snare would mask the snare for the onset detector.
+            "kick": (_hits((0, 8), 1.0) + _hits((10,), 0.7), _hits((0, 8), 1.0) + _hits((14,), 0.6),
+                     _hits((0, 8), 1.0) + _hits((6, 10), 0.55)),
             "snare": (_hits((4, 12), 0.9),),
             "hat": (_hits(range(0, 16, 2), 0.35), _hits(range(0, 16, 2), 0.3) + _hits((7, 15), 0.2)),
         },
@@ -109,7 +111,7 @@ STYLE_SPECS = {
         beats_per_bar=4,
         drums={
             "kick": (_hits((0, 4, 8, 12), 1.0),),
-            "snare": (_hits((3, 6, 11, 14), 0.55),),
+            "snare": (_hits((3, 6, 11, 14), 0.4),),
             "hat": (_hits(range(0, 16, 2), 0.3),),
             "clave": (_hits((0, 3, 6, 10, 12), 0.4), _hits((0, 3, 7, 10, 12), 0.4)),
             "conga": (_hits((2, 7, 10, 15), 0.45), _hits((2, 5, 10, 13), 0.45)),
@@ -163,7 +165,7 @@ def kick(sr, rng, vel, tm):
     # Pitch sweeps from f0 down to f1: the fast sweep is the "thump", the click the attack.
     f = tm["kick_f1"] + (tm["kick_f0"] - tm["kick_f1"]) * np.exp(-t / 0.035)
     body = np.sin(2 * np.pi * np.cumsum(f) / sr) * np.exp(-t / tm["kick_decay"])
-    click = rng.standard_normal(t.size) * np.exp(-t / 0.004) * 0.35
+    click = _highpass_noise(rng, t.size, 1) * np.exp(-t / 0.012) * 0.5
     return vel * (body + click)
 
 
@@ -331,7 +333,7 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
     chord_root = bass_root + 24
 
     drums = {"kick": (kick, 1.0), "snare": (snare, 0.55), "clap": (clap, 0.55),
-             "brush": (brush, 0.5), "hat": (hat, 0.22), "clave": (clave, 0.22),
+             "brush": (brush, 0.5), "hat": (hat, 0.15), "clave": (clave, 0.22),
              "conga": (conga, 0.35)}
     buf = np.zeros(n, dtype=np.float64)
     steps_per_bar = bpb * STEPS_PER_BEAT
@@ -365,6 +367,16 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
             ev = chord(sr, rng, freqs, length * step, 1.0, tm, spec.chord_env)
             _add(buf, step_time(bar, s), ev, sr, 0.3 if spec.chord_env == "stab" else 0.35)
 
+    # A quiet noise bed (about -40 dB below the peak, like a room or a record's hiss).
+    # Onset detectors work on log spectra: rising from digital silence (the lead-in, or
+    # a quiet band between hits) looks like an enormous onset and, after normalisation,
+    # dwarfs every later beat. The bed bounds how far a band can fall between hits.
+    peak = np.abs(buf).max()
+    # It fades in over the lead-in so that its own start is no onset either.
+    bed = rng.standard_normal(n) * (0.01 * peak)
+    ramp = min(n, int(offset * sr))
+    bed[:ramp] *= np.linspace(0.0, 1.0, ramp)
+    buf += bed
     # Fade the last 20 ms so the cut at `seconds` does not click; normalise the peak.
     fade = min(n, int(0.02 * sr))
     if fade:

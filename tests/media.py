@@ -1,0 +1,57 @@
+"""Small media files made by the tests themselves with PyAV."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+
+def write_av(path, seconds=2.0, fps=25, size=(64, 48), audio=True, video=True, sr=22050,
+             freq=440.0, frame_fn=None, audio_fn=None, codec="libx264"):
+    """Write an mp4 with noise frames (or frame_fn(i) -> rgb) and a sine (or audio_fn(t))."""
+    import av
+
+    path = Path(path)
+    with av.open(str(path), "w") as c:
+        vs = as_ = None
+        if video:
+            vs = c.add_stream(codec, rate=fps)
+            vs.width, vs.height = size
+            vs.pix_fmt = "yuv420p"
+        if audio:
+            as_ = c.add_stream("aac", rate=sr)
+            as_.layout = "mono"
+        rng = np.random.default_rng(0)
+        if video:
+            for i in range(int(round(seconds * fps))):
+                img = frame_fn(i) if frame_fn else rng.integers(0, 255, (size[1], size[0], 3), dtype=np.uint8)
+                for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                    c.mux(p)
+            for p in vs.encode():
+                c.mux(p)
+        if audio:
+            n = int(seconds * sr)
+            t = np.arange(n) / sr
+            y = audio_fn(t) if audio_fn else 0.3 * np.sin(2 * np.pi * freq * t)
+            y = y.astype(np.float32)[None]
+            for k in range(0, n, 1024):
+                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, k:k + 1024]), format="fltp", layout="mono")
+                fr.sample_rate = sr
+                fr.pts = k
+                for p in as_.encode(fr):
+                    c.mux(p)
+            for p in as_.encode():
+                c.mux(p)
+    return path
+
+
+def click_track(seconds: float, bpm: float, sr: int = 16000, offset: float = 0.25):
+    """Short decaying noise bursts on every beat; returns (signal, beat times)."""
+    rng = np.random.default_rng(1)
+    y = np.zeros(int(seconds * sr), np.float32)
+    beats = np.arange(offset, seconds - 0.1, 60.0 / bpm)
+    burst = (rng.standard_normal(int(0.03 * sr)) * np.exp(-np.linspace(0, 8, int(0.03 * sr)))).astype(np.float32)
+    for b in beats:
+        i = int(b * sr)
+        y[i:i + len(burst)] += 0.8 * burst[: len(y) - i]
+    return y, beats
