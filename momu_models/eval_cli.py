@@ -155,6 +155,7 @@ def score_pair(stem: str, gen: Path, ref: Path, kind: Kind, fps: Optional[float]
         "generated": str(gen),
         "reference": str(ref),
         "duration_s": round(duration, 6),
+        "reference_duration_s": round(ref_y.size / SR, 6),
         "BCS": 100.0 * s.bcs,
         "BHS": 100.0 * s.bhs,
         "F1": 100.0 * s.f1,
@@ -176,6 +177,7 @@ def evaluate_beats(generated: Path, reference: Path, kind: Kind = Kind.music,
                    fps: Optional[float] = None, tolerance: Optional[float] = None,
                    plot_dir: Optional[Path] = None) -> dict:
     """Beat alignment of every pair: the summary dict the CLI prints and writes as JSON."""
+    kind = Kind(kind)  # also accept "music" / "motion" from Python callers
     gen_exts = MEDIA_EXTENSIONS if kind == Kind.music else B.MOTION_EXTENSIONS
     pairs, unused = pair_files(generated, reference, gen_exts, MEDIA_EXTENSIONS)
     if plot_dir is not None:
@@ -338,6 +340,11 @@ def beats(
     if res["unused_reference"]:
         typer.echo(f"note: {len(res['unused_reference'])} reference file(s) without a generated "
                    f"counterpart were ignored", err=True)
+    longer = [p["stem"] for p in res["pairs"]
+              if p["duration_s"] > p["reference_duration_s"] + B.DEFAULT_BIN_S]
+    if longer:
+        # Bins past the reference's end can hold no reference beat, so they cost BCS.
+        typer.echo(f"note: generated outlasts its reference by more than 1 s: {_listing(longer)}", err=True)
     print_beats(res, per_pair)
     if json_out is not None:
         write_json(res, json_out)
@@ -384,12 +391,14 @@ def fad(
     except (EvalError, F.EmbedderError, ValueError, OSError) as e:
         _fail(str(e))
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     t = Table(title="Fréchet Audio Distance")
     for c in ("metric", "value", "generated files / windows", "reference files / windows"):
         t.add_column(c, justify="right")
-    t.add_row(res["metric"], f"{res['value']:.4f}",
+    # escape: rich would read "[logmel-stats]" as a style tag and drop the embedder name.
+    t.add_row(escape(res["metric"]), f"{res['value']:.4f}",
               f"{res['n_generated_files']} / {res['n_generated_windows']}",
               f"{res['n_reference_files']} / {res['n_reference_windows']}")
     Console().print(t)

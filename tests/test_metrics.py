@@ -1,0 +1,385 @@
+"""Metrics and momu-eval: beat alignment, Fréchet distance, FAD embedders, diversity, CLI."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+# librosa's numba kernels compile for ~14 s unless cached; cache them inside the repo.
+os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
+
+import numpy as np
+import pytest
+
+from momu_data import audio
+from momu_models.metrics import beats as B
+from momu_models.metrics import diversity as D
+from momu_models.metrics import fad as F
+from momu_models.metrics import frechet as FR
+
+SR = audio.SR
+
+
+def clicks(times, dur: float, seed: int = 0) -> np.ndarray:
+    """A click track: 20 ms decaying 1 kHz bursts at the given times over faint noise."""
+    y = np.zeros(int(round(dur * SR)), np.float32)
+    t = np.arange(int(0.02 * SR)) / SR
+    burst = (np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.004)).astype(np.float32)
+    for c in times:
+        i = int(round(c * SR))
+        seg = y[i:i + burst.size]
+        seg += burst[:seg.size]
+    y += 1e-4 * np.random.default_rng(seed).standard_normal(y.size).astype(np.float32)
+    return 0.5 * y
+
+
+def dance(beats, dur: float, fps: float, seed: int = 0) -> np.ndarray:
+    """A [T, 14, 2] motion at rest except for a short sideways jerk starting at each beat."""
+    T = int(round(dur * fps))
+    base = np.random.default_rng(seed).uniform(0, 1, (14, 2)).astype(np.float32)
+    vel = np.zeros((T, 2), np.float32)
+    for k, b in enumerate(beats):
+        i = int(round(b * fps))
+        vel[i:i + 3] = [0.05 * (-1) ** k, 0.0]
+    return base[None] + np.cumsum(vel, axis=0)[:, None, :]
+
+
+BEATS_A = [0.5, 3.5, 6.5]  # one click every 3 s: bins 0, 3, 6
+BEATS_SHIFTED = [2.0, 5.0, 8.0]  # the same shifted by 1.5 s: bins 2, 5, 8, none shared
+DUR = 9.5
+
+
+@pytest.fixture(scope="module")
+def click_onsets():
+    return audio.onsets(clicks(BEATS_A, DUR)), audio.onsets(clicks(BEATS_SHIFTED, DUR))
+
+
+# ---- binned beat scores -----------------------------------------------------------------
+
+def test_binned_by_hand():
+    # generated bins {0, 1, 3} (0.1 and 0.5 share bin 0; 5.0 is past the 4 s clip),
+    # reference bins {0, 2} (4.5 past the end) -> matched {0}.
+    s = B.binned_scores([0.1, 0.5, 1.2, 3.9, 5.0], [0.3, 2.5, 4.5], duration=4.0)
+    assert (s.n_generated, s.n_reference, s.n_matched) == (3, 2, 1)
+    assert s.bcs == pytest.approx(1 / 3)
+    assert s.bhs == pytest.approx(1 / 2)
+    assert s.f1 == pytest.approx(0.4)
+
+
+def test_binned_edges():
+    # A beat exactly at the end of the clip lies outside [0, duration).
+    assert B.binned_scores([4.0], [4.0], 4.0).n_generated == 0
+    # A partial last bin counts: 2.5 s -> bins [0,1), [1,2), [2,2.5).
+    assert B.beat_bins([2.4], 2.5).tolist() == [False, False, True]
+    # Several beats in one bin count once; identical lists score 1 / 1.
+    s = B.binned_scores([1.1, 1.2, 1.9], [1.5], 3.0)
+    assert (s.n_generated, s.n_matched, s.bcs, s.bhs) == (1, 1, 1.0, 1.0)
+    # Bins of other widths: 0.6 s is the start of the fourth 0.2 s bin, not the third.
+    assert B.beat_bins([0.6], 1.0, bin_s=0.2).tolist() == [False, False, False, True, False]
+
+
+def test_binned_empty_lists():
+    # LORIS conventions: no generated beats -> BCS 0; no reference beats -> BHS 0.
+    s = B.binned_scores([], [1.0], 4.0)
+    assert (s.bcs, s.bhs, s.f1) == (0.0, 0.0, 0.0)
+    s = B.binned_scores([1.0], [], 4.0)
+    assert (s.bcs, s.bhs, s.f1) == (0.0, 0.0, 0.0)
+    s = B.binned_scores([], [], 4.0)
+    assert (s.bcs, s.bhs, s.f1) == (0.0, 0.0, 0.0)
+    # Beats only past the end are no beats at all.
+    s = B.binned_scores([5.0, 6.0], [0.5], 4.0)
+    assert (s.n_generated, s.bcs, s.bhs) == (0, 0.0, 0.0)
+
+
+def test_aggregate_by_hand():
+    scores = [B.PairScore(1 / 3, 1 / 2, 3, 2, 1), B.PairScore(1.0, 1.0, 2, 2, 2), B.PairScore(0.0, 0.0, 0, 1, 0)]
+    res = B.aggregate(scores)
+    bcs = np.array([100 / 3, 100.0, 0.0])
+    assert res["BCS"] == pytest.approx(bcs.mean())
+    assert res["CSD"] == pytest.approx(math.sqrt(((bcs - bcs.mean()) ** 2).sum() / 2))
+    assert res["BHS"] == pytest.approx(50.0)
+    assert res["HSD"] == pytest.approx(50.0)  # std of [50, 100, 0] with ddof=1
+    assert res["F1"] == pytest.approx(2 * bcs.mean() * 50 / (bcs.mean() + 50))
+    assert res["n"] == 3
+    one = B.aggregate([B.PairScore(0.5, 0.25, 2, 4, 1)])
+    assert one["BCS"] == 50.0 and one["BHS"] == 25.0 and one["n"] == 1
+    assert math.isnan(one["CSD"]) and math.isnan(one["HSD"])
+    with pytest.raises(ValueError):
+        B.aggregate([])
+
+
+# ---- tolerance variant ------------------------------------------------------------------
+
+def test_tolerance_by_hand():
+    # 0.95<->1.02 and 2.0<->2.02 hit; 2.05 finds 2.02 already taken; 3.5 has nothing near.
+    s = B.tolerance_scores([0.95, 2.0, 2.05, 3.5], [1.02, 2.02, 3.0], 4.0, tol=0.1)
+    assert (s.n_generated, s.n_reference, s.n_matched) == (4, 3, 2)
+    assert s.bcs == pytest.approx(0.5) and s.bhs == pytest.approx(2 / 3)
+    # One-to-one: two generated beats cannot share one reference beat.
+    assert B.match_within([1.0, 1.01], [1.0], 0.1) == 1
+    # Greedy sweep finds the maximum matching.
+    assert B.match_within([1.0, 1.15], [1.08, 1.2], 0.1) == 2
+    # Exactly tol away is a hit; across a bin edge still a hit (binned: a miss).
+    assert B.match_within([1.0], [1.1], 0.1) == 1
+    assert B.tolerance_scores([0.98], [1.02], 2.0, 0.1).bcs == 1.0
+    assert B.binned_scores([0.98], [1.02], 2.0).bcs == 0.0
+    # Same edge cases as the binned metric, beats past the end dropped.
+    assert B.tolerance_scores([], [1.0], 2.0, 0.1).bcs == 0.0
+    s = B.tolerance_scores([1.0, 2.5], [1.0, 2.5], 2.0, 0.1)
+    assert (s.n_generated, s.bcs, s.bhs) == (1, 1.0, 1.0)
+    assert B.pair_scores([0.98], [1.02], 2.0, tolerance=0.1).bcs == 1.0
+    assert B.method_name(0.1) == "tolerance-0.1s" and B.method_name() == "bins-1s"
+
+
+# ---- click tracks through the paper's onset detector ------------------------------------
+
+def test_click_track_against_itself(click_onsets):
+    on, _ = click_onsets
+    assert len(on) == 3 and np.allclose(on, BEATS_A, atol=0.05)
+    s = B.binned_scores(on, on, DUR)
+    assert (100 * s.bcs, 100 * s.bhs, 100 * s.f1) == (100.0, 100.0, 100.0)
+    assert B.tolerance_scores(on, on, DUR, 0.1).f1 == 1.0
+
+
+def test_click_track_shifted_by_more_than_a_bin(click_onsets):
+    on, shifted = click_onsets
+    s = B.binned_scores(shifted, on, DUR)
+    assert s.n_generated == 3 and s.n_reference == 3
+    assert (s.bcs, s.bhs, s.f1) == (0.0, 0.0, 0.0)
+    assert B.tolerance_scores(shifted, on, DUR, 0.1).f1 == 0.0
+    # A 50 ms shift stays inside a 0.1 s tolerance.
+    near = audio.onsets(clicks([b + 0.05 for b in BEATS_A], DUR))
+    assert B.tolerance_scores(near, on, DUR, 0.1).f1 == 1.0
+
+
+def test_motion_beats_follow_the_jerks():
+    pose = dance(BEATS_A, DUR, fps=30.0)
+    kb = B.motion_beats(pose, 30.0)
+    assert np.allclose(kb, BEATS_A, atol=0.06)
+
+
+# ---- Fréchet distance -------------------------------------------------------------------
+
+def test_frechet_1d_closed_form():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(1.0, 2.0, 400), rng.normal(-1.0, 0.5, 300)
+    want = (a.mean() - b.mean()) ** 2 + (a.std(ddof=1) - b.std(ddof=1)) ** 2
+    assert FR.frechet_from_features(a, b) == pytest.approx(want, rel=1e-9)
+
+
+def test_frechet_diagonal_closed_form():
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    v1, v2 = np.array([1.0, 4.0, 9.0]), np.array([4.0, 1.0, 9.0])
+    want = ((mu1 - mu2) ** 2).sum() + ((np.sqrt(v1) - np.sqrt(v2)) ** 2).sum()  # 5 + 2 = 7
+    assert FR.frechet_distance(mu1, np.diag(v1), mu2, np.diag(v2)) == pytest.approx(want)
+    assert want == pytest.approx(7.0)
+
+
+def test_frechet_identical_and_singular():
+    x = np.random.default_rng(1).normal(size=(200, 8))
+    assert abs(FR.frechet_from_features(x, x)) < 1e-6
+    # Fewer samples than dimensions: singular covariances still give a finite number.
+    small = np.random.default_rng(2).normal(size=(5, 16))
+    d = FR.frechet_from_features(small, small + 1.0)
+    assert np.isfinite(d) and d == pytest.approx(16.0, abs=1e-3)
+    with pytest.raises(ValueError):
+        FR.frechet_from_features(x[:1], x)
+
+
+# ---- diversity --------------------------------------------------------------------------
+
+def test_intra_diversity_by_hand():
+    groups = {
+        "a": [[0, 0], [3, 4], [6, 8]],  # distances 5, 10, 5 -> 20/3
+        "b": [[0, 0], [0, 1]],  # 1
+        "c": [[9, 9]],  # one sample: no pair, skipped
+    }
+    assert D.intra_diversity(groups) == pytest.approx((20 / 3 + 1) / 2)
+    assert D.intra_diversity([np.array(groups["a"])]) == pytest.approx(20 / 3)
+    with pytest.raises(ValueError):
+        D.intra_diversity({"c": [[1, 2]]})
+
+
+def test_inter_diversity_by_hand():
+    x = [[0.0], [1.0], [3.0], [6.0]]
+    cond = ["a", "a", "b", "b"]
+    # cross pairs: |0-3|, |0-6|, |1-3|, |1-6| = 3, 6, 2, 5 -> mean 4; 200 asked, 4 exist.
+    assert D.inter_diversity(x, cond, n_pairs=200) == pytest.approx(4.0)
+    pairs = D.sample_cross_pairs(cond, n_pairs=3, seed=0)
+    assert len({tuple(p) for p in pairs.tolist()}) == 3
+    assert all(cond[i] != cond[j] for i, j in pairs)
+    assert D.inter_diversity(x, cond, n_pairs=3, seed=5) == D.inter_diversity(x, cond, n_pairs=3, seed=5)
+    # Without conditions every sample is its own: all 6 pairs of 4 points.
+    assert D.inter_diversity(x, None) == pytest.approx((1 + 3 + 6 + 2 + 5 + 3) / 6)
+    with pytest.raises(ValueError):
+        D.inter_diversity(x, ["a"] * 4)
+    g = D.group_by_condition(x, cond)
+    assert list(g) == ["a", "b"] and g["b"].tolist() == [[3.0], [6.0]]
+
+
+def test_inter_diversity_many_samples_samples_distinct_pairs():
+    # 3000 single-sample conditions: ~4.5 M cross pairs, drawn by rejection sampling.
+    pairs = D.sample_cross_pairs(np.arange(3000), n_pairs=200, seed=0)
+    assert pairs.shape == (200, 2)
+    assert (pairs[:, 0] < pairs[:, 1]).all()
+    assert len({tuple(p) for p in pairs.tolist()}) == 200
+
+
+# ---- FAD embedders ----------------------------------------------------------------------
+
+def test_vggish_shapes_random_init():
+    import torch
+
+    torch.manual_seed(0)
+    y = clicks(np.arange(0.1, 2.0, 0.25), 2.0)
+    ex = F.vggish_examples(y)
+    assert ex.shape == (2, 1, 96, 64)  # 198 frames of 10 ms -> two 0.96 s patches
+    mel = F.vggish_mel_matrix(257)
+    assert mel.shape == (257, 64) and not mel[0].any()
+    emb = F.VGGishEmbedder(model=F.build_vggish().eval())
+    out = emb.embed(y)
+    assert out.shape == (2, 128) and np.isfinite(out).all()
+    assert emb.embed(y[: int(0.5 * SR)]).shape == (0, 128)
+
+
+def test_vggish_weights_errors(tmp_path):
+    import torch
+
+    with pytest.raises(F.EmbedderError, match="not found.*vggish-10086976.pth"):
+        F.load_vggish(tmp_path / "missing.pth")
+    with pytest.raises(F.EmbedderError, match="--vggish-weights"):
+        F.get_embedder("vggish")
+    bad = tmp_path / "bad.pth"
+    torch.save({"foo.weight": torch.zeros(1)}, bad)
+    with pytest.raises(F.EmbedderError, match="does not fit VGGish"):
+        F.load_vggish(bad)
+    with pytest.raises(F.EmbedderError, match="unknown embedder"):
+        F.get_embedder("openl3")
+    mapped = F._map_vggish_keys({"state_dict": {"module.features_network.0.weight": 1,
+                                                "embedding_network.4.bias": 2, "pproc._pca_matrix": 3}})
+    assert mapped == {"features.0.weight": 1, "embeddings.4.bias": 2}
+
+
+def test_logmel_stats_fad_is_labelled():
+    emb = F.get_embedder("logmel-stats")
+    a = [clicks(np.arange(0.1, 4, 0.3), 4.0, seed=s) for s in range(3)]
+    b = [clicks(np.arange(0.2, 4, 0.7), 4.0, seed=10 + s) for s in range(3)]
+    e = emb.embed(a[0])
+    assert e.shape == (4, 160)  # 251 mel frames -> four 60-frame windows
+    ga = np.concatenate([emb.embed(y) for y in a])
+    gb = np.concatenate([emb.embed(y) for y in b])
+    res = F.fad_from_embeddings(ga, gb, emb)
+    assert res["metric"] == "FAD[logmel-stats]" and res["embedder"] == "logmel-stats"
+    assert res["FAD[logmel-stats]"] == res["value"] > 0
+    assert res["rank_deficient"]  # 12 windows, 160 dimensions
+    assert abs(F.fad_from_embeddings(ga, ga, emb)["value"]) < 1e-3
+    assert F.clip_embedding(a[0], emb).shape == (160,)
+
+
+# ---- CLI --------------------------------------------------------------------------------
+
+def _write_wav(path: Path, y: np.ndarray) -> None:
+    import soundfile as sf
+
+    sf.write(str(path), y, SR, subtype="FLOAT")
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("eval")
+    for d in ("gen", "ref", "motion", "lonely"):
+        (root / d).mkdir()
+    _write_wav(root / "ref" / "a.wav", clicks(BEATS_A, DUR, seed=1))
+    _write_wav(root / "ref" / "b.wav", clicks(BEATS_A, DUR, seed=2))
+    _write_wav(root / "gen" / "a.wav", clicks(BEATS_A, DUR, seed=3))  # in time
+    _write_wav(root / "gen" / "b.wav", clicks(BEATS_SHIFTED, DUR, seed=4))  # 1.5 s late
+    np.save(root / "motion" / "a.npy", dance(BEATS_A, DUR, fps=30.0))
+    (root / "motion" / "a.json").write_text(json.dumps({"fps": 30.0}))
+    np.save(root / "motion" / "b.npy", dance(BEATS_SHIFTED, DUR, fps=60.0))  # fps from --fps
+    _write_wav(root / "lonely" / "zzz.wav", clicks(BEATS_A, 2.0))
+    return root
+
+
+def _run(*args):
+    from typer.testing import CliRunner
+
+    from momu_models.eval_cli import app
+
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def test_cli_beats_music(files, tmp_path):
+    out = tmp_path / "beats.json"
+    plots = tmp_path / "plots"
+    r = _run("beats", files / "gen", "--reference", files / "ref", "--json", out, "--plot", plots)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["kind"] == "music" and res["method"] == "bins-1s" and res["n"] == 2
+    assert res["BCS"] == pytest.approx(50.0) and res["BHS"] == pytest.approx(50.0)
+    assert res["CSD"] == pytest.approx(100 / math.sqrt(2)) and res["HSD"] == pytest.approx(100 / math.sqrt(2))
+    assert res["F1"] == pytest.approx(50.0)
+    rows = {p["stem"]: p for p in res["pairs"]}
+    assert (rows["a"]["BCS"], rows["a"]["BHS"], rows["b"]["BCS"], rows["b"]["BHS"]) == (100, 100, 0, 0)
+    assert rows["a"]["n_generated"] == 3 and rows["a"]["duration_s"] == pytest.approx(DUR)
+    assert sorted(p.name for p in plots.iterdir()) == ["a.png", "b.png"]
+    assert "BCS" in r.output and "HSD" in r.output
+
+
+def test_cli_beats_motion_and_tolerance(files, tmp_path):
+    out = tmp_path / "motion.json"
+    r = _run("beats", files / "motion", "-r", files / "ref", "--kind", "motion", "--fps", "60",
+             "--tolerance", "0.1s", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["kind"] == "motion" and res["method"] == "tolerance-0.1s" and res["unit"] == "beats"
+    rows = {p["stem"]: p for p in res["pairs"]}
+    assert rows["a"]["fps"] == 30.0 and rows["b"]["fps"] == 60.0  # sidecar, then --fps
+    assert rows["a"]["BCS"] == 100 and rows["a"]["BHS"] == 100
+    assert rows["b"]["BCS"] == 0 and rows["b"]["BHS"] == 0
+    assert {"BCS", "CSD", "BHS", "HSD", "F1", "n"} <= set(res)
+
+
+def test_cli_single_pair_has_null_sd(files, tmp_path):
+    out = tmp_path / "one.json"
+    r = _run("beats", files / "gen" / "a.wav", "-r", files / "ref" / "a.wav", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["n"] == 1 and res["CSD"] is None and res["HSD"] is None and res["BCS"] == 100
+
+
+def test_cli_errors(files, tmp_path):
+    r = _run("beats", files / "lonely", "-r", files / "ref")
+    assert r.exit_code == 1 and "no pairs found" in r.output
+    (tmp_path / "gen").mkdir()
+    for s in ("a", "extra"):
+        (tmp_path / "gen" / f"{s}.wav").write_bytes((files / "gen" / "a.wav").read_bytes())
+    r = _run("beats", tmp_path / "gen", "-r", files / "ref")
+    assert r.exit_code == 1 and "unpaired generated stems" in r.output and "extra" in r.output
+    r = _run("beats", files / "motion", "-r", files / "ref", "--kind", "motion")
+    assert r.exit_code == 1 and "no fps" in r.output and "b.json" in r.output
+    r = _run("beats", files / "motion", "-r", files / "ref")
+    assert r.exit_code == 1 and "--kind motion" in r.output
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "a.wav").write_bytes(b"not audio at all")
+    r = _run("beats", tmp_path / "junk", "-r", files / "ref")
+    assert r.exit_code == 1 and "a.wav" in r.output and "unreadable" in r.output
+    r = _run("fad", files / "gen", "-r", files / "ref", "--embedder", "vggish")
+    assert r.exit_code == 1 and "--vggish-weights" in r.output
+
+
+def test_cli_fad_logmel(files, tmp_path):
+    out = tmp_path / "fad.json"
+    r = _run("fad", files / "gen", "--reference", files / "ref", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["metric"] == "FAD[logmel-stats]" and res["FAD[logmel-stats]"] == res["value"]
+    assert res["n_generated_files"] == 2 and res["n_generated_windows"] == 18
+    assert math.isfinite(res["value"]) and "FAD[logmel-stats]" in r.output
+
+
+def test_cli_plot_command(files, tmp_path):
+    r = _run("plot", files / "motion", "-r", files / "ref", "--out", tmp_path / "p", "--kind", "motion",
+             "--fps", "60")
+    assert r.exit_code == 0, r.output
+    assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png"]
