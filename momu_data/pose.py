@@ -9,6 +9,8 @@ works on a 256x256 crop anyway, so full-resolution conversion would only cost ti
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from .skeleton import MEDIAPIPE_TO_14, map_keypoints
@@ -23,6 +25,9 @@ class MediapipePose:
 
     def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,
                  min_tracking_confidence: float = 0.5):
+        # mediapipe's C++ side logs several warnings per process; keep the progress bars readable.
+        os.environ.setdefault("GLOG_minloglevel", "2")
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         import mediapipe as mp
 
         self._pose = mp.solutions.pose.Pose(
