@@ -38,7 +38,7 @@ class VAEConfig:
     # the latent (table 8 "hidden channels 20" = the DiT's input channels, table 9)
     latent_channels: int = 20
     # widths: level l has base_channels * channel_mult[l] channels (table 8 "[1,2,4]")
-    base_channels: int = 256
+    base_channels: int = 240
     motion_base_channels: int | None = None   # None: same as base_channels
     channel_mult: tuple[int, ...] = (1, 2, 4)
     num_res_blocks: int = 2                   # per encoder level; the decoder has one more
@@ -78,7 +78,7 @@ class VAEConfig:
         if self.pad_mode not in ("replicate", "zero"):
             raise ValueError(f"pad_mode must be 'replicate' or 'zero', not {self.pad_mode!r}")
         for base in (self.base_channels, self.motion_base_channels or self.base_channels):
-            for m in self.channel_mult + (self.channel_mult[-1],):
+            for m in self.channel_mult:
                 if (base * m) % self.num_heads:
                     raise ValueError(f"{base * m} channels do not split into {self.num_heads} heads")
 
@@ -104,14 +104,13 @@ class VAEConfig:
 
 
 PRESETS: dict[str, VAEConfig] = {
-    # unit tests: ~40k parameters for the pair, a forward pass on T=250 in milliseconds
-    "tiny": VAEConfig(base_channels=8, channel_mult=(1, 2, 4), num_res_blocks=1, kernel_size=5,
-                      norm_groups=4, disc_channels=4, disc_scales=2, disc_layers=2),
-    # CPU demo: ~1.5M parameters for the pair, trainable in minutes on 2 cores
-    "small": VAEConfig(base_channels=32, channel_mult=(1, 2, 4), num_res_blocks=2, kernel_size=5,
-                       norm_groups=8, disc_channels=16, disc_scales=3, disc_layers=3),
-    # table 8: ~210M parameters for the pair (the paper reports 213M)
-    "paper": VAEConfig(),
+    # unit tests: 61,860 parameters for the pair; a forward pass on T=250 takes milliseconds
+    "tiny": VAEConfig(base_channels=4, channel_mult=(1, 2, 4), num_res_blocks=1, norm_groups=4,
+                      disc_channels=4, disc_scales=2, disc_layers=2),
+    # CPU demo: 1,009,116 parameters for the pair; a stage-1 step on 8 x 4 s takes ~0.75 s on one core
+    "small": VAEConfig(base_channels=16, norm_groups=8, disc_channels=8, disc_scales=3, disc_layers=3),
+    # table 8 sizes: 212,755,868 parameters for the pair (the paper reports 213M)
+    "paper": VAEConfig(base_channels=240),
 }
 
 
@@ -127,7 +126,7 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
 class DiagonalGaussian:
     """Diagonal Gaussian posterior q(z | x) over latents [B, C, T'].
 
-    mask [B, T'] (bool, True = real latent frame) is what kl() averages over by default;
+    mask [B, T'] (bool, True = real latent frame) is what kl() sums over by default;
     the encoder sets it from the input mask.
     """
 
@@ -185,9 +184,36 @@ class DiagonalGaussian:
 # building blocks
 # ---------------------------------------------------------------------------------------
 
-def _norm(channels: int, groups: int) -> nn.GroupNorm:
-    # largest group count that divides the channels; GroupNorm stats run over time too
-    return nn.GroupNorm(math.gcd(channels, groups), channels, eps=1e-6)
+# Every block takes an optional frame mask [B, T] at its own resolution. With a mask, the
+# blocks behave on each batch item exactly as on that item alone (padded to a multiple of
+# the factor): GroupNorm statistics and attention keys use only the item's own frames, and
+# conv inputs are zeroed beyond them, which is what a conv's zero padding would see.
+
+def _zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    return x if mask is None else x * mask[:, None, :].to(x.dtype)
+
+
+class GroupNorm(nn.GroupNorm):
+    """GroupNorm over (channels of a group, time) whose statistics skip masked frames.
+
+    The group count is the largest divisor of the channels not above `groups`.
+    """
+
+    def __init__(self, channels: int, groups: int):
+        super().__init__(math.gcd(channels, groups), channels, eps=1e-6)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is None:
+            return super().forward(x)
+        B, C, T = x.shape
+        G = self.num_groups
+        xg = x.float().view(B, G, C // G, T)
+        m = mask[:, None, None, :].float()
+        n = (m.sum(dim=-1, keepdim=True) * (C // G)).clamp(min=1.0)
+        mean = (xg * m).sum(dim=(2, 3), keepdim=True) / n
+        var = ((xg - mean).pow(2) * m).sum(dim=(2, 3), keepdim=True) / n
+        y = ((xg - mean) * torch.rsqrt(var + self.eps)).view(B, C, T)
+        return (y * self.weight[:, None] + self.bias[:, None]).to(x.dtype)
 
 
 def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv1d:
@@ -199,35 +225,33 @@ class ResBlock(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, cfg: VAEConfig):
         super().__init__()
-        self.norm1 = _norm(c_in, cfg.norm_groups)
+        self.norm1 = GroupNorm(c_in, cfg.norm_groups)
         self.conv1 = _conv(c_in, c_out, cfg.kernel_size)
-        self.norm2 = _norm(c_out, cfg.norm_groups)
+        self.norm2 = GroupNorm(c_out, cfg.norm_groups)
         self.dropout = nn.Dropout(cfg.dropout)
         self.conv2 = _conv(c_out, c_out, cfg.kernel_size)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h = self.conv1(F.silu(self.norm1(x)))
-        h = self.conv2(self.dropout(F.silu(self.norm2(h))))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.conv1(_zero(F.silu(self.norm1(x, mask)), mask))
+        h = self.conv2(_zero(self.dropout(F.silu(self.norm2(h, mask))), mask))
         return self.skip(x) + h
 
 
 class SelfAttention(nn.Module):
-    """Multi-head self-attention over time with a residual connection.
-
-    mask [B, T] hides padded frames as keys, so real frames never read from padding.
-    """
+    """Multi-head self-attention over time with a residual connection; masked frames are
+    hidden as keys, so real frames never read from padding."""
 
     def __init__(self, channels: int, cfg: VAEConfig):
         super().__init__()
         self.heads = cfg.num_heads
-        self.norm = _norm(channels, cfg.norm_groups)
+        self.norm = GroupNorm(channels, cfg.norm_groups)
         self.qkv = nn.Conv1d(channels, 3 * channels, 1)
         self.proj = nn.Conv1d(channels, channels, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, C, T = x.shape
-        qkv = self.qkv(self.norm(x)).view(B, 3, self.heads, C // self.heads, T).transpose(-1, -2)
+        qkv = self.qkv(self.norm(x, mask)).view(B, 3, self.heads, C // self.heads, T).transpose(-1, -2)
         q, k, v = qkv.unbind(dim=1)                                          # [B, heads, T, d]
         attn_mask = None
         if mask is not None:
@@ -248,9 +272,9 @@ class Level(nn.Module):
                                     for i in range(num_blocks))
         self.attns = nn.ModuleList(SelfAttention(c_out, cfg) for _ in range(num_blocks)) if attention else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         for i, block in enumerate(self.blocks):
-            x = block(x)
+            x = block(x, mask)
             if self.attns is not None:
                 x = self.attns[i](x, mask)
         return x
@@ -265,33 +289,34 @@ class MidBlock(nn.Module):
         self.attn = SelfAttention(channels, cfg) if cfg.mid_attention else None
         self.block2 = ResBlock(channels, channels, cfg)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        x = self.block1(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        x = self.block1(x, mask)
         if self.attn is not None:
             x = self.attn(x, mask)
-        return self.block2(x)
+        return self.block2(x, mask)
 
 
 class Downsample(nn.Module):
-    """Stride-2 Conv1d: T -> ceil(T / 2), frame i centred on input frame 2i."""
+    """Stride-2 Conv1d: T -> ceil(T / 2), output frame i centred on input frame 2i."""
 
     def __init__(self, channels: int, cfg: VAEConfig):
         super().__init__()
         self.conv = _conv(channels, channels, cfg.kernel_size, stride=2)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(x)
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(_zero(x, mask))
 
 
 class Upsample(nn.Module):
-    """Nearest-neighbour x2 then Conv1d (no checkerboard artefacts of transposed convs)."""
+    """Nearest-neighbour x2 then Conv1d (no checkerboard artefacts of transposed convs);
+    mask is at the output resolution."""
 
     def __init__(self, channels: int, cfg: VAEConfig):
         super().__init__()
         self.conv = _conv(channels, channels, cfg.kernel_size)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"))
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.conv(_zero(F.interpolate(x, scale_factor=2.0, mode="nearest"), mask))
 
 
 class Encoder(nn.Module):
@@ -312,18 +337,19 @@ class Encoder(nn.Module):
             c = c_out
             self.downs.append(Downsample(c, cfg) if lvl < cfg.num_down else nn.Identity())
         self.mid = MidBlock(c, cfg)
-        self.norm_out = _norm(c, cfg.norm_groups)
+        self.norm_out = GroupNorm(c, cfg.norm_groups)
         self.conv_out = _conv(c, 2 * cfg.latent_channels, cfg.kernel_size)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
-        h = self.conv_in(x)
+        h = self.conv_in(_zero(x, mask))
         for lvl, (level, down) in enumerate(zip(self.levels, self.downs)):
             h = level(h, mask)
             if lvl < self.num_down:
-                h = down(h)
+                h = down(h, mask)
                 mask = None if mask is None else downsample_mask(mask, 2)
         h = self.mid(h, mask)
-        mean, logvar = self.conv_out(F.silu(self.norm_out(h))).chunk(2, dim=1)
+        h = self.conv_out(_zero(F.silu(self.norm_out(h, mask)), mask))
+        mean, logvar = h.chunk(2, dim=1)
         return mean, logvar
 
 
@@ -347,18 +373,18 @@ class Decoder(nn.Module):
             self.ups.append(Upsample(c, cfg) if lvl < cfg.num_down else nn.Identity())
             self.levels.append(Level(c, chs[lvl], cfg.num_res_blocks + 1, lvl in cfg.attn_levels, cfg))
             c = chs[lvl]
-        self.norm_out = _norm(c, cfg.norm_groups)
+        self.norm_out = GroupNorm(c, cfg.norm_groups)
         self.conv_out = _conv(c, out_channels, cfg.kernel_size)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.mid(self.conv_in(z), mask)
+        h = self.mid(self.conv_in(_zero(z, mask)), mask)
         n = len(self.levels)
         for i, (up, level) in enumerate(zip(self.ups, self.levels)):
             if n - 1 - i < self.num_down:
-                h = up(h)
                 mask = None if mask is None else mask.repeat_interleave(2, dim=1)
+                h = up(h, mask)
             h = level(h, mask)
-        return self.conv_out(F.silu(self.norm_out(h)))
+        return self.conv_out(_zero(F.silu(self.norm_out(h, mask)), mask))
 
 
 def _fill_padding(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:
@@ -394,15 +420,20 @@ class SequenceVAE(nn.Module):
             raise ValueError(f"expected {self.channels} channels, got input {tuple(x.shape)}")
         if T == 0:
             raise ValueError("cannot encode an empty sequence (T = 0)")
-        if mask is not None:
+        latent_mask = None
+        if mask is not None and not bool(mask.all()):
             mask = mask.bool()
             x = _fill_padding(x, mask, self.pad_mode)
+            latent_mask = downsample_mask(mask, self.factor)
+            if bool(latent_mask.all()):
+                # every latent frame is real: the unmasked (faster, fused) path is exact
+                latent_mask = None
         pad = -(-T // self.factor) * self.factor - T
         if pad:
             x = F.pad(x, (0, pad), mode="replicate" if self.pad_mode == "replicate" else "constant")
-        enc_mask = None if mask is None else F.pad(mask, (0, pad), value=False)
+        # each item's frames: its valid frames plus their end padding to a multiple of factor
+        enc_mask = None if latent_mask is None else latent_mask.repeat_interleave(self.factor, dim=1)
         mean, logvar = self.encoder(x, enc_mask)
-        latent_mask = None if mask is None else downsample_mask(mask, self.factor)
         return DiagonalGaussian(mean, logvar, latent_mask)
 
     def decode(self, z: torch.Tensor, length: int | None = None,
@@ -595,6 +626,10 @@ def _optimizer_params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
     return [p for g in opt.param_groups for p in g["params"]]
 
 
+def _f(t: torch.Tensor) -> float:
+    return float(t.detach())
+
+
 def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, grad_clip: float | None) -> float | None:
     opt.zero_grad(set_to_none=True)
     loss.backward()
@@ -642,14 +677,14 @@ def music_stage_step(model: BiCoRVAE, disc: MelDiscriminator, batch: dict,
     gnorm = _step(loss, opt_g, grad_clip)
     disc.requires_grad_(True)
 
-    out = {"loss": float(loss), "rec": float(rec), "kl": float(kl), "g_adv": float(g_adv)}
+    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "g_adv": _f(g_adv)}
     if gnorm is not None:
         out["grad_norm"] = gnorm
     if use_adv:
         with _autocast(autocast, mel.device):
             d_loss = discriminator_loss(disc(mel), disc(fake.detach()))
         dnorm = _step(d_loss, opt_d, grad_clip)
-        out["d_loss"] = float(d_loss)
+        out["d_loss"] = _f(d_loss)
         if dnorm is not None:
             out["d_grad_norm"] = dnorm
     return out
@@ -685,8 +720,8 @@ def motion_stage_step(model: BiCoRVAE, batch: dict, opt: torch.optim.Optimizer,
     con = model.contrast(post.mean.float(), music_latent, amp, model.factor, mask, generator)
     loss = rec + cfg.kl_weight * kl + cfg.contrast_weight * con
     norm = _step(loss, opt, grad_clip)
-    out = {"loss": float(loss), "rec": float(rec), "kl": float(kl), "contrast": float(con),
-           "temperature": float(model.contrast.temperature)}
+    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "contrast": _f(con),
+           "temperature": _f(model.contrast.temperature)}
     if norm is not None:
         out["grad_norm"] = norm
     return out
