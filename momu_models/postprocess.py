@@ -1,0 +1,92 @@
+"""Bone-length correction of generated poses (appendix E).
+
+Generated keypoints can drift apart and stretch a bone. The paper computes the mean length of
+every bone over the training data and, in each generated frame, resets any bone longer than
+1.3 x its mean to the mean length.
+
+Traversal: the skeleton's BONES form a tree; we root it at the neck (every limb and the nose
+hang from it) and walk it breadth-first, so each joint is placed after its parent:
+
+    new[child] = new[parent] + s * (old[child] - old[parent]),
+    s = mean / length if length > ratio * mean else 1.
+
+The bone keeps its direction; only a too-long bone is shortened. Because a child is placed
+relative to its parent's *corrected* position, every joint below a corrected bone moves with
+it (shortening the upper arm carries the elbow, forearm and wrist along) and the bones below
+keep their own lengths. The root (neck) never moves. BONES lists (nose, neck) with the nose
+first; rooted at the neck, the nose is the child.
+"""
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+
+from momu_data.skeleton import BONES, J, NUM_JOINTS, bone_lengths
+
+ROOT = J["neck"]
+
+
+def _tree_order(root: int = ROOT) -> list[tuple[int, int, int]]:
+    """(parent, child, bone index) in breadth-first order from the root."""
+    adj: dict[int, list[tuple[int, int]]] = {j: [] for j in range(NUM_JOINTS)}
+    for b, (p, c) in enumerate(BONES):
+        adj[p].append((c, b))
+        adj[c].append((p, b))
+    order, seen, queue = [], {root}, deque([root])
+    while queue:
+        p = queue.popleft()
+        for c, b in adj[p]:
+            if c not in seen:
+                seen.add(c)
+                order.append((p, c, b))
+                queue.append(c)
+    if len(seen) != NUM_JOINTS:
+        raise ValueError("BONES do not connect every joint to the root")
+    return order
+
+
+TREE = _tree_order()
+
+
+def mean_bone_lengths(poses) -> np.ndarray:
+    """Mean length of each bone in BONES, [len(BONES)], over all frames of all sequences.
+
+    poses: an array [..., 14, 2] (e.g. [N, T, 14, 2]) or a list of [T_i, 14, 2] arrays of
+    different lengths. Non-finite coordinates (missing joints) are left out of the mean.
+    """
+    seqs = [poses] if isinstance(poses, np.ndarray) else list(poses)
+    if not seqs:
+        raise ValueError("no poses given")
+    lengths = []
+    for p in seqs:
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape[-2:] != (NUM_JOINTS, 2):
+            raise ValueError(f"poses must end in ({NUM_JOINTS}, 2), got {p.shape}")
+        lengths.append(bone_lengths(p).reshape(-1, len(BONES)))
+    lengths = np.concatenate(lengths)
+    if not np.isfinite(lengths).any(axis=0).all():
+        raise ValueError("some bone has no finite length in the data")
+    return np.nanmean(np.where(np.isfinite(lengths), lengths, np.nan), axis=0)
+
+
+def correct_bones(pose: np.ndarray, mean_lengths: np.ndarray, ratio: float = 1.3) -> np.ndarray:
+    """Shorten every bone longer than ratio x its mean to the mean (see the module docstring).
+
+    pose [..., 14, 2] (one frame, or [T, 14, 2], or any leading shape); mean_lengths
+    [len(BONES)] in BONES order. Returns a corrected copy.
+    """
+    old = np.asarray(pose)
+    mean_lengths = np.asarray(mean_lengths, dtype=np.float64)
+    if old.shape[-2:] != (NUM_JOINTS, 2):
+        raise ValueError(f"pose must end in ({NUM_JOINTS}, 2), got {old.shape}")
+    if mean_lengths.shape != (len(BONES),):
+        raise ValueError(f"mean_lengths must have {len(BONES)} entries, got {mean_lengths.shape}")
+    new = old.astype(np.float64, copy=True)
+    for p, c, b in TREE:
+        v = old[..., c, :] - old[..., p, :]
+        length = np.linalg.norm(v, axis=-1, keepdims=True)
+        too_long = length > ratio * mean_lengths[b]
+        scale = np.where(too_long, mean_lengths[b] / np.where(too_long, length, 1.0), 1.0)
+        new[..., c, :] = new[..., p, :] + scale * v
+    return new.astype(old.dtype if np.issubdtype(old.dtype, np.floating) else np.float64)
