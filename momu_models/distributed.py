@@ -52,3 +52,15 @@ def mean(value: float, device) -> float:
 def cleanup() -> None:
     if dist.is_initialized():
         dist.destroy_process_group()
+
+
+def check_in_sync(modules, device) -> None:
+    """Raise if the ranks' parameters differ (they must, after averaged gradients, agree)."""
+    if not dist.is_initialized():
+        return
+    with torch.no_grad():
+        total = sum(float(p.double().sum()) for m in modules for p in m.parameters())
+    t = torch.tensor([total, -total], dtype=torch.float64, device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    if abs(float(t[0]) + float(t[1])) > 1e-6 * max(1.0, abs(total)):
+        raise RuntimeError(f"ranks diverged: parameter sums differ across processes ({float(t[0])} vs {-float(t[1])})")

@@ -492,6 +492,25 @@ class BiCoRVAE(nn.Module):
         B, _, T = x.shape
         return x.transpose(1, 2).reshape(B, T, self.cfg.num_joints, 2)
 
+    # -- persistence: safetensors weights + a JSON config, no pickle -----------------------
+    def save_pretrained(self, path, extra: dict | None = None) -> None:
+        """Write `model.safetensors` and `config.json` into the folder `path` atomically."""
+        from momu_models.pretrained import save_pretrained
+
+        save_pretrained(self, path, {"vae": self.cfg.to_dict(), "contrast": self.contrast.cfg.to_dict(),
+                                     **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, path, map_location: str = "cpu") -> "BiCoRVAE":
+        """Load a finished run (its folder, e.g. runs/vae/, or the model.safetensors file)."""
+        from momu_models.pretrained import load_pretrained
+
+        cfg, state = load_pretrained(path, map_location)
+        model = cls(VAEConfig.from_dict(cfg["vae"]), RhythmicContrastConfig.from_dict(cfg.get("contrast", {})))
+        model.load_state_dict(state)
+        model.config_extra = {k: v for k, v in cfg.items() if k not in ("vae", "contrast")}
+        return model.eval()
+
     def stage_parameters(self, stage: int):
         """Parameters each training stage optimises: 1 -> music VAE; 2 -> motion VAE and
         the contrastive heads/temperature (if any)."""

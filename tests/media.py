@@ -1,6 +1,7 @@
 """Small media files made by the tests themselves with PyAV."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -55,3 +56,26 @@ def click_track(seconds: float, bpm: float, sr: int = 16000, offset: float = 0.2
         i = int(b * sr)
         y[i:i + len(burst)] += 0.8 * burst[: len(y) - i]
     return y, beats
+
+
+def make_coco_item(folder: Path, name: str, seconds=6.0, fps=30.0, bpm=120.0, seed=0):
+    """COCO-17 keypoints of a figure whose wrists reverse on every beat, and its click track."""
+    rng = np.random.default_rng(seed)
+    n = int(seconds * fps)
+    t = np.arange(n) / fps
+    base = np.array([[50, 20], [48, 18], [52, 18], [46, 19], [54, 19], [40, 30], [60, 30], [36, 45], [64, 45],
+                     [34, 60], [66, 60], [44, 60], [56, 60], [44, 80], [56, 80], [44, 98], [56, 98]], float) * 4
+    tri = np.abs(((t / (60 / bpm)) % 2) - 1)
+    entries = []
+    for i in range(n):
+        kp = base + rng.normal(0, 0.3, base.shape)
+        kp[[9, 10], 1] -= 60 * tri[i]
+        entries.append({"image_id": f"{i}.jpg", "category_id": 1, "score": 2.5,
+                        "keypoints": np.concatenate([kp, np.full((17, 1), 0.9)], 1).ravel().tolist()})
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(json.dumps(entries))
+    import soundfile as sf
+
+    y, _ = click_track(seconds, bpm, 16000, offset=0.0)
+    sf.write(folder / f"{name}.wav", y, 16000)
+    return folder / f"{name}.json"

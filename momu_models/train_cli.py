@@ -1,0 +1,87 @@
+"""`momu-train`: train the models of MoMu-Diffusion from `momu-data shard` output.
+
+  momu-train vae shards/                 BiCoR-VAE, both stages -> runs/vae/
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+console = Console(stderr=True)
+
+
+@app.callback()
+def _group():
+    """One sub-command per model (kept a group even while it has one command)."""
+
+
+@app.command()
+def vae(
+    shards: Path = typer.Argument(Path("shards"), help="Shard folder of `momu-data shard` (uses train/ and val/)."),
+    stage: str = typer.Option("all", "--stage", help="music (stage 1: mel VAE + GAN), motion (stage 2: motion VAE + rhythmic contrast, music VAE frozen) or all."),
+    preset: str = typer.Option("small", "--preset", help="tiny (tests), small (CPU demo), paper (table 8, GPU)."),
+    run_dir: Path = typer.Option(Path("runs/vae"), "--run-dir", "-o", help="Run folder: checkpoints/, metrics.jsonl/.csv, tensorboard/, model.safetensors + config.json."),
+    steps: int = typer.Option(2000, "--steps", help="Optimisation steps per stage."),
+    music_steps: Optional[int] = typer.Option(None, "--music-steps", help="Steps of stage 1 (default --steps)."),
+    motion_steps: Optional[int] = typer.Option(None, "--motion-steps", help="Steps of stage 2 (default --steps)."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Instead of steps: passes over the train split per stage."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Clips per batch and process."),
+    crop_seconds: float = typer.Option(4.0, "--crop-seconds", help="Random crop length of each clip."),
+    lr: float = typer.Option(2e-4, "--lr", help="AdamW learning rate (paper: 2e-4)."),
+    grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clipping."),
+    contrast_weight: float = typer.Option(1.0, "--contrast-weight", help="Weight of the rhythmic contrastive loss (0: ablation without it)."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (bf16 autocast on CUDA)."),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    val_every: int = typer.Option(250, "--val-every", help="Validate every N steps."),
+    ckpt_every: int = typer.Option(250, "--ckpt-every", help="Checkpoint every N steps."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in --run-dir."),
+    init: Optional[Path] = typer.Option(None, "--init", help="For --stage motion: a finished run whose music VAE to use."),
+):
+    """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4, KL 1e-5, GAN 0.5, contrast 1.
+
+    Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
+    from .train_vae import TrainError, VAETrainConfig, train
+
+    ms = music_steps if music_steps is not None else steps
+    mo = motion_steps if motion_steps is not None else steps
+    if epochs is not None:
+        per_epoch = _steps_per_epoch(shards, batch_size)
+        ms = mo = max(1, int(round(epochs * per_epoch)))
+    cfg = VAETrainConfig(shards=str(shards), run_dir=str(run_dir), preset=preset, stage=stage, music_steps=ms,
+                         motion_steps=mo, batch_size=batch_size, crop_seconds=crop_seconds, lr=lr, grad_clip=grad_clip,
+                         contrast_weight=contrast_weight, seed=seed, device=device, num_workers=workers,
+                         val_every=val_every, ckpt_every=ckpt_every, resume=resume, init=str(init) if init else None)
+    try:
+        metrics = train(cfg)
+    except (TrainError, RuntimeError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    if int(os.environ.get("RANK", "0")) == 0:
+        console.print(f"finished: {run_dir}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+def _steps_per_epoch(shards: Path, batch_size: int) -> int:
+    import pyarrow.parquet as pq
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    man = shards / "manifest.parquet"
+    if not man.exists():
+        console.print(f"[red]error:[/red] {man} not found: --epochs needs the shard manifest")
+        raise typer.Exit(2)
+    n = sum(1 for r in pq.read_table(man, columns=["split"]).to_pylist() if r["split"] == "train")
+    return max(1, n // (batch_size * world))
+
+
+def main():
+    app()
+
+
+if __name__ == "__main__":
+    main()

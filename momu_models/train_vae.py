@@ -1,0 +1,363 @@
+"""BiCoR-VAE training (`momu-train vae`): stage 1 (music VAE + GAN), stage 2 (motion VAE +
+rhythmic contrast, music VAE frozen), from WebDataset shards, one process or torchrun.
+
+One readable loop, no framework. The data stream is an endless sequence of epochs; epoch e
+is the train split shuffled and cropped with seed (seed + e), so the position "(epoch,
+batches consumed)" identifies the next batch exactly and a resumed run sees the same data
+as an uninterrupted one. Under torchrun each rank reads its own shards (or every
+world-th sample when there are fewer shards than ranks) and gradients are averaged across
+ranks after every backward pass (the semantics of DistributedDataParallel).
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed as D
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .contrastive import RhythmicContrastConfig, retrieval_accuracy
+from .runlog import RunLog
+from .vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, VAEConfig, music_stage_step, motion_stage_step
+
+STAGES = {"music": ("music",), "motion": ("motion",), "all": ("music", "motion")}
+
+
+class TrainError(Exception):
+    """A problem the user can fix (data, checkpoint, options); printed as one line."""
+
+
+@dataclass
+class VAETrainConfig:
+    shards: str = "shards"
+    run_dir: str = "runs/vae"
+    preset: str = "small"
+    stage: str = "all"
+    music_steps: int = 2000
+    motion_steps: int = 2000
+    batch_size: int = 8
+    crop_seconds: float = 4.0
+    lr: float = 2e-4  # appendix A.2
+    weight_decay: float = 0.01
+    warmup_steps: int = 100
+    grad_clip: float = 1.0
+    contrast_weight: float = 1.0  # 0 trains the motion VAE without rhythmic contrast (ablation #3)
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    shuffle_buffer: int = 256
+    val_every: int = 250
+    ckpt_every: int = 250
+    log_every: int = 10
+    val_batches: int = 20
+    resume: bool = False
+    init: str | None = None  # stage motion: a finished run whose music VAE to start from
+    extra: dict = field(default_factory=dict)
+
+
+def crop_frames(cfg: VAETrainConfig, factor: int) -> int:
+    from momu_data.audio import FPS
+
+    n = int(round(cfg.crop_seconds * FPS))
+    return max(factor, n - n % factor)  # whole latent frames
+
+
+class BatchStream:
+    """Endless train batches with a resumable position: `epoch` and `consumed` (batches
+    of that epoch already handed out) are all it takes to continue exactly."""
+
+    def __init__(self, cfg: VAETrainConfig, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0):
+        self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
+        self.epoch, self.consumed = epoch, consumed
+        self._it = None
+
+    def _epoch_loader(self):
+        import webdataset as wds
+
+        from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
+
+        urls = shard_urls(self.cfg.shards, "train")
+        # Shard order is seeded per epoch and equal on every rank, then split by rank.
+        order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
+        by_node = len(urls) >= self.world
+        ds = wds.WebDataset([urls[i] for i in order], shardshuffle=False, empty_check=False,
+                            nodesplitter=wds.split_by_node if by_node else _all_shards,
+                            workersplitter=wds.split_by_worker)
+        if not by_node and self.world > 1:  # fewer shards than ranks: every world-th sample
+            ds = ds.slice(self.rank, None, self.world)
+        seed = self.cfg.seed + 1000 * self.epoch + self.rank
+        if self.cfg.shuffle_buffer:
+            ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
+        ds = ds.decode().map(to_arrays).map(RandomCrop(self.frames, seed))
+        ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=False)
+        return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        while True:
+            if self._it is None:
+                self._it = iter(self._epoch_loader())
+                for _ in range(self.consumed):  # resume inside an epoch
+                    next(self._it)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                if self.consumed == 0:
+                    raise TrainError(f"the train split of {self.cfg.shards} yields no batch of "
+                                     f"{self.cfg.batch_size} clips: lower --batch-size or add data") from None
+                self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
+                continue
+            self.consumed += 1
+            return batch
+
+
+def _all_shards(urls):
+    """Node splitter that gives every rank all shards (samples are then sliced by rank)."""
+    return urls
+
+
+def _py_rng(seed: int):
+    import random
+
+    return random.Random(seed)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def check_shards(cfg: VAETrainConfig) -> dict:
+    """Fail early, in one line, on a missing/empty shard folder or shards of another format."""
+    from momu_data.loader import shard_urls
+
+    root = Path(cfg.shards)
+    if not root.exists():
+        raise TrainError(f"shard folder {root} does not exist: build it with `momu-data shard`")
+    try:
+        urls = shard_urls(root, "train")
+    except (FileNotFoundError, ValueError) as e:
+        raise TrainError(f"{e}") from None
+    import webdataset as wds
+
+    try:
+        first = next(iter(wds.WebDataset(urls[:1], shardshuffle=False, empty_check=False, nodesplitter=_all_shards)))
+    except StopIteration:
+        raise TrainError(f"{urls[0]} holds no samples") from None
+    except Exception as e:  # not a tar, truncated...
+        raise TrainError(f"{urls[0]} is not a readable WebDataset shard: {e}") from None
+    need = {"pose.npy", "mel.npy", "amp.npy"}
+    if not need <= set(first):
+        raise TrainError(f"{urls[0]} is not a MoMu shard (has {sorted(k for k in first if not k.startswith('__'))}, "
+                         f"needs {sorted(need)}): build shards with `momu-data shard`")
+    return {"train_urls": len(urls)}
+
+
+def _grad_sync_hooks(modules, world: int):
+    """Average each parameter's gradient across ranks as soon as it is accumulated."""
+    import torch.distributed as dist
+
+    handles = []
+    for m in modules:
+        for p in m.parameters():
+            if p.requires_grad:
+                def hook(param):
+                    dist.all_reduce(param.grad)
+                    param.grad.div_(world)
+                handles.append(p.register_post_accumulate_grad_hook(hook))
+                dist.broadcast(p.data, 0)  # identical start on every rank
+    return handles
+
+
+@torch.no_grad()
+def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
+    """Reconstruction L1 of both VAEs (posterior means) and motion-to-music retrieval
+    accuracy of latent windows, on the val split (falls back to train if val is empty)."""
+    from momu_data.loader import loader
+
+    root = Path(cfg.shards)
+    split = "val" if list((root / "val").glob("*.tar")) else "train"
+    model.eval()
+    mel_l1 = pose_l1 = n_frames = 0.0
+    hits = wins = 0.0
+    chance = []
+    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
+        if i >= cfg.val_batches:
+            break
+        b = _to(b, device)
+        mask = b["mask"]
+        m = mask[:, None, :].float()
+        pm = model.encode_music(b["mel"], mask)
+        mel_hat = model.decode_music(pm.mean, b["mel"].shape[-1], pm.mask)
+        mel_l1 += float(((mel_hat - b["mel"]).abs() * m).sum() / 80)
+        po = model.encode_motion(b["pose"], mask)
+        pose_hat = model.decode_motion(po.mean, b["pose"].shape[1], po.mask)
+        pose_l1 += float(((pose_hat - b["pose"]).abs() * mask[:, :, None, None]).sum() / 28)
+        n_frames += float(mask.sum())
+        r = retrieval_accuracy(po.mean, pm.mean, model.contrast.cfg.window, latent_mask=pm.mask)
+        hits += r.accuracy * r.windows
+        wins += r.windows
+        chance.append(r.chance)
+    model.train()
+    if n_frames == 0:
+        return {}
+    out = {"mel_l1": mel_l1 / n_frames, "pose_l1": pose_l1 / n_frames}
+    if wins:
+        out["retrieval_acc"] = hits / wins
+        out["retrieval_chance"] = float(np.mean(chance))
+    out["split_is_val"] = float(split == "val")
+    return out
+
+
+def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
+    """Train (or resume) a BiCoR-VAE; returns the final validation metrics."""
+    if cfg.preset not in PRESETS:
+        raise TrainError(f"unknown preset {cfg.preset!r}: choose {', '.join(PRESETS)}")
+    if cfg.stage not in STAGES:
+        raise TrainError("--stage must be music, motion or all")
+    check_shards(cfg)
+    device_name = D.resolve_device(cfg.device)
+    rank, world, device = D.init(device_name)
+    run = Path(cfg.run_dir)
+    torch.manual_seed(cfg.seed)
+    vcfg = PRESETS[cfg.preset]
+    model = BiCoRVAE(vcfg, RhythmicContrastConfig()).to(device)
+    disc = MelDiscriminator.from_config(vcfg).to(device)
+    stage_cfg = StageConfig(contrast_weight=cfg.contrast_weight)
+    opts = {
+        "music": torch.optim.AdamW(model.stage_parameters(1), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
+        "disc": torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
+        "motion": torch.optim.AdamW(model.stage_parameters(2), lr=cfg.lr, weight_decay=cfg.weight_decay),
+    }
+    warm = lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))  # noqa: E731
+    scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, warm) for k, o in opts.items()}
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
+    plan = [(s, cfg.music_steps if s == "music" else cfg.motion_steps) for s in STAGES[cfg.stage]]
+    step, epoch, consumed, stage_idx = 0, 0, 0, 0
+
+    ck = latest_checkpoint(run) if cfg.resume else None
+    if cfg.resume and ck is None and D.is_main():
+        print(f"no checkpoint in {run}/checkpoints: starting from scratch")
+    if ck is not None:
+        saved = json.loads((ck / "state.json").read_text())
+        if saved.get("vae_config") != json.loads(json.dumps(vcfg.to_dict())):  # JSON has lists, not tuples
+            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
+                             f"pass --preset {saved.get('preset')} or another --run-dir")
+        state = load_checkpoint(ck, {"vae": model, "disc": disc}, opts)
+        for k, s in scheds.items():
+            s.load_state_dict(state["schedulers"][k])
+        gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        step, stage_idx = state["step"], state["stage_idx"]
+        epoch, consumed = state["data"]["epoch"], state["data"]["consumed"]
+        if state.get("plan") != [list(p) for p in plan]:
+            raise TrainError(f"checkpoint {ck} belongs to a run with stages/steps {state.get('plan')}; "
+                             f"this run asks for {plan}: use the same options or another --run-dir")
+    elif "music" not in STAGES[cfg.stage]:
+        src = cfg.init or (str(run) if (run / "model.safetensors").exists() else None)
+        if src is None:
+            raise TrainError(f"--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
+                             f"`momu-train vae SHARDS --stage music`) or train --stage all")
+        trained = BiCoRVAE.from_pretrained(src)
+        if trained.cfg != vcfg:
+            raise TrainError(f"{src} holds a VAE of another preset than {cfg.preset!r}")
+        model.music.load_state_dict(trained.music.state_dict())
+
+    hooks = _grad_sync_hooks([model, disc], world) if world > 1 else []
+    log = RunLog(run, enabled=D.is_main())
+    if D.is_main():
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    frames = crop_frames(cfg, model.factor)
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
+    autocast = torch.bfloat16 if device.type == "cuda" else None
+    total = sum(n for _, n in plan)
+    metrics: dict = {}
+    bar = _Bar(total, step, enabled=progress and D.is_main())
+    t_last, clips_since = time.perf_counter(), 0
+    try:
+        while stage_idx < len(plan):
+            stage, n_steps = plan[stage_idx]
+            stage_start = sum(n for _, n in plan[:stage_idx])
+            while step < stage_start + n_steps:
+                batch = _to(next(stream), device)
+                if stage == "music":
+                    out = music_stage_step(model, disc, batch, opts["music"], opts["disc"], stage_cfg, step=step,
+                                           autocast=autocast, grad_clip=cfg.grad_clip, generator=gen)
+                    scheds["music"].step(); scheds["disc"].step()
+                else:
+                    out = motion_stage_step(model, batch, opts["motion"], stage_cfg, autocast=autocast,
+                                            grad_clip=cfg.grad_clip, generator=gen)
+                    scheds["motion"].step()
+                step += 1
+                clips_since += len(batch["key"]) * world
+                if step % cfg.log_every == 0 or step == stage_start + n_steps:
+                    dt = time.perf_counter() - t_last
+                    thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / model.factor / dt}
+                    log.log(step, {**{f"{stage}/{k}": v for k, v in out.items()}, **thr})
+                    bar.update(step, stage, out["loss"], thr["clips_per_s"])
+                    t_last, clips_since = time.perf_counter(), 0
+                finished_stage = step == stage_start + n_steps
+                if step % cfg.val_every == 0 or finished_stage:
+                    if D.is_main():
+                        metrics = validate(model, cfg, device, stage)
+                        log.log(step, metrics, prefix="val/")
+                        bar.note(step, metrics)
+                    D.barrier()
+                if step % cfg.ckpt_every == 0 or finished_stage:
+                    nxt = stage_idx + 1 if finished_stage else stage_idx
+                    if D.is_main():
+                        save_checkpoint(run, step, {"vae": model, "disc": disc}, opts, {
+                            "stage_idx": nxt, "plan": [list(p) for p in plan], "preset": cfg.preset,
+                            "vae_config": vcfg.to_dict(),
+                            "schedulers": {k: s.state_dict() for k, s in scheds.items()},
+                            "generator": gen.get_state().tolist(),
+                            "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                        })
+                    D.barrier()
+            stage_idx += 1
+        if world > 1:
+            D.check_in_sync([model, disc], device)
+        if D.is_main():
+            model.save_pretrained(run, {"preset": cfg.preset, "stages": [s for s, _ in plan], "steps": step,
+                                        "contrast_weight": cfg.contrast_weight, "val": metrics})
+    finally:
+        bar.close()
+        log.close()
+        for h in hooks:
+            h.remove()
+        D.cleanup()
+    return metrics
+
+
+class _Bar:
+    """A rich progress bar with loss and throughput (main process only)."""
+
+    def __init__(self, total: int, start: int, enabled: bool):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+        self.p.start()
+        self.t = self.p.add_task("vae", total=total, completed=start, info="")
+
+    def update(self, step, stage, loss, thr):
+        if self.enabled:
+            self.p.update(self.t, completed=step, description=f"vae/{stage}", info=f"loss {loss:.4f}  {thr:.1f} clips/s")
+
+    def note(self, step, metrics):
+        if self.enabled and metrics:
+            self.p.console.print(f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "split_is_val"))
+
+    def close(self):
+        if self.enabled:
+            self.p.stop()
