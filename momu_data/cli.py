@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import sys
 import time
 from collections import Counter
 from functools import partial

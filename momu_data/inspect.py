@@ -1,7 +1,6 @@
 """Summaries and a one-clip plot of a data folder (extract output) or a shard folder."""
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 

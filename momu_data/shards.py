@@ -14,7 +14,6 @@ extension at the first dot):
 from __future__ import annotations
 
 import io
-import json
 import os
 import shutil
 from pathlib import Path
@@ -25,7 +24,7 @@ import pyarrow.parquet as pq
 
 from . import audio as A
 from .extract import load_item
-from .io import atomic_path, write_json
+from .io import write_json
 from .rhythm import normalise01
 
 SPLITS = ("train", "val", "test")

@@ -11,7 +11,6 @@ ranks after every backward pass (the semantics of DistributedDataParallel).
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -23,13 +22,10 @@ from . import distributed as D
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from .contrastive import RhythmicContrastConfig, retrieval_accuracy
 from .runlog import RunLog
-from .vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, VAEConfig, music_stage_step, motion_stage_step
+from .training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
+from .vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, music_stage_step, motion_stage_step
 
 STAGES = {"music": ("music",), "motion": ("motion",), "all": ("music", "motion")}
-
-
-class TrainError(Exception):
-    """A problem the user can fix (data, checkpoint, options); printed as one line."""
 
 
 @dataclass
@@ -58,121 +54,6 @@ class VAETrainConfig:
     resume: bool = False
     init: str | None = None  # stage motion: a finished run whose music VAE to start from
     extra: dict = field(default_factory=dict)
-
-
-def crop_frames(cfg: VAETrainConfig, factor: int) -> int:
-    from momu_data.audio import FPS
-
-    n = int(round(cfg.crop_seconds * FPS))
-    return max(factor, n - n % factor)  # whole latent frames
-
-
-class BatchStream:
-    """Endless train batches with a resumable position: `epoch` and `consumed` (batches
-    of that epoch already handed out) are all it takes to continue exactly."""
-
-    def __init__(self, cfg: VAETrainConfig, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0):
-        self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
-        self.epoch, self.consumed = epoch, consumed
-        self._it = None
-
-    def _epoch_loader(self):
-        import webdataset as wds
-
-        from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
-
-        urls = shard_urls(self.cfg.shards, "train")
-        # Shard order is seeded per epoch and equal on every rank, then split by rank.
-        order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
-        by_node = len(urls) >= self.world
-        ds = wds.WebDataset([urls[i] for i in order], shardshuffle=False, empty_check=False,
-                            nodesplitter=wds.split_by_node if by_node else _all_shards,
-                            workersplitter=wds.split_by_worker)
-        if not by_node and self.world > 1:  # fewer shards than ranks: every world-th sample
-            ds = ds.slice(self.rank, None, self.world)
-        seed = self.cfg.seed + 1000 * self.epoch + self.rank
-        if self.cfg.shuffle_buffer:
-            ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
-        ds = ds.decode().map(to_arrays).map(RandomCrop(self.frames, seed))
-        ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=False)
-        return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> dict:
-        while True:
-            if self._it is None:
-                self._it = iter(self._epoch_loader())
-                for _ in range(self.consumed):  # resume inside an epoch
-                    next(self._it)
-            try:
-                batch = next(self._it)
-            except StopIteration:
-                if self.consumed == 0:
-                    raise TrainError(f"the train split of {self.cfg.shards} yields no batch of "
-                                     f"{self.cfg.batch_size} clips: lower --batch-size or add data") from None
-                self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
-                continue
-            self.consumed += 1
-            return batch
-
-
-def _all_shards(urls):
-    """Node splitter that gives every rank all shards (samples are then sliced by rank)."""
-    return urls
-
-
-def _py_rng(seed: int):
-    import random
-
-    return random.Random(seed)
-
-
-def _to(batch: dict, device) -> dict:
-    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
-
-
-def check_shards(cfg: VAETrainConfig) -> dict:
-    """Fail early, in one line, on a missing/empty shard folder or shards of another format."""
-    from momu_data.loader import shard_urls
-
-    root = Path(cfg.shards)
-    if not root.exists():
-        raise TrainError(f"shard folder {root} does not exist: build it with `momu-data shard`")
-    try:
-        urls = shard_urls(root, "train")
-    except (FileNotFoundError, ValueError) as e:
-        raise TrainError(f"{e}") from None
-    import webdataset as wds
-
-    try:
-        first = next(iter(wds.WebDataset(urls[:1], shardshuffle=False, empty_check=False, nodesplitter=_all_shards)))
-    except StopIteration:
-        raise TrainError(f"{urls[0]} holds no samples") from None
-    except Exception as e:  # not a tar, truncated...
-        raise TrainError(f"{urls[0]} is not a readable WebDataset shard: {e}") from None
-    need = {"pose.npy", "mel.npy", "amp.npy"}
-    if not need <= set(first):
-        raise TrainError(f"{urls[0]} is not a MoMu shard (has {sorted(k for k in first if not k.startswith('__'))}, "
-                         f"needs {sorted(need)}): build shards with `momu-data shard`")
-    return {"train_urls": len(urls)}
-
-
-def _grad_sync_hooks(modules, world: int):
-    """Average each parameter's gradient across ranks as soon as it is accumulated."""
-    import torch.distributed as dist
-
-    handles = []
-    for m in modules:
-        for p in m.parameters():
-            if p.requires_grad:
-                def hook(param):
-                    dist.all_reduce(param.grad)
-                    param.grad.div_(world)
-                handles.append(p.register_post_accumulate_grad_hook(hook))
-                dist.broadcast(p.data, 0)  # identical start on every rank
-    return handles
 
 
 @torch.no_grad()
@@ -261,8 +142,8 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     elif "music" not in STAGES[cfg.stage]:
         src = cfg.init or (str(run) if (run / "model.safetensors").exists() else None)
         if src is None:
-            raise TrainError(f"--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
-                             f"`momu-train vae SHARDS --stage music`) or train --stage all")
+            raise TrainError("--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
+                             "`momu-train vae SHARDS --stage music`) or train --stage all")
         trained = BiCoRVAE.from_pretrained(src)
         if trained.cfg != vcfg:
             raise TrainError(f"{src} holds a VAE of another preset than {cfg.preset!r}")
@@ -278,7 +159,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     autocast = torch.bfloat16 if device.type == "cuda" else None
     total = sum(n for _, n in plan)
     metrics: dict = {}
-    bar = _Bar(total, step, enabled=progress and D.is_main())
+    bar = Bar(total, step, enabled=progress and D.is_main(), name="vae")
     t_last, clips_since = time.perf_counter(), 0
     try:
         while stage_idx < len(plan):
@@ -335,29 +216,3 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     return metrics
 
 
-class _Bar:
-    """A rich progress bar with loss and throughput (main process only)."""
-
-    def __init__(self, total: int, start: int, enabled: bool):
-        self.enabled = enabled
-        if not enabled:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
-        self.p.start()
-        self.t = self.p.add_task("vae", total=total, completed=start, info="")
-
-    def update(self, step, stage, loss, thr):
-        if self.enabled:
-            self.p.update(self.t, completed=step, description=f"vae/{stage}", info=f"loss {loss:.4f}  {thr:.1f} clips/s")
-
-    def note(self, step, metrics):
-        if self.enabled and metrics:
-            self.p.console.print(f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "split_is_val"))
-
-    def close(self):
-        if self.enabled:
-            self.p.stop()

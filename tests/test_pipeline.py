@@ -13,11 +13,10 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from momu_data import audio as A
 from momu_data.cli import app
 from momu_data.shards import assign_splits, parse_split
 
-from media import click_track, make_coco_item, write_av
+from media import make_coco_item, write_av
 
 runner = CliRunner()
 

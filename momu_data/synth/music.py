@@ -99,7 +99,7 @@ STYLE_SPECS = {
         beats_per_bar=3,
         drums={
             "kick": (_hits((0,), 1.0),),
-            "brush": (_hits((4, 8), 0.65),),
+            "brush": (_hits((4, 8), 0.85),),
             "hat": (_hits((0, 4, 8), 0.3), _hits((0, 4, 8), 0.3) + _hits((2, 6, 10), 0.15)),
         },
         progressions=("I-IV-I-V", "I-V-vi-IV", "i-iv-v-i", "ii7-V7-Imaj7-vi7"),
@@ -111,15 +111,17 @@ STYLE_SPECS = {
         beats_per_bar=4,
         drums={
             "kick": (_hits((0, 4, 8, 12), 1.0),),
-            "snare": (_hits((3, 6, 11, 14), 0.4),),
+            # Syncopation on the "and"s (an eighth from the beats): broadband hits one
+            # sixteenth before a beat smear into the beat's onset at fast tempi.
+            "snare": (_hits((6, 14), 0.45), _hits((6, 10, 14), 0.4)),
             "hat": (_hits(range(0, 16, 2), 0.3),),
-            "clave": (_hits((0, 3, 6, 10, 12), 0.4), _hits((0, 3, 7, 10, 12), 0.4)),
-            "conga": (_hits((2, 7, 10, 15), 0.45), _hits((2, 5, 10, 13), 0.45)),
+            "clave": (_hits((0, 3, 6, 10, 12), 0.4), _hits((2, 4, 8, 11, 14), 0.4)),
+            "conga": (_hits((2, 5, 10, 13), 0.45), _hits((2, 6, 9, 14), 0.45)),
         },
         progressions=("i-iv-v-i", "I-IV-V-IV", "i-VII-VI-V", "I-V-vi-IV"),
-        bass=(((3, 3, 0), (6, 2, 7), (8, 1, 0), (11, 3, 0), (14, 2, 7)),
-              ((0, 3, 0), (3, 3, 7), (8, 3, 0), (11, 3, 7))),
-        chords=(((2, 2), (5, 2), (8, 2), (10, 2), (13, 2)), ((0, 2), (3, 2), (6, 2), (10, 2), (12, 2))),
+        bass=(((0, 2, 0), (6, 2, 7), (8, 2, 0), (14, 2, 7)),
+              ((0, 3, 0), (5, 3, 7), (8, 3, 0), (13, 3, 7))),
+        chords=(((2, 2), (5, 2), (8, 2), (10, 2), (13, 2)), ((0, 2), (2, 2), (6, 2), (10, 2), (14, 2))),
         chord_env="stab",
     ),
 }
@@ -333,7 +335,7 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
     chord_root = bass_root + 24
 
     drums = {"kick": (kick, 1.0), "snare": (snare, 0.55), "clap": (clap, 0.55),
-             "brush": (brush, 0.5), "hat": (hat, 0.15), "clave": (clave, 0.22),
+             "brush": (brush, 0.6), "hat": (hat, 0.15), "clave": (clave, 0.22),
              "conga": (conga, 0.35)}
     buf = np.zeros(n, dtype=np.float64)
     steps_per_bar = bpb * STEPS_PER_BEAT
@@ -372,11 +374,9 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
     # a quiet band between hits) looks like an enormous onset and, after normalisation,
     # dwarfs every later beat. The bed bounds how far a band can fall between hits.
     peak = np.abs(buf).max()
-    # It fades in over the lead-in so that its own start is no onset either.
-    bed = rng.standard_normal(n) * (0.01 * peak)
-    ramp = min(n, int(offset * sr))
-    bed[:ramp] *= np.linspace(0.0, 1.0, ramp)
-    buf += bed
+    # It runs at a constant level from the first sample: a fade-in would itself be an
+    # onset on a log scale.
+    buf += rng.standard_normal(n) * (0.01 * peak)
     # Fade the last 20 ms so the cut at `seconds` does not click; normalise the peak.
     fade = min(n, int(0.02 * sr))
     if fade:
