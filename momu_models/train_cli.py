@@ -1,6 +1,8 @@
 """`momu-train`: train the models of MoMu-Diffusion from `momu-data shard` output.
 
-  momu-train vae shards/                 BiCoR-VAE, both stages -> runs/vae/
+  momu-train vae shards/                                BiCoR-VAE, both stages -> runs/vae/
+  momu-train diffusion shards/ --task motion2music      DiT, music from motion -> runs/motion2music/
+  momu-train diffusion shards/ --task music2motion      DiT, motion from music -> runs/music2motion/
 """
 from __future__ import annotations
 
@@ -65,6 +67,53 @@ def vae(
         raise typer.Exit(2)
     if int(os.environ.get("RANK", "0")) == 0:
         console.print(f"finished: {run_dir}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+
+
+@app.command()
+def diffusion(
+    shards: Path = typer.Argument(Path("shards"), help="Shard folder of `momu-data shard`."),
+    task: str = typer.Option(..., "--task", help="motion2music (music from dance) or music2motion (dance from music)."),
+    vae_dir: Path = typer.Option(Path("runs/vae"), "--vae", help="The trained BiCoR-VAE run (frozen here)."),
+    preset: str = typer.Option("small", "--preset", help="tiny (tests), small (CPU demo), paper (table 9, GPU)."),
+    run_dir: Optional[Path] = typer.Option(None, "--run-dir", "-o", help="Run folder (default runs/<task>)."),
+    steps: int = typer.Option(3000, "--steps", help="Optimisation steps."),
+    epochs: Optional[float] = typer.Option(None, "--epochs", help="Instead of steps: passes over the train split."),
+    batch_size: int = typer.Option(8, "--batch-size", "-b", help="Clips per batch and process."),
+    crop_seconds: Optional[float] = typer.Option(None, "--crop-seconds", help="Random crop length (default: the model's maximum length)."),
+    lr: Optional[float] = typer.Option(None, "--lr", help="AdamW learning rate (default: paper 1.6e-5, small 1e-3, tiny 2e-3)."),
+    warmup: Optional[int] = typer.Option(None, "--warmup", help="Linear warm-up steps (default: paper 10000, small 100)."),
+    p_uncond: float = typer.Option(0.1, "--p-uncond", help="Condition dropout for classifier-free guidance."),
+    ema: float = typer.Option(0.999, "--ema", help="EMA decay of the saved weights."),
+    seed: int = typer.Option(0, "--seed"),
+    device: str = typer.Option("auto", "--device", help="auto, cpu or cuda (bf16 autocast on CUDA)."),
+    workers: int = typer.Option(0, "--workers", help="DataLoader worker processes."),
+    val_every: int = typer.Option(500, "--val-every"),
+    ckpt_every: int = typer.Option(500, "--ckpt-every"),
+    resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
+):
+    """Train a latent diffusion transformer (section 4) on frozen BiCoR-VAE latents:
+    epsilon-prediction DDPM, condition dropout, AdamW + warm-up, EMA weights.
+
+    Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) diffusion ...`."""
+    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
+    from .train_diffusion import DiffusionTrainConfig, train
+    from .training import TrainError
+
+    if epochs is not None:
+        steps = max(1, int(round(epochs * _steps_per_epoch(shards, batch_size))))
+    cfg = DiffusionTrainConfig(shards=str(shards), task=task, run_dir=str(run_dir) if run_dir else None,
+                               vae=str(vae_dir), preset=preset, steps=steps, batch_size=batch_size,
+                               crop_seconds=crop_seconds, lr=lr, warmup_steps=warmup, p_uncond=p_uncond,
+                               ema_decay=ema, seed=seed, device=device, num_workers=workers, val_every=val_every,
+                               ckpt_every=ckpt_every, resume=resume)
+    try:
+        metrics = train(cfg)
+    except (TrainError, RuntimeError) as e:
+        console.print(f"[red]error:[/red] {e}")
+        raise typer.Exit(2)
+    if int(os.environ.get("RANK", "0")) == 0:
+        out = run_dir or Path("runs") / task
+        console.print(f"finished: {out}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 def _steps_per_epoch(shards: Path, batch_size: int) -> int:

@@ -1,0 +1,269 @@
+"""Latent diffusion training (`momu-train diffusion --task motion2music|music2motion`).
+
+The frozen BiCoR-VAE turns each batch into frame-aligned music and motion latents
+(posterior means, scaled to unit variance); the DiT learns epsilon-prediction DDPM on the
+target modality's latent conditioned on the other's (section 4, eq. 5-6), with condition
+dropout for classifier-free guidance, AdamW with linear warm-up and EMA weights. The loop
+and its conventions (resume, torchrun, bf16 on CUDA, safetensors checkpoints, logs) are
+those of the VAE trainer.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import distributed as D
+from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from .diffusion import Diffusion
+from .dit import PRESETS as DIT_PRESETS
+from .dit import DiT, DiTConfig, make_config
+from .postprocess import mean_bone_lengths
+from .pretrained import load_pretrained, save_pretrained
+from .runlog import RunLog
+from .training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards
+from .vae import BiCoRVAE
+
+TASKS = ("motion2music", "music2motion")
+# Paper preset: lr 1.6e-5 with 10k warm-up steps (appendix B.3) for 200 epochs on 8 GPUs.
+# The CPU presets train for minutes, so they use a larger rate and a short warm-up.
+PRESET_LR = {"paper": (1.6e-5, 10000), "small": (1e-3, 100), "tiny": (2e-3, 5)}
+
+
+@dataclass
+class DiffusionTrainConfig:
+    shards: str = "shards"
+    task: str = "motion2music"
+    run_dir: str | None = None  # default runs/<task>
+    vae: str = "runs/vae"
+    preset: str = "small"
+    steps: int = 3000
+    batch_size: int = 8
+    crop_seconds: float | None = None  # default: the DiT's max_len
+    lr: float | None = None  # default per preset (PRESET_LR)
+    warmup_steps: int | None = None
+    weight_decay: float = 0.0
+    p_uncond: float = 0.1
+    ema_decay: float = 0.999
+    grad_clip: float = 1.0
+    seed: int = 0
+    device: str = "auto"
+    num_workers: int = 0
+    shuffle_buffer: int = 256
+    val_every: int = 500
+    ckpt_every: int = 500
+    log_every: int = 10
+    val_batches: int = 10
+    stats_batches: int = 20  # batches for the latent scales and the mean bone lengths
+    resume: bool = False
+
+
+def load_vae(path) -> BiCoRVAE:
+    p = Path(path)
+    if not (p / "model.safetensors").exists() and not p.suffix == ".safetensors":
+        raise TrainError(f"no trained BiCoR-VAE in {p}: train it first with `momu-train vae SHARDS --run-dir {p}`")
+    model = BiCoRVAE.from_pretrained(p)
+    for q in model.parameters():
+        q.requires_grad_(False)
+    return model.eval()
+
+
+@torch.no_grad()
+def encode_pair(vae: BiCoRVAE, batch: dict, scales: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(music latent, motion latent, latent mask), scaled to about unit variance."""
+    mask = batch["mask"]
+    mu = vae.encode_music(batch["mel"], mask).mean * scales["music"]
+    mo = vae.encode_motion(batch["pose"], mask).mean * scales["motion"]
+    return mu, mo, vae.latent_mask(mask)
+
+
+@torch.no_grad()
+def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: int) -> dict:
+    """Latent scales (1 / std of each modality's latents, as latent diffusion scales its
+    latents) and mean bone lengths (appendix E), from the first train batches in a fixed
+    order, so both diffusion models of a run compute the same numbers."""
+    fixed = copy.copy(cfg)
+    fixed.seed, fixed.shuffle_buffer, fixed.num_workers = 0, 0, 0
+    stream = BatchStream(fixed, frames, 0, 1)
+    sums = {"music": [0.0, 0.0, 0.0], "motion": [0.0, 0.0, 0.0]}
+    poses = []
+    for _ in range(cfg.stats_batches):
+        b = _to(next(stream), device)
+        mu, mo, lm = encode_pair(vae, b, {"music": 1.0, "motion": 1.0})
+        m = lm[:, None].float()
+        for name, z in (("music", mu), ("motion", mo)):
+            n = float(m.sum()) * z.shape[1]
+            s = float((z * m).sum())
+            s2 = float((z * z * m).sum())
+            acc = sums[name]
+            acc[0] += n; acc[1] += s; acc[2] += s2
+        for p, n in zip(b["pose"].cpu().numpy(), b["mask"].sum(1).tolist()):
+            poses.append(p[: int(n)])
+        if stream.epoch > 0:  # small datasets: one pass is enough
+            break
+    scales = {}
+    for name, (n, s, s2) in sums.items():
+        var = s2 / n - (s / n) ** 2
+        scales[name] = float(1.0 / max(np.sqrt(max(var, 0.0)), 1e-6))
+    return {"latent_scales": scales, "bone_lengths": mean_bone_lengths(poses).tolist()}
+
+
+def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
+    with torch.no_grad():
+        for e, p in zip(ema.parameters(), model.parameters()):
+            e.lerp_(p, 1.0 - decay)
+
+
+@torch.no_grad()
+def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainConfig, stats: dict, device) -> dict:
+    """Denoising loss of the EMA model on the val split, with fixed noise (comparable across
+    evaluations), conditional and unconditional."""
+    from momu_data.loader import loader
+
+    root = Path(cfg.shards)
+    split = "val" if list((root / "val").glob("*.tar")) else "train"
+    dit.eval()
+    g = torch.Generator(device=device).manual_seed(1234)
+    tot = {"loss": 0.0, "loss_uncond": 0.0}
+    n = 0
+    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
+        if i >= cfg.val_batches:
+            break
+        b = _to(b, device)
+        mu, mo, lm = encode_pair(vae, b, stats["latent_scales"])
+        lm = lm[:, : dit.config.max_len]
+        mu, mo = mu[..., : dit.config.max_len], mo[..., : dit.config.max_len]
+        x0, cond = (mu, mo) if cfg.task == "motion2music" else (mo, mu)
+        state = g.get_state()
+        tot["loss"] += float(diffusion.training_loss(dit, x0, cond, lm, 0.0, g))
+        g.set_state(state)  # the same noise and timesteps for the unconditional figure
+        tot["loss_uncond"] += float(diffusion.training_loss(dit, x0, cond, lm, 1.0, g))
+        n += 1
+    dit.train()
+    return {k: v / max(n, 1) for k, v in tot.items()}
+
+
+def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
+    if cfg.task not in TASKS:
+        raise TrainError(f"--task must be motion2music or music2motion, not {cfg.task!r}")
+    if cfg.preset not in DIT_PRESETS:
+        raise TrainError(f"unknown preset {cfg.preset!r}: choose {', '.join(DIT_PRESETS)}")
+    check_shards(cfg)
+    run = Path(cfg.run_dir or f"runs/{cfg.task}")
+    device_name = D.resolve_device(cfg.device)
+    vae = load_vae(cfg.vae)
+    rank, world, device = D.init(device_name)
+    vae = vae.to(device)
+    torch.manual_seed(cfg.seed)
+    C = vae.cfg.latent_channels
+    dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C)
+    dit = DiT(dcfg).to(device)
+    ema = copy.deepcopy(dit).eval()
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    diffusion = Diffusion.from_config(dcfg)
+    lr, warm = PRESET_LR[cfg.preset]
+    lr = cfg.lr or lr
+    warm = cfg.warmup_steps if cfg.warmup_steps is not None else warm
+    opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)))
+    gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
+    max_frames = dcfg.max_len * vae.factor
+    from momu_data.audio import FPS
+
+    frames = max_frames if cfg.crop_seconds is None else min(max_frames, int(cfg.crop_seconds * FPS))
+    frames -= frames % vae.factor
+    step, epoch, consumed = 0, 0, 0
+    ck = latest_checkpoint(run) if cfg.resume else None
+    if ck is not None:
+        saved = json.loads((ck / "state.json").read_text())
+        if saved.get("dit_config") != json.loads(json.dumps(dcfg.to_dict())):
+            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
+                             f"pass --preset {saved.get('preset')} or another --run-dir")
+        state = load_checkpoint(ck, {"dit": dit, "ema": ema}, {"opt": opt})
+        sched.load_state_dict(state["scheduler"])
+        gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
+        step, epoch, consumed = state["step"], state["data"]["epoch"], state["data"]["consumed"]
+        stats = state["stats"]
+    else:
+        if cfg.resume and D.is_main():
+            print(f"no checkpoint in {run}/checkpoints: starting from scratch")
+        stats = data_statistics(vae, cfg, device, frames)
+    hooks = _grad_sync_hooks([dit], world) if world > 1 else []
+    log = RunLog(run, enabled=D.is_main())
+    if D.is_main():
+        run.mkdir(parents=True, exist_ok=True)
+        (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    bar = Bar(cfg.steps, step, enabled=progress and D.is_main(), name=cfg.task)
+    metrics: dict = {}
+    t_last, clips_since = time.perf_counter(), 0
+    try:
+        while step < cfg.steps:
+            b = _to(next(stream), device)
+            mu, mo, lm = encode_pair(vae, b, stats["latent_scales"])
+            x0, cond = (mu, mo) if cfg.task == "motion2music" else (mo, mu)
+            dit.train()
+            if autocast is not None:
+                with autocast:
+                    loss = diffusion.training_loss(dit, x0, cond, lm, cfg.p_uncond, gen)
+            else:
+                loss = diffusion.training_loss(dit, x0, cond, lm, cfg.p_uncond, gen)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            gnorm = float(torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip))
+            opt.step()
+            sched.step()
+            step += 1
+            # EMA with the usual warm-up of the decay, so short runs are not dominated by init.
+            _ema_update(ema, dit, min(cfg.ema_decay, (1 + step) / (10 + step)))
+            clips_since += len(b["key"]) * world
+            if step % cfg.log_every == 0 or step == cfg.steps:
+                dt = time.perf_counter() - t_last
+                thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / vae.factor / dt}
+                log.log(step, {"loss": float(loss), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
+                bar.update(step, "train", float(loss), thr["clips_per_s"])
+                t_last, clips_since = time.perf_counter(), 0
+            if step % cfg.val_every == 0 or step == cfg.steps:
+                if D.is_main():
+                    metrics = validate(ema, vae, diffusion, cfg, stats, device)
+                    log.log(step, metrics, prefix="val/")
+                    bar.note(step, metrics)
+                D.barrier()
+            if step % cfg.ckpt_every == 0 or step == cfg.steps:
+                if D.is_main():
+                    save_checkpoint(run, step, {"dit": dit, "ema": ema}, {"opt": opt}, {
+                        "preset": cfg.preset, "dit_config": dcfg.to_dict(), "scheduler": sched.state_dict(),
+                        "generator": gen.get_state().tolist(), "stats": stats,
+                        "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                    })
+                D.barrier()
+        if world > 1:
+            D.check_in_sync([dit], device)
+        if D.is_main():
+            save_pretrained(ema, run, {
+                "task": cfg.task, "preset": cfg.preset, "dit": dcfg.to_dict(), "steps": step,
+                "vae": str(Path(cfg.vae).resolve()), "vae_config": vae.cfg.to_dict(),
+                "latent_fps": vae.cfg.latent_fps, "factor": vae.factor, **stats, "val": metrics,
+            })
+    finally:
+        bar.close()
+        log.close()
+        for h in hooks:
+            h.remove()
+        D.cleanup()
+    return metrics
+
+
+def load_diffusion(path, map_location: str = "cpu") -> tuple[DiT, dict]:
+    """A finished diffusion run (EMA weights) and its config (task, scales, bone lengths)."""
+    cfg, state = load_pretrained(path, map_location)
+    model = DiT(DiTConfig.from_dict(cfg["dit"]))
+    model.load_state_dict(state)
+    return model.eval(), cfg
