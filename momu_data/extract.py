@@ -164,6 +164,50 @@ def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
     return views
 
 
+def clean_track(track: PoseTrack, cfg: ExtractConfig):
+    """Missing-joint mask, filled pixel coordinates and the per-video normalisation."""
+    if not track.person.any():
+        raise MediaError("no person found")
+    miss = missing_mask(track, cfg.conf_threshold)
+    try:
+        xy = fill_missing(track.xy, miss, track.times)
+        centre, scale = normalisation(xy, track.person)
+    except ValueError as e:
+        raise MediaError(f"no usable person: {e}") from None
+    return miss, xy, centre, scale
+
+
+def frame_step(times: np.ndarray) -> float:
+    return float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / 30
+
+
+def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray) -> dict:
+    """Cleaned, normalised motion on the given mel frame times, plus its masks."""
+    miss, xy, centre, scale = clean_track(track, cfg)
+    pose = resample((xy - centre) / scale, track.times, t_mel)
+    near = nearest_index(track.times, t_mel)
+    interp = miss[near]
+    return {
+        "pose": pose, "interp": interp, "person": track.person[near],
+        "conf": np.where(interp, 0.0, track.conf[near]).astype(np.float32),
+        "centre": centre, "scale": scale, "miss": miss,
+    }
+
+
+def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, dict]:
+    """Pose [T, 14, 2] at 62.5 frames/s of a video on its own (no audio needed), as the
+    extraction pipeline computes it; for dance-to-music generation."""
+    from .pose import estimate_video
+
+    cfg = cfg or ExtractConfig()
+    track = estimate_video(path, max_side=cfg.max_side, model_complexity=cfg.model_complexity)
+    t0, t1 = float(track.times[0]), float(track.times[-1]) + frame_step(track.times)
+    t_mel = t0 + np.arange(int(np.floor((t1 - t0) * A.FPS))) / A.FPS
+    m = resample_track(track, cfg, t_mel)
+    return m["pose"], {"t0": t0, "centre": m["centre"].tolist(), "scale": m["scale"],
+                       "width": track.width, "height": track.height}
+
+
 def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: ExtractConfig):
     """Align a pose track with its audio and compute every frame-aligned feature.
 
@@ -173,14 +217,8 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     """
     if not track.person.any():
         raise MediaError("no person found")
-    miss = missing_mask(track, cfg.conf_threshold)
-    try:
-        xy = fill_missing(track.xy, miss, track.times)
-        centre, scale = normalisation(xy, track.person)
-    except ValueError as e:
-        raise MediaError(f"no usable person: {e}") from None
     times = track.times
-    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / 30
+    dt = frame_step(times)
     t0 = max(float(times[0]), a_start)
     t1 = min(float(times[-1]) + dt, a_start + len(y) / A.SR)
     if t1 - t0 < cfg.min_seconds:
@@ -190,15 +228,12 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     mel = A.log_mel(seg)
     T = mel.shape[1]
     t_mel = t0 + np.arange(T) * A.HOP / A.SR
-    pose = resample((xy - centre) / scale, times, t_mel)
-    near = nearest_index(times, t_mel)
-    interp = miss[near]
-    person = track.person[near]
-    conf = np.where(interp, 0.0, track.conf[near]).astype(np.float32)
+    m = resample_track(track, cfg, t_mel)
+    pose, miss = m["pose"], m["miss"]
     dgram = directogram(pose, cfg.bins)
     flux = kinematic_flux(dgram).astype(np.float32)
     feats = {
-        "pose": pose, "conf": conf, "interp": interp, "person": person, "mel": mel,
+        "pose": pose, "conf": m["conf"], "interp": m["interp"], "person": m["person"], "mel": mel,
         "dirgram": dgram, "flux": flux,
         "kin_beats": beats_from_envelope(normalise01(flux)).astype(np.float64),
         "onsets": A.onsets(seg).astype(np.float64),
@@ -206,11 +241,11 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     info = {
         "audio": seg,
         "width": track.width, "height": track.height,
-        "centre": centre.tolist(), "scale": scale,
+        "centre": m["centre"].tolist(), "scale": m["scale"],
         "t0": t0, "duration": T / A.FPS, "frames": T,
         "video_frames": int(len(times)), "video_fps": 1.0 / dt if dt > 0 else 0.0,
         "person_frac": float(track.person.mean()),
-        "interp_frac": float(miss[track.person].mean()) if track.person.any() else 1.0,
+        "interp_frac": float(miss[track.person].mean()),
         "audio_trim_start": t0 - a_start, "video_trim_start": t0 - float(times[0]),
     }
     return feats, info
