@@ -12,12 +12,16 @@ towards the camera.
 
 The dancer faces the camera: the person's right side is on the image's left (smaller x).
 
-Timing. A dance is a sequence of key poses, one per music beat. From beat k to beat k+1
-the pose moves from key pose k to key pose k+1 along an ease-out curve, fastest right
-at the beat and coming to rest just before the next one; a small bounce (a knee bend
-that reverses direction on every beat) is added on top. So every beat is an abrupt
-change of velocity, the moment the body "hits" the beat, and the kinematic amplitude
-(the directogram's positive flux, momu_data.rhythm) peaks there.
+Timing. A dance is a sequence of key poses, one per music beat. From beat k the pose
+moves from key pose k to key pose k+1 along an exponential ease-out, fastest right at
+the beat and at rest well before the next one; a small bounce (a knee bend that reverses
+direction on every beat) is added on top. So every beat is an abrupt change of
+velocity, the moment the body "hits" the beat, and the kinematic amplitude (the
+directogram's positive flux, momu_data.rhythm) peaks there, once. Two details make the
+peaks clean at the video's frame rate: each move starts on the video frame nearest to
+its beat (within half a frame; the ground-truth beats stay the music's exact times),
+and each beat's ease time constant is set so that all beats give about the same
+first-frame displacement (see _equalise_accents).
 
 Moves (arm swings, steps, kicks, claps, turns ...) are short cycles of key poses, chosen
 per bar from the style's repertoire, randomly mirrored and jittered, so each video

@@ -173,7 +173,7 @@ class FigureRenderer:
         T = dance.body.torso
         self.T = T
         self.w = dict(upper_arm=(0.23 * T, 0.18 * T), forearm=(0.17 * T, 0.13 * T),
-                      thigh=(0.32 * T, 0.23 * T), shin=(0.22 * T, 0.15 * T))
+                      thigh=(0.29 * T, 0.22 * T), shin=(0.22 * T, 0.15 * T))
         self.pal = _Palette()
         self.outline = lambda c: self.pal[(c, 0.55)]  # noqa: E731
 
@@ -183,7 +183,7 @@ class FigureRenderer:
         yaw, lean, head = float(d.yaw[i]), float(d.lean[i]), float(d.head[i])
         img = self.bg.copy()
         body = d.body
-        # A soft contact shadow under the feet.
+        # A contact shadow under the feet.
         fx = 0.5 * (kp[J["right_ankle"], 0] + kp[J["left_ankle"], 0])
         _ellipse(img, (fx, body.ground + 0.12 * T), (0.9 * T, 0.1 * T), 0, self.pal[(look.floor, 0.8)])
 
@@ -191,17 +191,16 @@ class FigureRenderer:
         far = "left" if yaw > 0.15 else ("right" if yaw < -0.15 else None)
         if look.hair_long:
             self._hair_back(img, kp, head)
-        for side in ("right", "left"):
-            if side == far:
-                self._arm(img, kp, side, dim=0.85)
-        for side in (far,) + tuple(s for s in ("right", "left") if s != far):
-            if side is not None:
-                self._leg(img, kp, side, dim=0.85 if side == far else 1.0)
+        near = [s for s in ("right", "left") if s != far]
+        if far is not None:
+            self._arm(img, kp, far, dim=0.85)
+            self._leg(img, kp, far, dim=0.85)
+        for side in near:
+            self._leg(img, kp, side)
         self._trunk(img, kp, yaw, lean)
         self._head(img, kp, yaw, head)
-        for side in ("right", "left"):
-            if side != far:
-                self._arm(img, kp, side)
+        for side in near:
+            self._arm(img, kp, side)
         return img
 
     # -- parts -----------------------------------------------------------------------
@@ -232,9 +231,11 @@ class FigureRenderer:
         look, T = self.look, self.T
         h, k, a = (kp[J[f"{side}_{n}"]] for n in ("hip", "knee", "ankle"))
         pants = self.pal[(look.trousers, dim)]
-        # Shoe: a flat ellipse under the ankle, toes turned a little outwards.
+        # Shoe: a flat ellipse under the ankle, toes turned a little outwards. Its top is
+        # a little below the ankle joint, as on a real foot: with the shoe right at the
+        # joint, mediapipe put the ankle 0.06 torso too high.
         out = -1.0 if side == "right" else 1.0
-        shoe_c = a + np.array([out * 0.05 * T, 0.07 * T])
+        shoe_c = a + np.array([out * 0.05 * T, 0.14 * T])
         _ellipse(img, shoe_c, (0.15 * T, 0.075 * T), out * 10, self.outline(look.shoes))
         _ellipse(img, shoe_c, (0.135 * T, 0.062 * T), out * 10, self.pal[(look.shoes, dim)])
         wt, ws = self.w["thigh"], self.w["shin"]
@@ -256,9 +257,11 @@ class FigureRenderer:
             return base + _rot(lean, np.array([x, y]))
 
         # Trousers' waistband and crotch, then the shirt over them.
-        pelvis = [at(mid_hip, -(hp + 0.15 * T) * 1.0, -0.25 * T), at(mid_hip, (hp + 0.15 * T), -0.25 * T),
-                  at(mid_hip, (hp + 0.15 * T), 0.04 * T), at(mid_hip, 0.0, 0.2 * T),
-                  at(mid_hip, -(hp + 0.15 * T), 0.04 * T)]
+        # The crotch sits 0.13 torso below the hip joints, as anatomically; lower, it made
+        # mediapipe place the hips lower and wider than the joints.
+        pelvis = [at(mid_hip, -(hp + 0.13 * T), -0.25 * T), at(mid_hip, (hp + 0.13 * T), -0.25 * T),
+                  at(mid_hip, (hp + 0.13 * T), 0.02 * T), at(mid_hip, 0.0, 0.13 * T),
+                  at(mid_hip, -(hp + 0.13 * T), 0.02 * T)]
         _poly(img, pelvis, look.trousers, self.outline(look.trousers))
         half = lambda x: x * wf  # noqa: E731
         # The shoulder line sits above the shoulder joints, as the top of a real shoulder
