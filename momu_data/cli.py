@@ -17,7 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus") + (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 
 
@@ -98,7 +98,9 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
         for v, root in find_videos(inputs):
             jid = item_id(v, root)
             labels = metadata.get(jid) or metadata.get(v.stem) or {}
-            jobs.append(Job(jid, str(v), _match_audio(audio, [v.stem, jid]), dataset, labels))
+            # An audio folder is matched by the video's name, else by its music id (AIST
+            # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav).
+            jobs.append(Job(jid, str(v), _match_audio(audio, [v.stem, jid, labels.get("music", "")]), dataset, labels))
         return jobs
     from .importers import find_keypoint_items
 
@@ -112,7 +114,14 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
 
             names.append(parse_aist_name(stem).get("music", ""))
         labels = metadata.get(jid) or metadata.get(stem) or {}
-        jobs.append(Job(jid, str(p), _match_audio(audio, names), dataset, labels))
+        names.append(labels.get("music", ""))
+        match = _match_audio(audio, names)
+        if pose_source == "dance_with_melody" and audio is None:
+            from .importers.dance_with_melody import find_audio
+
+            found = find_audio(p)  # each dance folder holds its own music (audio.mp3)
+            match = str(found) if found else None
+        jobs.append(Job(jid, str(p), match, dataset, labels))
     return jobs
 
 
@@ -120,8 +129,8 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
 def extract(
     inputs: List[Path] = typer.Argument(..., help="Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders with --pose-source."),
     out: Path = typer.Option(Path("data"), "--out", "-o", help="Output folder: items/, videos.parquet, clips.parquet."),
-    pose_source: str = typer.Option("mediapipe", "--pose-source", help="mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON) or aistpp (AIST++ keypoints2d .pkl)."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio."),
+    pose_source: str = typer.Option("mediapipe", "--pose-source", help="mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON), aistpp (AIST++ keypoints2d .pkl) or dance_with_melody (mocap folders with skeletons.json, projected to 2D)."),
+    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio (dance_with_melody: audio.mp3 in each folder)."),
     fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of OpenPose/COCO keypoint files (default: the --audio video's rate, else 30)."),
     cameras: str = typer.Option("all", "--cameras", help="AIST++ views: all, or comma-separated cameras (1-9 or c01-c09)."),
     clip_seconds: float = typer.Option(10.0, "--clip-seconds", help="Clip length."),
@@ -273,6 +282,42 @@ def inspect(
             console.print(f"plotted {k} to {plot}")
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(str(e))
+
+
+@app.command()
+def run(
+    recipe: Path = typer.Argument(..., help="A recipe file, e.g. pipelines/demo.toml (see docs/recipes.md)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="The raw data folder (default: the recipe's [source] path)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the recipe's [recipe] out, else work/NAME)."),
+    set_: List[str] = typer.Option([], "--set", help="Override a recipe value: SECTION.KEY=VALUE (TOML value), repeatable, e.g. --set clips.seconds=6."),
+    train: bool = typer.Option(False, "--train", help="Also run the [[train]] stages (off by default)."),
+    force: List[str] = typer.Option([], "--force", help="Rerun this stage even if it is up to date (repeatable)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only show which stages are up to date and which would run."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: the recipe's [run] jobs, -1 = all cores)."),
+):
+    """Run a dataset recipe: synth (demo) -> extract -> shard -> manifest -> report (-> train).
+
+    Each stage is skipped when its outputs are up to date (its settings and inputs hashed
+    into OUT/.stamps/), so a rerun after a change redoes only what changed."""
+    _cache_numba()
+    from rich.markup import escape
+
+    from .recipes import RecipeError, Runner, load_recipe
+
+    t = time.perf_counter()
+    try:
+        rec = load_recipe(recipe, set_)
+        results = Runner(rec, out=out, source=source, train=train, jobs=jobs, force=force,
+                         log=lambda m: console.print(escape(m), highlight=False)).run(dry_run)
+    except (RecipeError, FileNotFoundError) as e:
+        fail(str(e))
+    tab = Table(title=f"{rec.name} -> {out or rec['recipe']['out'] or 'work/' + rec.name}")
+    for c in ("stage", "status", "seconds", "detail"):
+        tab.add_column(c)
+    for r in results:
+        tab.add_row(escape(r.name), r.status, f"{r.seconds:.1f}" if r.status == "ran" else "", escape(r.detail))
+    Console().print(tab)
+    console.print(f"done in {time.perf_counter() - t:.1f} s")
 
 
 def main():

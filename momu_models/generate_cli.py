@@ -18,7 +18,7 @@ from typing import Optional
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 
 
 def _fail(msg: str):

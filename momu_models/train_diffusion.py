@@ -227,8 +227,8 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.perf_counter() - t_last
                 thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / vae.factor / dt}
-                log.log(step, {"loss": float(loss), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
-                bar.update(step, "train", float(loss), thr["clips_per_s"])
+                log.log(step, {"loss": float(loss.detach()), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
+                bar.update(step, "train", float(loss.detach()), thr["clips_per_s"])
                 t_last, clips_since = time.perf_counter(), 0
             if step % cfg.val_every == 0 or step == cfg.steps:
                 if D.is_main():
