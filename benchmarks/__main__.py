@@ -6,12 +6,41 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
-def main(argv=None):
-    from . import extraction
+ALL = ("extraction", "training", "generation", "vocoder")
 
-    which = set(argv or sys.argv[1:]) or {"extraction"}
-    if "extraction" in which:
-        print(extraction.run())
+
+def main(argv=None):
+    """`python -m benchmarks [extraction] [training] [generation] [vocoder] [--cuda] [--quick]`:
+    --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU."""
+    import torch
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    quick = "--quick" in args
+    cuda = "--cuda" in args or torch.cuda.is_available()
+    which = [a for a in args if not a.startswith("--")] or list(ALL)
+    presets = ("tiny", "small") if quick else ("tiny", "small", "paper")
+    devices = ["cpu"] + (["cuda"] if cuda else [])
+    for name in which:
+        if name == "extraction":
+            from . import extraction
+
+            print(extraction.run())
+        elif name == "training":
+            from . import training
+
+            for d in devices:
+                print(training.run(d, presets))
+        elif name == "generation":
+            from . import generation
+
+            for d in devices:
+                print(generation.run(d, presets))
+        elif name == "vocoder":
+            from . import vocoder
+
+            print(vocoder.run())
+        else:
+            raise SystemExit(f"unknown benchmark {name!r}: choose from {', '.join(ALL)}")
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 uninterrupted run, torchrun with 2 CPU processes, loading, and the one-line errors."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -110,8 +111,16 @@ def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
            "-m", "momu_models.train_cli", "vae", str(toy_shards), "--preset", "tiny", "--steps", "3",
            "--batch-size", "2", "--crop-seconds", "1", "--run-dir", str(run), "--device", "cpu"]
-    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert p.returncode == 0, p.stderr[-3000:]
+    # Own process group: on a timeout the workers are killed too, not left orphaned.
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    try:
+        _, err = proc.communicate(timeout=300)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    assert proc.returncode == 0, err[-3000:]
     assert (run / "model.safetensors").exists()
     rows = [json.loads(line) for line in open(run / "metrics.jsonl")]
     thr = [r["clips_per_s"] for r in rows if "clips_per_s" in r]

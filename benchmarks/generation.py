@@ -1,0 +1,58 @@
+"""Latency of a 30 s joint generation (50 DDIM steps, guidance, both DiTs by cross-guidance,
+VAE decode, vocoder, rendering) per preset, with the share of each stage. Random weights:
+the time does not depend on what the models learned."""
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .common import append_results, peak_rss_mb
+
+
+def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float = 30.0, steps: int = 50,
+        vocoder: str = "auto") -> str:
+    from momu_models.dit import DiT, make_config
+    from momu_models.generate import write_outputs
+    from momu_models.sampling import joint_sample
+    from momu_models.vae import PRESETS, BiCoRVAE
+    from momu_models.vocoder import get_vocoder
+
+    dev = torch.device(device)
+    voc = get_vocoder(vocoder, device=device)
+    rows = []
+    frames = int(round(seconds * 62.5))
+    for name in presets:
+        vae = BiCoRVAE(PRESETS[name]).to(dev).eval()
+        m2mu, mu2m = DiT(make_config(name)).to(dev).eval(), DiT(make_config(name)).to(dev).eval()
+        L = vae.latent_length(frames)
+        g = torch.Generator(device=dev).manual_seed(0)
+        times = {}
+        t = time.perf_counter()
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=dev.type == "cuda"):
+            js = joint_sample(m2mu, mu2m, L, steps, 3.0, g, cross_start=0.5)
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
+        times["diffusion (2 DiTs x 50 steps x CFG)"] = time.perf_counter() - t
+        t = time.perf_counter()
+        with torch.no_grad():
+            mel = vae.decode_music(js.music.float(), frames).float().cpu().numpy()[0]
+            pose = vae.decode_motion(js.motion.float(), frames).float().cpu().numpy()[0]
+        times["VAE decode"] = time.perf_counter() - t
+        t = time.perf_counter()
+        wav = voc(np.clip(mel, -11.5, 3.0))
+        times[f"vocoder ({voc.name})"] = time.perf_counter() - t
+        with tempfile.TemporaryDirectory() as td:
+            t = time.perf_counter()
+            write_outputs(Path(td), "bench", np.clip(pose, -5, 5), wav)
+            times["render mp4 + plot + files"] = time.perf_counter() - t
+        total = sum(times.values())
+        windows = "" if L <= m2mu.config.max_len else f", {L} latent frames in windows of {m2mu.config.max_len}"
+        rows.append((f"{name}: 30 s joint sample{windows}", f"{total:.1f} s total"))
+        for k, v in times.items():
+            rows.append((f"  {name}: {k}", f"{v:.1f} s ({v / total:.0%})"))
+    rows.append(("peak memory (process)", f"{peak_rss_mb():.0f} MB"))
+    return append_results(f"30 s joint generation ({device}, {steps} steps)", rows)
