@@ -121,6 +121,12 @@ def generate(
                                              title=f"music for {video.name}"))
     except GenerateError as e:
         _fail(str(e))
+    except Exception as e:  # vocoder problems (missing package / checkpoint) are one line too
+        from .vocoder import VocoderError
+
+        if isinstance(e, VocoderError):
+            _fail(str(e))
+        raise
     res.timings["render_and_write"] = sum(w["render"] for w in written)
     total = time.perf_counter() - t0
     for w in written:
