@@ -287,13 +287,13 @@ def inspect(
 @app.command()
 def run(
     recipe: Path = typer.Argument(..., help="A recipe file, e.g. pipelines/demo.toml (see docs/recipes.md)."),
-    source: Optional[Path] = typer.Option(None, "--source", help="The raw data folder (default: the recipe's [source] path)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the recipe's [recipe] out, else work/NAME)."),
+    source: Optional[Path] = typer.Option(None, "--source", help="The raw data folder (default: the recipe's source path)."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the recipe's out, else work/NAME)."),
     set_: List[str] = typer.Option([], "--set", help="Override a recipe value: SECTION.KEY=VALUE (TOML value), repeatable, e.g. --set clips.seconds=6."),
-    train: bool = typer.Option(False, "--train", help="Also run the [[train]] stages (off by default)."),
+    train: bool = typer.Option(False, "--train", help="Also run the recipe's train stages (off by default)."),
     force: List[str] = typer.Option([], "--force", help="Rerun this stage even if it is up to date (repeatable)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Only show which stages are up to date and which would run."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: the recipe's [run] jobs, -1 = all cores)."),
+    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: the recipe's run.jobs, -1 = all cores)."),
 ):
     """Run a dataset recipe: synth (demo) -> extract -> shard -> manifest -> report (-> train).
 
@@ -310,7 +310,7 @@ def run(
         results = Runner(rec, out=out, source=source, train=train, jobs=jobs, force=force,
                          log=lambda m: console.print(escape(m), highlight=False)).run(dry_run)
     except (RecipeError, FileNotFoundError) as e:
-        fail(str(e))
+        fail(escape(str(e)))  # messages name [sections]: not rich markup
     tab = Table(title=f"{rec.name} -> {out or rec['recipe']['out'] or 'work/' + rec.name}")
     for c in ("stage", "status", "seconds", "detail"):
         tab.add_column(c)

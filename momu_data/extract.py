@@ -26,7 +26,7 @@ from .track import PoseTrack
 from .video import MediaError, load_audio
 
 SCHEMA = 1
-POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp")
+POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp", "dance_with_melody")
 
 
 @dataclass
@@ -45,9 +45,14 @@ class ExtractConfig:
     bins: int = 8  # directogram angle bins (K)
     fps: float | None = None  # frame rate for keypoint files that have no timestamps
     cameras: str = "all"  # AIST++ views: "all" or comma-separated indices
+    # Keyword options of the keypoint importer (dance_with_melody: views, time_scale).
+    source_options: dict = field(default_factory=dict)
 
     def digest(self) -> str:
-        blob = json.dumps({"schema": SCHEMA, **asdict(self)}, sort_keys=True)
+        d = asdict(self)
+        if not d["source_options"]:
+            del d["source_options"]  # absent when unused, so earlier extractions stay valid
+        blob = json.dumps({"schema": SCHEMA, **d}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
     @property
@@ -115,6 +120,9 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
             kw["width"], kw["height"] = size
     elif cfg.pose_source == "aistpp":
         kw["cameras"] = "all" if cfg.cameras == "all" else [c if c.startswith("c") else int(c) for c in str(cfg.cameras).split(",")]
+    elif cfg.pose_source == "dance_with_melody":
+        kw["audio"] = job.audio  # the pose clock is the music's: its first-sample time offsets it
+    kw.update(cfg.source_options)
     return load_keypoints(cfg.pose_source, job.source, **kw)
 
 

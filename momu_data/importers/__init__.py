@@ -1,4 +1,5 @@
-"""Importers for keypoints that users already have (OpenPose, AlphaPose/COCO, AIST++).
+"""Importers for keypoints that users already have (OpenPose, AlphaPose/COCO, AIST++, and
+the Dance with Melody 3D motion capture, projected to 2D).
 
 Each importer returns ``list[PoseTrack]`` (one per person-view) in the paper's 14-joint
 layout: raw pixel coordinates, NaN xy and confidence 0 where a joint or the whole person
@@ -24,7 +25,7 @@ from ..video import MediaError
 # MediaError is re-exported: it is what callers catch for unusable keypoint files.
 __all__ = ["SOURCES", "MediaError", "find_keypoint_items", "load_keypoints"]
 
-SOURCES = ("openpose", "coco", "aistpp")
+SOURCES = ("openpose", "coco", "aistpp", "dance_with_melody")
 
 # A per-frame OpenPose file: "<anything><number>_keypoints.json".
 OPENPOSE_FILE_RE = re.compile(r"(\d+)_keypoints\.json$")
@@ -35,7 +36,8 @@ def load_keypoints(source: str, path, **kw) -> list[PoseTrack]:
 
     openpose: path is a folder of per-frame JSON files, kw as ``load_openpose`` (fps
     required); coco: path is a results JSON, kw as ``load_coco`` (fps required);
-    aistpp: path is a keypoints2d pickle, kw as ``load_aistpp``.
+    aistpp: path is a keypoints2d pickle, kw as ``load_aistpp``; dance_with_melody: path
+    is a dance folder (skeletons.json, config.json, audio.mp3), kw as ``load_dance_with_melody``.
     """
     if source == "openpose":
         from .openpose import load_openpose
@@ -49,6 +51,10 @@ def load_keypoints(source: str, path, **kw) -> list[PoseTrack]:
         from .aistpp import load_aistpp
 
         return load_aistpp(path, **kw)
+    if source == "dance_with_melody":
+        from .dance_with_melody import load_dance_with_melody
+
+        return load_dance_with_melody(path, **kw)
     raise ValueError(f"unknown keypoint source {source!r}; expected one of {', '.join(SOURCES)}")
 
 
@@ -57,12 +63,17 @@ def find_keypoint_items(source: str, paths) -> list[Path]:
 
     openpose: every folder (searched recursively) that directly contains *_keypoints.json
     files, one item per folder (= one video); coco: *.json files (OpenPose per-frame files
-    excluded); aistpp: *.pkl files. Returns sorted, de-duplicated absolute paths.
+    excluded); aistpp: *.pkl files; dance_with_melody: folders holding skeletons.json and
+    config.json. Returns sorted, de-duplicated absolute paths.
     """
     if source not in SOURCES:
         raise ValueError(f"unknown keypoint source {source!r}; expected one of {', '.join(SOURCES)}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
+    if source == "dance_with_melody":
+        from .dance_with_melody import find_dances
+
+        return find_dances(paths)
     found: set[Path] = set()
     for p in map(Path, paths):
         if not p.exists():
