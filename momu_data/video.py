@@ -181,3 +181,33 @@ def item_id(path: Path, root: Path) -> str:
     rel = Path(path).resolve().relative_to(Path(root).resolve())
     s = "__".join(rel.with_suffix("").parts)
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
+
+
+class AudioMuxer:
+    """Feed mono float32 audio into an (AAC) stream of an open PyAV container up to a sample
+    position, in 1024-sample frames, so audio is interleaved with the video as it advances
+    and the muxer needs no large buffers; `close()` flushes the encoder."""
+
+    def __init__(self, container, stream, audio: np.ndarray, sr: int, chunk: int = 1024):
+        self.c, self.stream, self.audio, self.sr, self.chunk = container, stream, audio, sr, chunk
+        self.pos = 0
+
+    def feed(self, until: int) -> None:
+        import av
+        from fractions import Fraction
+
+        until = min(int(until), self.audio.size)
+        while self.pos < until:
+            n = min(self.chunk, until - self.pos)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[None, self.pos:self.pos + n]),
+                                            format="fltp", layout="mono")
+            af.sample_rate = self.sr
+            af.pts = self.pos
+            af.time_base = Fraction(1, self.sr)
+            for pkt in self.stream.encode(af):
+                self.c.mux(pkt)
+            self.pos += n
+
+    def close(self) -> None:
+        for pkt in self.stream.encode(None):
+            self.c.mux(pkt)

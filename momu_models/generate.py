@@ -123,32 +123,31 @@ def generate_joint(models: Models, frames: int, n: int = 1, seed: int = 0, steps
     return Generated(poses, mels, {"sampling": t_s, "vae_decode": time.perf_counter() - t})
 
 
+def _conditional(models: Models, task: str, source: str, x: np.ndarray, T: int, n: int, seed: int,
+                 steps: int, guidance_scale: float) -> tuple[np.ndarray, dict]:
+    """One direction: encode the source modality, sample the other with CFG, decode."""
+    cond = _encode(models, source, x).expand(n, -1, -1)
+    g = torch.Generator(device=models.device).manual_seed(seed)
+    t = time.perf_counter()
+    z = sample(models.dits[task], cond, steps=steps, guidance_scale=guidance_scale, generator=g)
+    t_s = time.perf_counter() - t
+    t = time.perf_counter()
+    out = _decode_motion(models, z, T) if task == "music2motion" else _decode_music(models, z, T)
+    return out, {"sampling": t_s, "vae_decode": time.perf_counter() - t}
+
+
 def generate_motion(models: Models, mel: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50,
                     guidance_scale: float = 3.0) -> Generated:
     """Dance for a music: mel [80, T] -> poses [n, T, 14, 2]."""
-    T = mel.shape[1]
-    cond = _encode(models, "music", mel).expand(n, -1, -1)
-    g = torch.Generator(device=models.device).manual_seed(seed)
-    t = time.perf_counter()
-    z = sample(models.dits["music2motion"], cond, steps=steps, guidance_scale=guidance_scale, generator=g)
-    t_s = time.perf_counter() - t
-    t = time.perf_counter()
-    poses = _decode_motion(models, z, T)
-    return Generated(poses, None, {"sampling": t_s, "vae_decode": time.perf_counter() - t})
+    poses, timings = _conditional(models, "music2motion", "music", mel, mel.shape[1], n, seed, steps, guidance_scale)
+    return Generated(poses, None, timings)
 
 
 def generate_music(models: Models, pose: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50,
                    guidance_scale: float = 3.0) -> Generated:
     """Music for a dance: pose [T, 14, 2] -> mels [n, 80, T]."""
-    T = pose.shape[0]
-    cond = _encode(models, "motion", pose).expand(n, -1, -1)
-    g = torch.Generator(device=models.device).manual_seed(seed)
-    t = time.perf_counter()
-    z = sample(models.dits["motion2music"], cond, steps=steps, guidance_scale=guidance_scale, generator=g)
-    t_s = time.perf_counter() - t
-    t = time.perf_counter()
-    mels = _decode_music(models, z, T)
-    return Generated(None, mels, {"sampling": t_s, "vae_decode": time.perf_counter() - t})
+    mels, timings = _conditional(models, "motion2music", "motion", pose, pose.shape[0], n, seed, steps, guidance_scale)
+    return Generated(None, mels, timings)
 
 
 def write_outputs(out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video: Path | None = None,

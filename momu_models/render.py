@@ -34,6 +34,7 @@ import numpy as np
 from momu_data import audio as _audio
 from momu_data import rhythm as _rhythm
 from momu_data.skeleton import BONES, J, JOINTS, NUM_JOINTS
+from momu_data.video import AudioMuxer
 
 # ---------------------------------------------------------------------------------------
 # Style. Colours are RGB (frames are RGB end to end; cv2 does not care about the order).
@@ -315,21 +316,7 @@ def _encode_mp4(path: str, frames: Iterable[np.ndarray], width: int, height: int
             # and at 64 kbit/s mono the difference is inaudible for previews.
             as_ = c.add_stream("aac", rate=sr, layout="mono", options={"aac_coder": "fast"})
             as_.bit_rate = 64000
-        pos = 0
-
-        def feed_audio(until: int) -> None:
-            nonlocal pos
-            until = min(until, audio.size)
-            while pos < until:
-                n = min(1024, until - pos)
-                af = av.AudioFrame.from_ndarray(np.ascontiguousarray(audio[None, pos:pos + n]),
-                                                format="fltp", layout="mono")
-                af.sample_rate = sr
-                af.pts = pos
-                af.time_base = Fraction(1, sr)
-                for pkt in as_.encode(af):
-                    c.mux(pkt)
-                pos += n
+        mux = AudioMuxer(c, as_, audio, sr) if as_ is not None else None
 
         n_frames = 0
         for k, img in enumerate(frames):
@@ -344,17 +331,16 @@ def _encode_mp4(path: str, frames: Iterable[np.ndarray], width: int, height: int
             n_frames = k + 1
             if as_ is not None:
                 t_end = n_frames / rate if audio_end is None else min(audio_end, n_frames / rate)
-                feed_audio(int(round(float(t_end) * sr)))
+                mux.feed(int(round(float(t_end) * sr)))
         if n_frames == 0:
             raise ValueError("no video frames to encode")
         if as_ is not None:
             end = float(n_frames / rate) if audio_end is None else audio_end
-            feed_audio(int(round(end * sr)))
+            mux.feed(int(round(end * sr)))
         for pkt in vs.encode(None):
             c.mux(pkt)
-        if as_ is not None:
-            for pkt in as_.encode(None):
-                c.mux(pkt)
+        if mux is not None:
+            mux.close()
     return n_frames
 
 

@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from ..skeleton import J
+from ..video import AudioMuxer
 from .choreography import Body, Dance
 
 SHIFT = 4  # fractional bits of cv2 coordinates
@@ -349,20 +350,7 @@ def write_mp4(path, frames, audio: np.ndarray, sr: int, fps: float, width: int, 
         vs.codec_context.thread_count = 1
         as_ = c.add_stream("aac", rate=sr, layout="mono")
         as_.bit_rate = audio_bitrate
-        a_pos = 0
-        chunk = 1024
-
-        def feed_audio(until: int):
-            nonlocal a_pos
-            while a_pos < min(until, audio.size):
-                n = min(chunk, audio.size - a_pos)
-                af = av.AudioFrame.from_ndarray(audio[None, a_pos:a_pos + n], format="fltp", layout="mono")
-                af.sample_rate = sr
-                af.pts = a_pos
-                af.time_base = Fraction(1, sr)
-                for pkt in as_.encode(af):
-                    c.mux(pkt)
-                a_pos += n
+        mux = AudioMuxer(c, as_, audio, sr)
 
         for i, img in enumerate(frames):
             vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format="rgb24")
@@ -370,9 +358,8 @@ def write_mp4(path, frames, audio: np.ndarray, sr: int, fps: float, width: int, 
             vf.time_base = 1 / rate
             for pkt in vs.encode(vf):
                 c.mux(pkt)
-            feed_audio(int(np.ceil((i + 1) / float(rate) * sr)))
-        feed_audio(audio.size)
+            mux.feed(int(np.ceil((i + 1) / float(rate) * sr)))
+        mux.feed(audio.size)
         for pkt in vs.encode(None):
             c.mux(pkt)
-        for pkt in as_.encode(None):
-            c.mux(pkt)
+        mux.close()
