@@ -23,19 +23,20 @@ test: $(STAMP)
 # The main job on the embedded default, offline: synthetic dance videos -> extraction with
 # the real pose model -> shards -> BiCoR-VAE (small) -> both diffusion models (small) ->
 # a 30 s joint sample and a dance for one of the synthetic songs.
+DEMO_N ?= 20
 DEMO_VAE_STEPS ?= 300
 DEMO_DIFF_STEPS ?= 400
 demo: $(STAMP)
-	$(BIN)/momu-data synth --n 20 --seconds 12 --out $(DEMO)/videos --seed 0
+	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out $(DEMO)/videos --seed 0
 	$(BIN)/momu-data extract $(DEMO)/videos --out $(DEMO)/data --clip-seconds 6 --dataset synthetic
 	$(BIN)/momu-data shard $(DEMO)/data --out $(DEMO)/shards --split 80/10/10
 	$(BIN)/momu-train vae $(DEMO)/shards --preset small --steps $(DEMO_VAE_STEPS) --run-dir $(DEMO)/runs/vae --val-every 100 --ckpt-every 100
 	$(BIN)/momu-train diffusion $(DEMO)/shards --task motion2music --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae $(DEMO)/runs/vae --run-dir $(DEMO)/runs/motion2music --val-every 200 --ckpt-every 200
 	$(BIN)/momu-train diffusion $(DEMO)/shards --task music2motion --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae $(DEMO)/runs/vae --run-dir $(DEMO)/runs/music2motion --val-every 200 --ckpt-every 200
 	$(BIN)/momu-generate --joint --length 30s --checkpoints $(DEMO)/runs --out $(DEMO)/outputs
-	$(BIN)/momu-generate --music $(DEMO)/videos/synth_019.mp4 --checkpoints $(DEMO)/runs --out $(DEMO)/outputs
+	$(BIN)/momu-generate --music $(DEMO)/videos/synth_001.mp4 --checkpoints $(DEMO)/runs --out $(DEMO)/outputs
 	$(BIN)/momu-data inspect $(DEMO)/shards --plot $(DEMO)/clip.png
-	@echo "demo outputs: $(DEMO)/outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_019_dance_s0_0.mp4: dance for a synthetic song),"
+	@echo "demo outputs: $(DEMO)/outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
 	@echo "  $(DEMO)/runs/ (trained models), $(DEMO)/shards/ (WebDataset), $(DEMO)/data/ (features, manifests), $(DEMO)/videos/ (inputs)"
 
 bench: $(STAMP)

@@ -48,7 +48,8 @@ class BatchStream:
         if self.cfg.shuffle_buffer:
             ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
         ds = ds.decode().map(to_arrays).map(RandomCrop(self.frames, seed))
-        ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=False)
+        # partial batches too: a split smaller than one batch still trains
+        ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=True)
         return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)
 
     def __iter__(self):
@@ -64,8 +65,8 @@ class BatchStream:
                 batch = next(self._it)
             except StopIteration:
                 if self.consumed == 0:
-                    raise TrainError(f"the train split of {self.cfg.shards} yields no batch of "
-                                     f"{self.cfg.batch_size} clips: lower --batch-size or add data") from None
+                    raise TrainError(f"the train split of {self.cfg.shards} yields no clip "
+                                     "(for this rank): add data or use fewer processes") from None
                 self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
                 continue
             self.consumed += 1
@@ -140,7 +141,7 @@ class Bar:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
         self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True))
+                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True, soft_wrap=True))
         self.p.start()
         self.name = name
         self.t = self.p.add_task(name, total=total, completed=start, info="")
