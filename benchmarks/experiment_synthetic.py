@@ -67,7 +67,8 @@ def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
     return res
 
 
-def beat_figures(shards: Path, out: Path, steps: int = 50, guidance: float = 3.0) -> dict:
+def beat_figures(shards: Path, out: Path, steps: int = 50, guidance: float = 3.0,
+                 splits=("val", "test")) -> dict:
     from momu_data import audio as A
     from momu_data.rhythm import kinematic_beats
     from momu_models.generate import generate_motion, generate_music, load_models
@@ -79,7 +80,7 @@ def beat_figures(shards: Path, out: Path, steps: int = 50, guidance: float = 3.0
         (runs / "vae").symlink_to((out / "vae").resolve())
     models = load_models(runs, ("motion2music", "music2motion"))
     voc = get_vocoder("griffinlim")
-    clips = _clips(shards)
+    clips = _clips(shards, splits)
     names = ("ceiling", "m2d_cond", "m2d_uncond", "d2m_cond", "d2m_uncond")
     # 1 s LORIS bins (the paper's figure) and +-0.1 s one-to-one matching: at 2-3 beats/s
     # nearly every 1 s bin holds a beat, so only the tolerance variant separates sync from chance.
@@ -113,7 +114,8 @@ def main(argv=None):
     if not (out / "runs" / "music2motion" / "model.safetensors").exists():
         res["diffusion"] = diffusion_runs(shards, out, opts.get("--diff-steps", 1500))
         (out / "diffusion_results.json").write_text(json.dumps(res["diffusion"], indent=1))
-    res["beats"] = beat_figures(shards, out)
+    splits = ("test",) if opts.get("--test-only") else ("val", "test")
+    res["beats"] = beat_figures(shards, out, steps=opts.get("--eval-steps", 50), splits=splits)
     (out / "beat_results.json").write_text(json.dumps(res["beats"], indent=1))
     print(json.dumps(res, indent=1))
 
