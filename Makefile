@@ -24,8 +24,8 @@ test: $(STAMP)
 # the real pose model -> shards -> BiCoR-VAE (small) -> both diffusion models (small) ->
 # a 30 s joint sample and a dance for one of the synthetic songs.
 DEMO_N ?= 20
-DEMO_VAE_STEPS ?= 300
-DEMO_DIFF_STEPS ?= 400
+DEMO_VAE_STEPS ?= 200
+DEMO_DIFF_STEPS ?= 250
 demo: $(STAMP)
 	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out $(DEMO)/videos --seed 0
 	$(BIN)/momu-data extract $(DEMO)/videos --out $(DEMO)/data --clip-seconds 6 --dataset synthetic
