@@ -49,7 +49,7 @@ def vae(
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
-    from .train_vae import TrainError, VAETrainConfig, train
+    from .train_vae import VAETrainConfig, train
 
     ms = music_steps if music_steps is not None else steps
     mo = motion_steps if motion_steps is not None else steps
@@ -60,13 +60,7 @@ def vae(
                          motion_steps=mo, batch_size=batch_size, crop_seconds=crop_seconds, lr=lr, grad_clip=grad_clip,
                          contrast_weight=contrast_weight, seed=seed, device=device, num_workers=workers,
                          val_every=val_every, ckpt_every=ckpt_every, resume=resume, init=str(init) if init else None)
-    try:
-        metrics = train(cfg)
-    except (TrainError, RuntimeError) as e:
-        console.print(f"[red]error:[/red] {e}")
-        raise typer.Exit(2)
-    if int(os.environ.get("RANK", "0")) == 0:
-        console.print(f"finished: {run_dir}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+    _run(train, cfg, run_dir)
 
 
 @app.command()
@@ -97,7 +91,6 @@ def diffusion(
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) diffusion ...`."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
     from .train_diffusion import DiffusionTrainConfig, train
-    from .training import TrainError
 
     if epochs is not None:
         steps = max(1, int(round(epochs * _steps_per_epoch(shards, batch_size))))
@@ -106,14 +99,20 @@ def diffusion(
                                crop_seconds=crop_seconds, lr=lr, warmup_steps=warmup, p_uncond=p_uncond,
                                ema_decay=ema, seed=seed, device=device, num_workers=workers, val_every=val_every,
                                ckpt_every=ckpt_every, resume=resume)
+    _run(train, cfg, run_dir or Path("runs") / task)
+
+
+def _run(train, cfg, run_dir: Path) -> None:
+    """Train, turning user-fixable problems into one-line errors; rank 0 reports."""
+    from .training import TrainError
+
     try:
         metrics = train(cfg)
     except (TrainError, RuntimeError) as e:
         console.print(f"[red]error:[/red] {e}")
         raise typer.Exit(2)
     if int(os.environ.get("RANK", "0")) == 0:
-        out = run_dir or Path("runs") / task
-        console.print(f"finished: {out}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
+        console.print(f"finished: {run_dir}/model.safetensors  " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items()))
 
 
 def _steps_per_epoch(shards: Path, batch_size: int) -> int:

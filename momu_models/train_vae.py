@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +53,6 @@ class VAETrainConfig:
     val_batches: int = 20
     resume: bool = False
     init: str | None = None  # stage motion: a finished run whose music VAE to start from
-    extra: dict = field(default_factory=dict)
 
 
 @torch.no_grad()
