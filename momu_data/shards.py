@@ -134,14 +134,17 @@ def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", s
         srows = [r for r in rows if split_of[r[col]] == split]
         (tmp / split).mkdir(parents=True)
         # Videos in seeded random order so a shard mixes less of one video's clips in a row.
-        vids = sorted({r["video"] for r in srows})
+        by_video: dict[str, list[dict]] = {}
+        for r in srows:
+            by_video.setdefault(r["video"], []).append(r)
+        vids = sorted(by_video)
         vids = [vids[i] for i in rng.permutation(len(vids))]
         written = []
         with wds.ShardWriter(str(tmp / split / "%06d.tar"), maxcount=shard_size, maxsize=shard_bytes, verbose=0) as sink:
             for vid in vids:
                 feats = load_item(data, vid)
                 audio, _ = sf.read(data / "items" / f"{vid}.flac", dtype="float32")
-                for r in (r for r in srows if r["video"] == vid):
+                for r in by_video[vid]:
                     sample = clip_sample(r, feats, audio, views.get(vid, {}))
                     sink.write(sample)  # may open the next shard first
                     shard = Path(sink.fname).name
