@@ -39,8 +39,10 @@ demo: $(STAMP)
 	@echo "demo outputs: $(DEMO)/outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
 	@echo "  $(DEMO)/runs/ (trained models), $(DEMO)/shards/ (WebDataset), $(DEMO)/data/ (features, manifests), $(DEMO)/videos/ (inputs)"
 
+# Small sizes for a 2-core CPU; `python -m benchmarks` alone adds the paper presets
+# (minutes per step on a CPU), `--cuda` the GPU runs.
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks
+	$(BIN)/python -m benchmarks --quick
 
 clean:
 	rm -rf $(DEMO) .cache
