@@ -48,20 +48,15 @@ def synth(
     generated music, with ground-truth 14 keypoints and beat times: the embedded default
     dataset of the demo and the tests (no download)."""
     from .parallel import map_unordered
+    from .synth import synthesize_one
 
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     with _progress() as pb:
         task = pb.add_task("synthesizing", total=n)
-        for _ in map_unordered(partial(_synth_one, seconds=seconds, out=out, seed=seed), range(n), jobs):
+        for _ in map_unordered(partial(synthesize_one, seconds=seconds, out=out, seed=seed), range(n), jobs):
             pb.advance(task)
     console.print(f"wrote {n} videos of {seconds:g} s to {out}/ in {time.perf_counter() - t:.1f} s")
-
-
-def _synth_one(i, seconds, out, seed):
-    from .synth import synthesize_one
-
-    return synthesize_one(i, seconds=seconds, out=out, seed=seed)
 
 
 def _read_metadata(path: Optional[Path]) -> dict[str, dict]:

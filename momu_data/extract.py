@@ -114,10 +114,10 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
 
     kw: dict = {}
     if cfg.pose_source in ("openpose", "coco"):
-        kw["fps"] = cfg.fps or _media_fps(job.audio) or 30.0
-        size = _media_size(job.audio)
-        if size:
-            kw["width"], kw["height"] = size
+        info = _probe_or_none(job.audio)  # a paired video gives the keypoints' rate and frame size
+        kw["fps"] = cfg.fps or (info.fps if info else None) or 30.0
+        if info:
+            kw["width"], kw["height"] = info.width, info.height
     elif cfg.pose_source == "aistpp":
         kw["cameras"] = "all" if cfg.cameras == "all" else [c if c.startswith("c") else int(c) for c in str(cfg.cameras).split(",")]
     elif cfg.pose_source == "dance_with_melody":
@@ -126,23 +126,14 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
     return load_keypoints(cfg.pose_source, job.source, **kw)
 
 
-def _media_fps(path) -> float | None:
+def _probe_or_none(path):
+    """Stream facts of a media file, or None when there is none or it has no video."""
     from .video import probe_video
 
     try:
-        return probe_video(path).fps if path else None
+        return probe_video(path) if path else None
     except MediaError:
         return None
-
-
-def _media_size(path):
-    from .video import probe_video
-
-    try:
-        info = probe_video(path) if path else None
-    except MediaError:
-        return None
-    return (info.width, info.height) if info else None
 
 
 def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
