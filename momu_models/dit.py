@@ -56,6 +56,10 @@ class DiTConfig:
     out_kernel: int = 5          # table 9 "kernel size of Conv1d projection network"
     max_len: int = 960           # max latent frames per segment (x and condition each)
     dropout: float = 0.0
+    # "aligned": frame i of the condition and frame i of the noisy latent share position id
+    # 1 + i and are told apart by a learned segment embedding; "offset": the literal padded
+    # layout, frame i of x at 1 + max_len + i. See the module docstring and docs/diffusion.md.
+    positions: str = "offset"
     time_freq_dim: int = 256     # sinusoidal timestep features before the MLP
     # The diffusion process this denoiser is trained for (table 9: 1000 steps). The schedule is
     # Make-An-Audio 2's / latent diffusion's scaled-linear one; see diffusion.Diffusion.
@@ -203,10 +207,15 @@ class DiT(nn.Module):
         self.c_embed = ConditionEmbedder(cfg.cond_channels, cfg.cond_dim, cfg.hidden)
         self.t_embed = TimestepEmbedder(cfg.hidden, cfg.time_freq_dim)
         self.null_cond = nn.Parameter(torch.randn(cfg.hidden) * 0.02)
-        # Positions of the fully padded sequence [t | cond (max_len) | x (max_len)]. Learned,
-        # as in Make-An-Audio 2, but started from sin-cos so positions that short training
-        # crops rarely reach still carry an ordered, smooth signal.
-        self.pos = nn.Parameter(sinusoids(torch.arange(1 + 2 * cfg.max_len), cfg.hidden))
+        if cfg.positions not in ("aligned", "offset"):
+            raise ValueError(f"positions must be 'aligned' or 'offset', not {cfg.positions!r}")
+        # Position table, learned as in Make-An-Audio 2 but started from sin-cos so positions
+        # that short training crops rarely reach still carry an ordered, smooth signal.
+        n_pos = 1 + cfg.max_len if cfg.positions == "aligned" else 1 + 2 * cfg.max_len
+        self.pos = nn.Parameter(sinusoids(torch.arange(n_pos), cfg.hidden))
+        # Segment embeddings [time, condition, x]: with aligned positions they are the only
+        # thing that tells a condition frame from the noisy frame at the same time.
+        self.segment = nn.Parameter(torch.randn(3, cfg.hidden) * 0.02) if cfg.positions == "aligned" else None
         self.blocks = nn.ModuleList([FFTBlock(cfg) for _ in range(cfg.depth)])
         self.final_norm = nn.LayerNorm(cfg.hidden)
         # Table 9 lists kernel 5 with padding 3 (L + 2 outputs, cut back to L); padding 2 gives
@@ -274,12 +283,20 @@ class DiT(nn.Module):
         x_tok = masked_conv(self.x_embed, x_t.transpose(1, 2), x_mask)
         t_tok = self.t_embed(t)[:, None]
         h = torch.cat([t_tok, c_tok, x_tok], dim=1)
+        x_offset = 1 if cfg.positions == "aligned" else 1 + cfg.max_len
         pos_ids = torch.cat([
             torch.zeros(1, dtype=torch.long, device=dev),
             1 + torch.arange(Lc, device=dev),
-            1 + cfg.max_len + torch.arange(L, device=dev),
+            x_offset + torch.arange(L, device=dev),
         ])
         h = h + self.pos[pos_ids]
+        if self.segment is not None:
+            seg_ids = torch.cat([
+                torch.zeros(1, dtype=torch.long, device=dev),
+                torch.ones(Lc, dtype=torch.long, device=dev),
+                torch.full((L,), 2, dtype=torch.long, device=dev),
+            ])
+            h = h + self.segment[seg_ids]
         keep = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=dev), cond_mask, x_mask], dim=1)
         segments = (1, Lc, L)
         for block in self.blocks:

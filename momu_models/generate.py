@@ -3,7 +3,8 @@
 Models come from finished runs: `runs/vae` (BiCoR-VAE), `runs/motion2music` and
 `runs/music2motion` (DiTs). Latents are scaled with the factors stored in the diffusion runs,
 generated with DDIM + classifier-free guidance (one direction) or cross-guidance (joint),
-decoded by the VAE; motion gets the bone-length correction of appendix E and music a vocoder.
+decoded by the VAE; motion is smoothed and gets the bone-length correction of appendix E
+(postprocess.py), music a vocoder.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import torch
 
 from momu_data import audio as A
 
-from .postprocess import correct_bones
+from .postprocess import SMOOTH_SECONDS, correct_bones, smooth_motion
 from .sampling import joint_sample, sample
 from .train_diffusion import load_diffusion
 from .vae import BiCoRVAE
@@ -38,6 +39,7 @@ class Models:
     dits: dict = field(default_factory=dict)  # task -> DiT
     cfgs: dict = field(default_factory=dict)  # task -> run config
     device: torch.device = torch.device("cpu")
+    smooth_seconds: float = SMOOTH_SECONDS  # Gaussian sigma for generated motion; 0: off
 
     def scale(self, modality: str) -> float:
         cfg = next(iter(self.cfgs.values()))
@@ -96,6 +98,7 @@ def _decode_music(models: Models, z: torch.Tensor, T: int) -> np.ndarray:
 @torch.no_grad()
 def _decode_motion(models: Models, z: torch.Tensor, T: int, bones: bool = True) -> np.ndarray:
     poses = models.vae.decode_motion(z / models.scale("motion"), T).cpu().numpy()
+    poses = np.stack([smooth_motion(p, A.FPS, models.smooth_seconds) for p in poses])
     if bones and models.bone_lengths is not None:
         poses = np.stack([correct_bones(p, models.bone_lengths) for p in poses])
     return poses

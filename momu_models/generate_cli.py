@@ -41,6 +41,7 @@ def generate(
     vocoder: str = typer.Option("auto", "--vocoder", help="auto, hifigan, griffinlim or bigvgan (mel -> waveform)."),
     vocoder_checkpoint: Optional[Path] = typer.Option(None, "--vocoder-checkpoint", help="Local checkpoint for bigvgan (or a custom hifigan)."),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
+    smooth: float = typer.Option(0.032, "--smooth", help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md."),
 ):
     """Generate music for a dance, dance for a music, or both together."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
@@ -58,6 +59,8 @@ def generate(
     mode = modes[0] if modes else "joint"
     if num_samples < 1 or steps < 1:
         _fail("--num-samples and --steps must be at least 1")
+    if smooth < 0:
+        _fail("--smooth must be 0 (off) or a positive number of seconds")
     try:
         frames = parse_length(length, A.FPS) if length else None
     except ValueError as e:
@@ -69,6 +72,7 @@ def generate(
         dev = resolve_device(device)
         tasks = {"joint": ("motion2music", "music2motion"), "music": ("music2motion",), "video": ("motion2music",)}[mode]
         models = load_models(checkpoints, tasks, dev)
+        models.smooth_seconds = smooth
         torch.manual_seed(seed)
         t0 = time.perf_counter()
         written = []

@@ -42,6 +42,7 @@ class DiffusionTrainConfig:
     run_dir: str | None = None  # default runs/<task>
     vae: str = "runs/vae"
     preset: str = "small"
+    positions: str | None = None  # DiT position layout, "aligned" or "offset" (default: the preset's)
     steps: int = 3000
     batch_size: int = 8
     crop_seconds: float | None = None  # default: the DiT's max_len
@@ -161,7 +162,8 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     vae = vae.to(device)
     torch.manual_seed(cfg.seed)
     C = vae.cfg.latent_channels
-    dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C)
+    extra = {"positions": cfg.positions} if cfg.positions else {}
+    dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C, **extra)
     dit = DiT(dcfg).to(device)
     ema = copy.deepcopy(dit).eval()
     for p in ema.parameters():

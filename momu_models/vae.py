@@ -626,7 +626,7 @@ def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.
 class StageConfig:
     kl_weight: float = 1e-5          # appendix A.2, both stages
     adv_weight: float = 0.5          # stage 1 GAN weight (appendix A.2)
-    contrast_weight: float = 1.0     # stage 2 rhythmic contrastive weight (appendix A.2)
+    contrast_weight: float = 0.2     # stage 2 rhythmic contrast (paper: 1 on its own loss scale; docs/bicor_vae.md)
     adv_start_step: int = 0          # stage 1: no GAN (neither G term nor D update) before this step
     sample_posterior: bool = True    # decode a posterior sample (False: the mean)
 
