@@ -84,6 +84,22 @@ def _match_audio(audio: Optional[Path], names: list[str]) -> Optional[str]:
     return None
 
 
+def synth_labels(video: Path) -> dict:
+    """Labels of a synthetic video (`momu-data synth`) from its `<name>.gt.json` sidecar:
+    genre = the music style the song was made in (which also picks the dance repertoire);
+    {} for any other video. Without them synthetic clips could not train a classifier."""
+    gt = Path(video).with_suffix(".gt.json")
+    if not gt.is_file():
+        return {}
+    import json
+
+    try:
+        style = json.loads(gt.read_text()).get("style")
+    except (OSError, ValueError, AttributeError):
+        return {}  # not a synth sidecar after all: no labels rather than a failed extraction
+    return {"genre": style} if isinstance(style, str) and style else {}
+
+
 def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], dataset: str, metadata: dict):
     from .extract import Job
     from .video import find_videos, item_id
@@ -92,7 +108,8 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
     if pose_source == "mediapipe":
         for v, root in find_videos(inputs):
             jid = item_id(v, root)
-            labels = metadata.get(jid) or metadata.get(v.stem) or {}
+            # A metadata CSV row wins over what a synthetic video's sidecar says.
+            labels = {**synth_labels(v), **(metadata.get(jid) or metadata.get(v.stem) or {})}
             # An audio folder is matched by the video's name, else by its music id (AIST
             # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav).
             jobs.append(Job(jid, str(v), _match_audio(audio, [v.stem, jid, labels.get("music", "")]), dataset, labels))

@@ -56,6 +56,8 @@ def to_arrays(sample: dict) -> dict:
         "conf": np.asarray(sample["conf.npy"], np.float32),
         "mel": np.asarray(sample["mel.npy"], np.float32),
         "amp": np.asarray(sample["amp.npy"], np.float32),
+        # The clip's manifest row (labels, source, times): the classifier's targets.
+        "meta": sample.get("meta.json") or {},
     }
 
 
@@ -96,7 +98,7 @@ def collate(samples: list[dict]) -> dict:
         amp[i, :n] = torch.from_numpy(s["amp"])
         mask[i, :n] = True
     return {"key": [s["key"] for s in samples], "pose": pose, "conf": conf, "mel": mel, "amp": amp,
-            "mask": mask, "length": mask.sum(1)}
+            "mask": mask, "length": mask.sum(1), "meta": [s.get("meta", {}) for s in samples]}
 
 
 def dataset(source, split: str | None = None, crop_frames: int | None = None, shuffle: int = 0,
@@ -128,7 +130,7 @@ def loader(source, split: str | None = None, batch_size: int = 8, crop_frames: i
            shuffle: int = 0, num_workers: int = 0, seed: int = 0, resampled: bool = False):
     """A torch DataLoader yielding padded batches:
     {"key": [B], "pose": [B,T,14,2], "conf": [B,T,14], "mel": [B,80,T], "amp": [B,T],
-     "mask": [B,T] bool, "length": [B]}."""
+     "mask": [B,T] bool, "length": [B], "meta": [B] dicts (meta.json: labels, source...)}."""
     import torch
 
     ds = dataset(source, split, crop_frames, shuffle, seed, resampled)

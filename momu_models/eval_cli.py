@@ -1,14 +1,21 @@
-"""momu-eval: beat alignment, beat plots and FAD of generated samples (docs/metrics.md).
+"""momu-eval: beat alignment, beat plots, FAD, motion metrics and diversity of generated
+samples, and all of them as paper-style tables (docs/metrics.md).
 
     momu-eval beats GENERATED --reference REFERENCE [--kind music|motion] [--json out.json]
                     [--fps F] [--tolerance 0.1s] [--plot DIR] [--per-pair]
     momu-eval plot  GENERATED --reference REFERENCE --out DIR [--kind ...] [--fps F]
     momu-eval fad   GENERATED --reference REFERENCE [--embedder logmel-stats|vggish]
                     [--vggish-weights PATH] [--json out.json]
+    momu-eval motion    GENERATED --classifier RUN [--reference REFERENCE] [--fps F] [--json out.json]
+    momu-eval diversity GENERATED [--kind music|motion] [--classifier RUN] [--embedder ...] [--json out.json]
+    momu-eval all   RUN_OUTPUTS... [--reference REF] [--classifier RUN] [--vggish-weights PATH]
+                    [--json out.json] [--markdown out.md]
 
 GENERATED and REFERENCE are folders (files directly inside, not recursive) or single files.
 For beats and plot, generated and reference files pair by file stem; a single reference file
-pairs with every generated file. For fad they are two unpaired sets.
+pairs with every generated file. For fad they are two unpaired sets. motion, diversity and
+all read momu-generate's file names (condition ids, which file of a sample is generated);
+see momu_models/eval_suite.py.
 """
 from __future__ import annotations
 
@@ -18,7 +25,7 @@ import os
 import re
 from enum import Enum
 from pathlib import Path
-from typing import NoReturn, Optional
+from typing import List, NoReturn, Optional
 
 import numpy as np
 import typer
@@ -30,7 +37,8 @@ from .metrics import beats as B
 from .metrics import fad as F
 
 app = typer.Typer(
-    help="Evaluate generated music and motion: beat alignment (BCS/BHS), plots, FAD.",
+    help="Evaluate generated music and motion: beat alignment (BCS/BHS), plots, FAD, "
+         "motion FID / Mean KLD / Diversity, and all of them as paper-style tables.",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -408,6 +416,127 @@ def fad(
     if json_out is not None:
         write_json(res, json_out)
         typer.echo(f"wrote {json_out}")
+
+
+CLASSIFIER_OPT = typer.Option(None, "--classifier", "-c", help="A `momu-train classifier` run folder: its "
+                               "encoder gives the motion features (FID, Diversity) and its head the class "
+                               "distributions (Mean KLD).")
+PAIRS_OPT = typer.Option(200, "--pairs", help="Inter-diversity: random cross-condition pairs (paper: 200).")
+SEED_OPT = typer.Option(0, "--seed", help="Seed of the inter-diversity pair draw.")
+
+
+def _print_kv(title: str, rows: list[tuple[str, object]]) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(title=title)
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in rows:
+        t.add_row(escape(k), "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v)))
+    Console().print(t)
+
+
+@app.command()
+def motion(
+    generated: Path = GEN_ARG,
+    classifier: Optional[Path] = CLASSIFIER_OPT,
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Ground-truth .npy motions: "
+                                             "FID (unpaired) and Mean KLD (paired by stem / condition)."),
+    fps: Optional[float] = FPS_OPT,
+    pairs: int = PAIRS_OPT,
+    seed: int = SEED_OPT,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result here."),
+):
+    """Motion quality on classifier features: FID, Mean KLD, Diversity (inter and intra).
+
+    Generated .npy motions [T,14,2] (fps from <stem>.json or --fps) are encoded by the classifier's encoder. Diversity groups samples by condition, read from the stem (<cond>_dance_s<seed>_<k>, <cond>_s<k>); Mean KLD is the mean KL(p_ref || p_gen) of the class distributions of each generated clip and its ground truth (the reference stem equal to the stem, else to its condition)."""
+    from .eval_suite import evaluate_motion
+
+    try:
+        res = evaluate_motion(generated, reference, classifier, fps, pairs, seed)
+    except (EvalError, ValueError, OSError) as e:
+        _fail(str(e))
+    for n in res["notes"]:
+        typer.echo(f"note: {n}", err=True)
+    _print_kv(f"Motion metrics ({res['classifier_label']} classifier, {res['dim']}-d features)",
+              [("FID", res["FID"]), ("Mean KLD", res["Mean KLD"]), ("Diversity (inter)", res["Diversity"]),
+               ("intra-diversity", res["intra_diversity"]), ("generated", res["n_generated"]),
+               ("conditions", res["n_conditions"]), ("reference", res.get("n_reference", "n/a"))])
+    if json_out is not None:
+        write_json(res, json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+@app.command()
+def diversity(
+    generated: Path = GEN_ARG,
+    kind: Kind = typer.Option(Kind.music, "--kind", "-k", help="music: clip embeddings of --embedder; "
+                              "motion: features of --classifier."),
+    classifier: Optional[Path] = CLASSIFIER_OPT,
+    embedder: str = typer.Option(F.DEFAULT_EMBEDDER, "--embedder", "-e", help=f"Music: one of {', '.join(F.EMBEDDERS)} "
+                                 "(the paper: vggish)."),
+    vggish_weights: Optional[Path] = typer.Option(None, "--vggish-weights", help="Local torchvggish state dict."),
+    fps: Optional[float] = FPS_OPT,
+    pairs: int = PAIRS_OPT,
+    seed: int = SEED_OPT,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the result here."),
+):
+    """Inter- and intra-diversity of generated samples (appendix B.4, B.5).
+
+    Conditions come from file stems: momu-generate's <cond>_dance_s<seed>_<k> / <cond>_music_s<seed>_<k>, or <cond>_s<k>; any other stem is its own condition. Inter: mean distance of random pairs from different conditions; intra: mean distance among the samples of one condition, averaged over conditions."""
+    from .eval_suite import evaluate_diversity
+
+    try:
+        res = evaluate_diversity(generated, kind.value, classifier, embedder, vggish_weights, fps, pairs, seed)
+    except (EvalError, F.EmbedderError, ValueError, OSError) as e:
+        _fail(str(e))
+    _print_kv(res["metric"], [("inter-diversity", res["inter_diversity"]), ("intra-diversity", res["intra_diversity"]),
+                              ("samples", res["n"]), ("conditions", res["n_conditions"]), ("pairs", res["n_pairs"])])
+    if json_out is not None:
+        write_json(res, json_out)
+        typer.echo(f"wrote {json_out}")
+
+
+@app.command("all")
+def all_cmd(
+    runs: List[Path] = typer.Argument(..., help="Run outputs: a folder of generated samples (one method), or a "
+                                      "folder of such folders (one method each).", show_default=False),
+    reference: Optional[Path] = typer.Option(None, "--reference", "-r", help="Ground truth: <cond> music files "
+                                             "(beats, FAD) and <cond>.npy motions (FID, Mean KLD)."),
+    classifier: Optional[Path] = CLASSIFIER_OPT,
+    vggish_weights: Optional[Path] = typer.Option(None, "--vggish-weights", help="Also FAD[vggish] and "
+                                                  "Diversity[vggish] (the paper's)."),
+    fps: Optional[float] = FPS_OPT,
+    tolerance: Optional[str] = TOL_OPT,
+    pairs: int = PAIRS_OPT,
+    seed: int = SEED_OPT,
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write every figure and note here."),
+    md_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the tables here."),
+):
+    """Every metric the files allow, as tables laid out like the paper's (rows: methods).
+
+    Motion-to-music: BCS CSD BHS HSD F1 (generated music vs reference music), FAD and Diversity of the music. Music-to-motion: BCS CSD BHS HSD F1 (kinematic beats vs reference music), FID, Diversity, Mean KLD (with --classifier). What cannot be computed is skipped with a one-line note saying why."""
+    from .eval_suite import evaluate_all, markdown
+
+    tol = parse_tolerance(tolerance)
+    try:
+        res = evaluate_all(runs, reference, classifier, vggish_weights, fps, tol, pairs, seed)
+    except (EvalError, F.EmbedderError, ValueError, OSError) as e:
+        _fail(str(e))
+    text = markdown(res)
+    for m in res["methods"]:
+        for n in m["notes"]:
+            typer.echo(f"note: {m['name']}: {n}", err=True)
+    typer.echo(text.split("\nNotes:")[0].rstrip())
+    if json_out is not None:
+        write_json(res, json_out)
+        typer.echo(f"wrote {json_out}")
+    if md_out is not None:
+        md_out.parent.mkdir(parents=True, exist_ok=True)
+        md_out.write_text(text)
+        typer.echo(f"wrote {md_out}")
 
 
 def main() -> None:

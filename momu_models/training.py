@@ -25,9 +25,13 @@ class BatchStream:
     """Endless train batches with a resumable position: `epoch` and `consumed` (batches
     of that epoch already handed out) are all it takes to continue exactly."""
 
-    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0):
+    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0,
+                 select=None):
         self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
         self.epoch, self.consumed = epoch, consumed
+        # select(sample) -> bool keeps a sample (e.g. the classifier skips unlabelled clips);
+        # applied before cropping and batching, so batches stay full and positions resumable.
+        self.select = select
         self._it = None
 
     def _epoch_loader(self):
@@ -47,7 +51,10 @@ class BatchStream:
         seed = self.cfg.seed + 1000 * self.epoch + self.rank
         if self.cfg.shuffle_buffer:
             ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
-        ds = ds.decode().map(to_arrays).map(RandomCrop(self.frames, seed))
+        ds = ds.decode().map(to_arrays)
+        if self.select is not None:
+            ds = ds.select(self.select)
+        ds = ds.map(RandomCrop(self.frames, seed))
         # partial batches too: a split smaller than one batch still trains
         ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=True)
         return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)

@@ -383,3 +383,190 @@ def test_cli_plot_command(files, tmp_path):
              "--fps", "60")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png"]
+
+
+# ---- motion metrics: Mean KLD, FID, diversity (hand-made inputs) ------------------------
+
+from momu_models.metrics import motion as MM  # noqa: E402
+
+
+def test_kl_divergence_by_hand():
+    p, q = [0.5, 0.5], [0.9, 0.1]
+    # 0.5 ln(0.5/0.9) + 0.5 ln(0.5/0.1) = 0.5 (-0.5877867 + 1.6094379)
+    assert MM.kl_divergence(p, q) == pytest.approx(0.5108256, abs=1e-7)
+    # the other direction: 0.9 ln(1.8) + 0.1 ln(0.2)
+    assert MM.kl_divergence(q, p) == pytest.approx(0.3680642, abs=1e-7)
+    assert MM.kl_divergence(p, p) == 0.0
+    assert MM.kl_divergence([1.0, 0.0], [0.5, 0.5]) == pytest.approx(math.log(2))  # 0 log 0 = 0
+    assert MM.kl_divergence([0.5, 0.5], [1.0, 0.0]) == math.inf
+    np.testing.assert_allclose(MM.kl_divergence([p, q], [q, q]), [0.5108256, 0.0], atol=1e-7)
+    with pytest.raises(ValueError, match="shape"):
+        MM.kl_divergence([0.5, 0.5], [1.0, 0.0, 0.0])
+
+
+def test_mean_kld_from_logits_by_hand():
+    ref = np.array([[0.0, 0.0], [0.0, 0.0], [3.0, 1.0]])  # softmax [.5 .5], [.5 .5], [e^2/(1+e^2), ...]
+    gen = np.array([[math.log(9), 0.0], [5.0, 5.0], [3.0, 1.0]])  # [.9 .1], [.5 .5], identical
+    kl = MM.pairwise_kld(ref, gen)
+    np.testing.assert_allclose(kl, [0.5108256, 0.0, 0.0], atol=1e-7)
+    assert MM.mean_kld(ref, gen) == pytest.approx(0.5108256 / 3, abs=1e-7)
+    assert MM.mean_kld(gen, ref) == pytest.approx(0.3680642 / 3, abs=1e-7)  # KL(p_ref || p_gen), not symmetric
+    assert MM.mean_kld([[1000.0, 0.0]], [[1000.0, 0.0]]) == 0.0  # stable for large logits
+    assert MM.mean_kld([[1000.0, 0.0]], [[0.0, 0.0]]) == pytest.approx(math.log(2))
+    with pytest.raises(ValueError, match="one shape"):
+        MM.mean_kld(np.zeros((2, 3)), np.zeros((3, 3)))
+
+
+def test_motion_fid_and_diversity_scores_by_hand():
+    # 1-D: means 1 and 4, sample variances 2 and 2: d = 9 + 2 + 2 - 2 sqrt(4) = 9
+    res = MM.motion_fid([[0.0], [2.0]], [[3.0], [5.0]])
+    assert res["FID"] == pytest.approx(9.0) and res["dim"] == 1 and not res["rank_deficient"]
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    assert MM.motion_fid(x, x)["FID"] == pytest.approx(0.0, abs=1e-6)
+    d = MM.diversity_scores([[0.0], [1.0], [10.0]], ["a", "a", "b"])
+    # inter: pairs (0, 10), (1, 10) -> 9.5; intra: condition a -> |0 - 1| = 1
+    assert d["inter"] == d["Diversity"] == pytest.approx(9.5) and d["intra"] == pytest.approx(1.0)
+    assert d["n_pairs"] == 2 and d["n_conditions"] == 2
+    one = MM.diversity_scores([[0.0], [3.0]], ["a", "a"])
+    assert one["inter"] is None and one["intra"] == pytest.approx(3.0)
+    alone = MM.diversity_scores([[0.0], [3.0], [4.0]])  # no conditions: all different, no intra
+    assert alone["inter"] == pytest.approx((3 + 4 + 1) / 3) and alone["intra"] is None
+
+
+def test_condition_ids_from_stems():
+    from momu_models.eval_suite import condition_of, generated_kinds
+
+    assert condition_of("song_dance_s0_3") == "song" and generated_kinds("song_dance_s0_3") == ("motion",)
+    assert condition_of("my_video_music_s12_0") == "my_video" and generated_kinds("my_video_music_s12_0") == ("music",)
+    assert condition_of("joint_s0_1") == "joint_s0_1" and generated_kinds("joint_s0_1") == ("music", "motion")
+    assert condition_of("clip7_s2") == "clip7"
+    assert condition_of("plain") == "plain" and condition_of("my_dance_clip") == "my_dance_clip"
+
+
+# ---- momu-eval motion / diversity / all -------------------------------------------------
+
+def _motion(path: Path, pose: np.ndarray, fps: float) -> None:
+    np.save(path, pose)
+    path.with_suffix(".json").write_text(json.dumps({"fps": fps}))
+
+
+@pytest.fixture(scope="module")
+def runs(files, tmp_path_factory):
+    """ref/: music a, b (clicks on BEATS_A) and their motions (dances on BEATS_A);
+    runs/ours: momu-generate-style names, with the input files momu-generate also writes;
+    runs/base: the reference motions themselves; clf/: a random tiny classifier."""
+    import torch
+
+    from momu_models.motion_encoder import PRESETS, MotionClassifier
+
+    root = tmp_path_factory.mktemp("all")
+    ref, ours, base = root / "ref", root / "runs" / "ours", root / "runs" / "base"
+    for d in (ref, ours, base):
+        d.mkdir(parents=True)
+    for s in ("a", "b"):
+        (ref / f"{s}.wav").write_bytes((files / "ref" / f"{s}.wav").read_bytes())
+        _motion(ref / f"{s}.npy", dance(BEATS_A, DUR, 30.0, seed=ord(s)), 30.0)
+        _motion(base / f"{s}.npy", np.load(ref / f"{s}.npy"), 30.0)
+    # motion-to-music: music generated for the dance videos a and b (the .npy is their input)
+    (ours / "a_music_s0_0.wav").write_bytes((files / "gen" / "a.wav").read_bytes())  # in time
+    (ours / "b_music_s0_0.wav").write_bytes((files / "gen" / "b.wav").read_bytes())  # 1.5 s late
+    _motion(ours / "a_music_s0_0.npy", dance(BEATS_SHIFTED, DUR, 62.5), 62.5)
+    # music-to-motion: two dances for music a (in time), one for b (late); the .wav is the input
+    for k in range(2):
+        _motion(ours / f"a_dance_s0_{k}.npy", dance(BEATS_A, DUR, 30.0, seed=10 + k), 30.0)
+        (ours / f"a_dance_s0_{k}.wav").write_bytes((files / "gen" / "b.wav").read_bytes())
+    _motion(ours / "b_dance_s0_0.npy", dance(BEATS_SHIFTED, DUR, 30.0, seed=12), 30.0)
+    from momu_models.motion_encoder import motion_features
+
+    torch.manual_seed(0)
+    clf = MotionClassifier(PRESETS["tiny"], ["x", "y", "z"])
+    # A random encoder gives these similar dances similar features; a sharper head centred on
+    # their mean makes the predictions differ between clips, so the KLD is worth checking.
+    mean = motion_features(clf, [np.load(p) for p in sorted(root.rglob("*.npy"))], 30.0).mean(0)
+    with torch.no_grad():
+        clf.head.weight.mul_(20.0)
+        clf.head.bias.copy_(-clf.head.weight @ torch.from_numpy(mean))
+    clf.save_pretrained(root / "clf")
+    return root
+
+
+def test_cli_all_end_to_end(runs, files, tmp_path):
+    from momu_models.motion_encoder import encode_motions, load_classifier
+
+    out, md = tmp_path / "all.json", tmp_path / "all.md"
+    r = _run("all", runs / "runs", "-r", runs / "ref", "--classifier", runs / "clf", "--json", out, "--markdown", md)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    rows = {m["name"]: m for m in res["methods"]}
+    assert list(rows) == ["base", "ours"]
+    ours, base = rows["ours"], rows["base"]
+    # the inputs momu-generate writes beside each sample are not scored
+    assert ours["n_generated_music"] == 2 and ours["n_generated_motion"] == 3
+    # motion-to-music: a in time (100), b 1.5 s late (0), as `momu-eval beats`
+    m2m = ours["motion2music"]
+    assert (m2m["BCS"], m2m["BHS"], m2m["F1"]) == (50.0, 50.0, 50.0)
+    assert m2m["CSD"] == pytest.approx(100 / math.sqrt(2))
+    fad = F.fad_from_files([files / "gen" / "a.wav", files / "gen" / "b.wav"],
+                           [files / "ref" / "a.wav", files / "ref" / "b.wav"], F.get_embedder())
+    assert m2m["FAD[logmel-stats]"] == pytest.approx(fad["value"])
+    # music-to-motion beats: two dances in time with music a, one late for b
+    m2d = ours["music2motion"]
+    assert m2d["BCS"] == pytest.approx(200 / 3) and m2d["BHS"] == pytest.approx(200 / 3)
+    assert base["music2motion"]["BCS"] == 100.0 and base["motion2music"] == {}
+    # motion metrics against a direct computation with the same classifier
+    model = load_classifier(runs / "clf")
+    gen = [np.load(runs / "runs" / "ours" / f"{s}.npy") for s in ("a_dance_s0_0", "a_dance_s0_1", "b_dance_s0_0")]
+    ref = [np.load(runs / "ref" / f"{s}.npy") for s in ("a", "b")]
+    gf, gl = encode_motions(model, gen, 30.0)
+    rf, rl = encode_motions(model, ref, 30.0)
+    assert m2d["Mean KLD"] == pytest.approx(MM.mean_kld(rl[[0, 0, 1]], gl), rel=1e-6)
+    assert m2d["Mean KLD"] > 0.01
+    assert m2d["FID"] == pytest.approx(FR.frechet_from_features(gf, rf), rel=1e-6)
+    inter = (np.linalg.norm(gf[0] - gf[2]) + np.linalg.norm(gf[1] - gf[2])) / 2
+    assert m2d["Diversity"] == pytest.approx(inter, rel=1e-6)
+    assert ours["details"]["motion"]["intra_diversity"] == pytest.approx(np.linalg.norm(gf[0] - gf[1]), rel=1e-6)
+    # the reference against itself: Mean KLD 0, FID 0
+    assert base["music2motion"]["Mean KLD"] == 0.0 and base["music2motion"]["FID"] == pytest.approx(0, abs=1e-6)
+    assert any("no generated music" in n for n in base["notes"])
+    text = md.read_text()
+    assert "| Method | BCS↑ | CSD | BHS↑ | HSD | F1↑ | FAD[logmel-stats]↓ | Diversity[logmel-stats]↑ |" in text
+    assert "| Method | BCS↑ | CSD | BHS↑ | HSD | F1↑ | FID↓ | Diversity↑ | Mean KLD↓ |" in text
+    assert "| ours | 50.0 | 70.7 | 50.0 | 70.7 | 50.0 |" in text and "| base | – |" in text
+
+
+def test_cli_all_skips_what_it_cannot_compute(runs, tmp_path):
+    out = tmp_path / "all.json"
+    r = _run("all", runs / "runs" / "ours", "--json", out)  # no reference, no classifier
+    assert r.exit_code == 0, r.output
+    (m,) = json.loads(out.read_text())["methods"]
+    assert set(m["motion2music"]) == {"Diversity[logmel-stats]"} and m["music2motion"] == {}
+    assert any("no --reference" in n for n in m["notes"]) and any("no --classifier" in n for n in m["notes"])
+    assert "no --classifier" in r.output
+    r = _run("all", tmp_path / "nothing")
+    assert r.exit_code == 1 and r.output.startswith("error: ") and len(r.output.strip().splitlines()) == 1
+
+
+def test_cli_motion_and_diversity(runs, files, tmp_path):
+    out = tmp_path / "m.json"
+    r = _run("motion", runs / "runs" / "ours", "-r", runs / "ref", "-c", runs / "clf", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["n_generated"] == 3 and res["n_conditions"] == 2 and res["Mean KLD"] > 0
+    assert [p["reference"] for p in res["pairs"]] == ["a", "a", "b"]
+    r = _run("motion", runs / "runs" / "ours")
+    assert r.exit_code == 1 and "--classifier" in r.output
+    r = _run("motion", runs / "runs" / "ours", "-c", runs / "ref")
+    assert r.exit_code == 1 and "no model.safetensors" in r.output
+    out = tmp_path / "d.json"
+    r = _run("diversity", files / "gen", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    emb = F.get_embedder()
+    a, b = (F.clip_embedding(B.load_music(files / "gen" / f"{s}.wav"), emb) for s in ("a", "b"))
+    assert res["metric"] == "Diversity[logmel-stats]" and res["intra_diversity"] is None
+    assert res["inter_diversity"] == pytest.approx(float(np.linalg.norm(a - b)), rel=1e-5)
+    r = _run("diversity", runs / "runs" / "ours", "--kind", "motion", "-c", runs / "clf", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    assert res["conditions"] == {"a_dance_s0_0": "a", "a_dance_s0_1": "a", "b_dance_s0_0": "b"}
+    assert res["intra_diversity"] > 0 and res["inter_diversity"] > 0

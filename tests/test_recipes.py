@@ -412,6 +412,9 @@ def test_demo_recipe_tiny_end_to_end(tmp_path):
     rows = read_manifest_csv(out / "manifest.csv")
     assert [r["id"] for r in rows] == ["synth_000", "synth_001"] and all(r["status"] == "ok" for r in rows)
     assert all(r["dataset"] == "synthetic" and int(r["clips_ok"]) >= 1 for r in rows)
+    # genre = the music style of each video's ground-truth sidecar (what the classifier learns)
+    styles = [json.loads((out / "videos" / f"{r['id']}.gt.json").read_text())["style"] for r in rows]
+    assert [r["genre"] for r in rows] == styles and all(styles)
     info = json.loads((out / "shards" / "info.json").read_text())
     assert info["group_by"] == "video" and info["ratios"] == pytest.approx([0.8, 0.1, 0.1])
     res = run_recipe(PIPELINES / "demo.toml", out=out, overrides=ov, log=quiet)

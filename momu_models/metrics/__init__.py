@@ -29,6 +29,7 @@ from .fad import (
     metric_name,
 )
 from .frechet import frechet_distance, frechet_from_features, gaussian_stats
+from .motion import diversity_scores, kl_divergence, log_softmax, mean_kld, motion_fid, pairwise_kld
 
 __all__ = [
     "PairScore", "aggregate", "beat_bins", "binned_scores", "f1_score", "match_within",
@@ -38,4 +39,5 @@ __all__ = [
     "build_vggish", "clip_embedding", "fad_from_embeddings", "fad_from_files", "get_embedder",
     "load_vggish", "metric_name",
     "frechet_distance", "frechet_from_features", "gaussian_stats",
+    "diversity_scores", "kl_divergence", "log_softmax", "mean_kld", "motion_fid", "pairwise_kld",
 ]
