@@ -67,21 +67,25 @@ def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
     return res
 
 
-def beat_figures(shards: Path, out: Path, steps: int = 50, guidance: float = 3.0,
-                 splits=("val", "test")) -> dict:
+def beat_figures(shards: Path, runs: Path, steps: int = 50, guidance: float = 3.0,
+                 splits=("val", "test"), tasks=("motion2music", "music2motion")) -> dict:
+    """Beat scores of the trained runs in RUNS (vae/ + the diffusion `tasks`) on the clips of
+    `splits`, conditioned (guidance) and unconditional (scale 0, same model, same seeds), next
+    to the ceiling (the real motion's kinematic beats vs its own music's onsets)."""
     from momu_data import audio as A
     from momu_data.rhythm import kinematic_beats
     from momu_models.generate import generate_motion, generate_music, load_models
     from momu_models.metrics.beats import aggregate, binned_scores, tolerance_scores
     from momu_models.vocoder import get_vocoder
 
-    runs = out / "runs"
-    if not (runs / "vae").exists():
-        (runs / "vae").symlink_to((out / "vae").resolve())
-    models = load_models(runs, ("motion2music", "music2motion"))
+    models = load_models(runs, tuple(tasks))
     voc = get_vocoder("griffinlim")
     clips = _clips(shards, splits)
-    names = ("ceiling", "m2d_cond", "m2d_uncond", "d2m_cond", "d2m_uncond")
+    names = ["ceiling"]
+    if "music2motion" in tasks:
+        names += ["m2d_cond", "m2d_uncond"]
+    if "motion2music" in tasks:
+        names += ["d2m_cond", "d2m_uncond"]
     # 1 s LORIS bins (the paper's figure) and +-0.1 s one-to-one matching: at 2-3 beats/s
     # nearly every 1 s bin holds a beat, so only the tolerance variant separates sync from chance.
     rows = {(k, m): [] for k in names for m in ("binned", "tol0.1")}
@@ -94,11 +98,15 @@ def beat_figures(shards: Path, out: Path, steps: int = 50, guidance: float = 3.0
         dur = c["pose"].shape[0] / A.FPS
         score("ceiling", c["kin"], c["onsets"], dur)
         for tag, s in (("cond", guidance), ("uncond", 0.0)):
-            pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=s).poses[0]
-            score(f"m2d_{tag}", kinematic_beats(pose), c["onsets"], dur)
-            mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=s).mels[0]
-            score(f"d2m_{tag}", A.onsets(voc(mel)), c["onsets"], dur)
-    return {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
+            if "music2motion" in tasks:
+                pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=s).poses[0]
+                score(f"m2d_{tag}", kinematic_beats(pose), c["onsets"], dur)
+            if "motion2music" in tasks:
+                mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=s).mels[0]
+                score(f"d2m_{tag}", A.onsets(voc(mel)), c["onsets"], dur)
+    res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
+    res["clips"] = len(clips)
+    return res
 
 
 def main(argv=None):
@@ -115,7 +123,10 @@ def main(argv=None):
         res["diffusion"] = diffusion_runs(shards, out, opts.get("--diff-steps", 1500))
         (out / "diffusion_results.json").write_text(json.dumps(res["diffusion"], indent=1))
     splits = ("test",) if opts.get("--test-only") else ("val", "test")
-    res["beats"] = beat_figures(shards, out, steps=opts.get("--eval-steps", 50), splits=splits)
+    runs = out / "runs"
+    if not (runs / "vae").exists():
+        (runs / "vae").symlink_to((out / "vae").resolve())
+    res["beats"] = beat_figures(shards, runs, steps=opts.get("--eval-steps", 50), splits=splits)
     (out / "beat_results.json").write_text(json.dumps(res["beats"], indent=1))
     print(json.dumps(res, indent=1))
 
