@@ -11,13 +11,15 @@ ALL = ("extraction", "training", "generation", "vocoder")
 
 def main(argv=None):
     """`python -m benchmarks [extraction] [training] [generation] [vocoder] [--cuda] [--quick]`:
-    --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU."""
+    --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
+    --paper-steps=N times the paper preset's generation with N DDIM steps, scaled to 50."""
     import torch
 
     args = list(sys.argv[1:] if argv is None else argv)
     quick = "--quick" in args
     cuda = "--cuda" in args or torch.cuda.is_available()
     which = [a for a in args if not a.startswith("--")] or list(ALL)
+    paper_steps = [int(a.split("=", 1)[1]) for a in args if a.startswith("--paper-steps=")]
     presets = ("tiny", "small") if quick else ("tiny", "small", "paper")
     devices = ["cpu"] + (["cuda"] if cuda else [])
     for name in which:
@@ -34,7 +36,7 @@ def main(argv=None):
             from . import generation
 
             for d in devices:
-                print(generation.run(d, presets))
+                print(generation.run(d, presets, measured_steps={"paper": paper_steps[0]} if paper_steps else None))
         elif name == "vocoder":
             from . import vocoder
 

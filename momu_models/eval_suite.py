@@ -315,19 +315,22 @@ def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_musi
     def skip(msg):
         notes.append(msg)
 
+    def beats(generated: dict, kind: str, row: dict, what: str) -> None:
+        """Beat scores of generated music or motion against the reference music, into row."""
+        if not ref_music:
+            skip(f"{what} skipped: " + ("no --reference" if reference is None else f"no reference music in {reference}"))
+            return
+        res, n = _beat_table(generated, ref_music, kind, cache, fps, tolerance, reference)
+        notes.extend(n)
+        if res is not None:
+            row.update({k: res[k] for k in ("BCS", "CSD", "BHS", "HSD", "F1")})
+            details["motion2music_beats" if kind == "music" else "music2motion_beats"] = res
+
     # -- generated music
     if not gen_music:
         skip("motion-to-music metrics skipped: no generated music (audio/video) files")
     else:
-        if not ref_music:
-            skip("motion-to-music beats and FAD skipped: " + ("no --reference" if reference is None
-                                                               else f"no reference music in {reference}"))
-        else:
-            res, n = _beat_table(gen_music, ref_music, "music", cache, fps, tolerance, reference)
-            notes += n
-            if res is not None:
-                m2m.update({k: res[k] for k in ("BCS", "CSD", "BHS", "HSD", "F1")})
-                details["motion2music_beats"] = res
+        beats(gen_music, "music", m2m, "motion-to-music beats and FAD")
         for emb in embedders:
             g = [cache.windows(p, emb) for p in gen_music.values()]
             short = [s for s, w in zip(gen_music, g) if w.shape[0] == 0]
@@ -358,15 +361,7 @@ def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_musi
     if not gen_motion:
         skip("music-to-motion metrics skipped: no generated .npy motions")
     else:
-        if not ref_music:
-            skip("music-to-motion beats skipped: " + ("no --reference" if reference is None
-                                                      else f"no reference music in {reference}"))
-        else:
-            res, n = _beat_table(gen_motion, ref_music, "motion", cache, fps, tolerance, reference)
-            notes += n
-            if res is not None:
-                m2d.update({k: res[k] for k in ("BCS", "CSD", "BHS", "HSD", "F1")})
-                details["music2motion_beats"] = res
+        beats(gen_motion, "motion", m2d, "music-to-motion beats")
         if model is None:
             skip("FID, Mean KLD and motion Diversity skipped: no --classifier")
         else:
