@@ -35,8 +35,9 @@ def test_dit_shapes(L):
     assert m(x, torch.tensor([3, 900]), None).shape == x.shape
 
 
-def test_dit_padding_does_not_leak():
-    m = tiny()
+@pytest.mark.parametrize("positions", ["offset", "aligned"])
+def test_dit_padding_does_not_leak(positions):
+    m = tiny(positions=positions)
     g = torch.Generator().manual_seed(1)
     L, P = 13, 6
     x, c = torch.randn(2, 20, L, generator=g), torch.randn(2, 20, L, generator=g)
@@ -75,6 +76,15 @@ def test_dit_condition_and_null_embedding():
     assert not torch.allclose(m(x, t, c2)[..., 8], cond[..., 8], atol=1e-4)
     with pytest.raises(ValueError, match="max_len"):
         m(torch.randn(1, 20, m.config.max_len + 1), torch.tensor([1]))
+
+
+def test_dit_position_layouts():
+    off, al = tiny(), tiny(positions="aligned")
+    M = off.config.max_len
+    assert off.pos.shape[0] == 1 + 2 * M and off.segment is None
+    assert al.pos.shape[0] == 1 + M and al.segment.shape == (3, al.config.hidden)
+    with pytest.raises(ValueError, match="positions"):
+        tiny(positions="relative")
 
 
 def test_presets():
