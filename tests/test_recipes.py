@@ -364,7 +364,8 @@ def test_dwm_recipe_end_to_end(tmp_path):
     out = tmp_path / "out"
     ov = ["clips.seconds=2.0", "run.jobs=1", "pose.views=\"both\"", "report.compare=[]", "manifest.reference=\"\""]
     res = run_recipe(PIPELINES / "dance_with_melody.toml", out=out, source=src, overrides=ov, log=quiet)
-    assert statuses(res) == {"extract": "ran", "shard": "ran", "manifest": "ran", "report": "ran", "train-vae": "disabled"}
+    assert statuses(res) == {"extract": "ran", "shard": "ran", "manifest": "ran", "report": "ran", "train-vae": "disabled",
+                             "train-music2motion": "disabled"}
     rows = read_manifest_csv(out / "manifest.csv")
     assert [r["id"] for r in rows] == [f"{n}_{v}" for n in ("DANCE_C_2", "DANCE_R_3", "DANCE_W_1") for v in ("fixed", "frontal")]
     r = rows[2]
