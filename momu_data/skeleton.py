@@ -18,6 +18,9 @@ JOINTS = (
 )
 NUM_JOINTS = len(JOINTS)
 J = {name: i for i, name in enumerate(JOINTS)}
+# Index of each joint's left-right counterpart (itself for nose and neck): what a pose
+# mirrored about the vertical axis has at each slot.
+MIRROR = tuple(J[n.replace("right_", "@").replace("left_", "right_").replace("@", "left_")] for n in JOINTS)
 
 # Bones as (parent, child) pairs; used for rendering, bone-length statistics and checks.
 BONES = (

@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from momu_data.manifest import LABELS
+from momu_data.skeleton import MIRROR
 
 from . import distributed as D
 from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -106,18 +107,13 @@ class HasLabel:
         return str(sample["meta"].get(self.label) or "") in self.classes
 
 
-# The same joint after a left-right mirror (JOINTS order: nose, neck, right arm, left arm,
-# right leg, left leg).
-MIRROR = [0, 1, 5, 6, 7, 2, 3, 4, 11, 12, 13, 8, 9, 10]
-
-
 def augment(pose: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Mirror half the clips of [B, T, 14, 2] (x -> -x around the hip centre, left and right
     swapped) and scale each by a factor in [0.9, 1.1]. Padded frames stay 0."""
     B = pose.shape[0]
     flip = torch.rand(B, generator=generator, device=pose.device) < 0.5
     scale = 0.9 + 0.2 * torch.rand(B, generator=generator, device=pose.device)
-    mirrored = pose[:, :, MIRROR] * torch.tensor([-1.0, 1.0], device=pose.device)
+    mirrored = pose[:, :, list(MIRROR)] * torch.tensor([-1.0, 1.0], device=pose.device)
     out = torch.where(flip[:, None, None, None], mirrored, pose)
     return out * scale[:, None, None, None]
 

@@ -194,3 +194,11 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
 
     jobs = build_jobs([tmp_path / "videos"], "mediapipe", None, "", {"synth_001": {"genre": "x", "dancer": "d"}})
     assert jobs[0].labels == {"genre": "x", "dancer": "d"}
+
+
+def test_mirror_swaps_left_and_right():
+    from momu_data.skeleton import JOINTS, MIRROR, J
+
+    assert MIRROR[J["right_wrist"]] == J["left_wrist"] and MIRROR[J["left_knee"]] == J["right_knee"]
+    assert MIRROR[J["nose"]] == J["nose"] and MIRROR[J["neck"]] == J["neck"]
+    assert [MIRROR[m] for m in MIRROR] == list(range(len(JOINTS)))  # an involution
