@@ -20,7 +20,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 
@@ -35,7 +34,7 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
     import webdataset as wds
 
     from momu_data import audio as A
-    from momu_data.rhythm import kinematic_beats
+    from momu_models.metrics.beats import motion_beats, music_beats
 
     out = []
     for split in splits:
@@ -44,7 +43,7 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
             for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False).decode():
                 y, _ = sf.read(io.BytesIO(s["audio.flac"]), dtype="float32")
                 out.append({"key": s["__key__"], "pose": s["pose.npy"], "mel": s["mel.npy"],
-                            "onsets": A.onsets(y), "kin": kinematic_beats(s["pose.npy"])})
+                            "onsets": music_beats(y), "kin": motion_beats(s["pose.npy"], A.FPS)})
     return out
 
 
@@ -83,9 +82,8 @@ def beat_figures(shards: Path, runs: Path, steps: int = 50, guidance: float = 3.
     `splits`, conditioned (guidance) and unconditional (scale 0, same model, same seeds), next
     to the ceiling (the real motion's kinematic beats vs its own music's onsets)."""
     from momu_data import audio as A
-    from momu_data.rhythm import kinematic_beats
     from momu_models.generate import generate_motion, generate_music, load_models
-    from momu_models.metrics.beats import aggregate, binned_scores, tolerance_scores
+    from momu_models.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
     from momu_models.vocoder import get_vocoder
 
     models = load_models(runs, tuple(tasks))
@@ -110,10 +108,10 @@ def beat_figures(shards: Path, runs: Path, steps: int = 50, guidance: float = 3.
         for tag, s in (("cond", guidance), ("uncond", 0.0)):
             if "music2motion" in tasks:
                 pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=s).poses[0]
-                score(f"m2d_{tag}", kinematic_beats(pose), c["onsets"], dur)
+                score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
             if "motion2music" in tasks:
                 mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=s).mels[0]
-                score(f"d2m_{tag}", A.onsets(voc(mel)), c["onsets"], dur)
+                score(f"d2m_{tag}", music_beats(voc(mel)), c["onsets"], dur)
     res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
     res["clips"] = len(clips)
     return res
