@@ -60,6 +60,12 @@ class DiTConfig:
     # 1 + i and are told apart by a learned segment embedding; "offset": the literal padded
     # layout, frame i of x at 1 + max_len + i. See the module docstring and docs/diffusion.md.
     positions: str = "offset"
+    # Also add each embedded condition frame to the noisy-latent token of the same frame
+    # (a zero-initialised Linear, so it starts as the plain concatenation and a model trained
+    # without it loads unchanged). A deviation from the paper for short CPU budgets: with only
+    # the concatenation, the model must learn through attention that frame i of x goes with
+    # frame i of the condition; see docs/diffusion.md "Frame-aligned condition".
+    frame_cond: bool = False
     time_freq_dim: int = 256     # sinusoidal timestep features before the MLP
     # The diffusion process this denoiser is trained for (table 9: 1000 steps). The schedule is
     # Make-An-Audio 2's / latent diffusion's scaled-linear one; see diffusion.Diffusion.
@@ -216,6 +222,7 @@ class DiT(nn.Module):
         # Segment embeddings [time, condition, x]: with aligned positions they are the only
         # thing that tells a condition frame from the noisy frame at the same time.
         self.segment = nn.Parameter(torch.randn(3, cfg.hidden) * 0.02) if cfg.positions == "aligned" else None
+        self.c_to_x = nn.Linear(cfg.hidden, cfg.hidden) if cfg.frame_cond else None
         self.blocks = nn.ModuleList([FFTBlock(cfg) for _ in range(cfg.depth)])
         self.final_norm = nn.LayerNorm(cfg.hidden)
         # Table 9 lists kernel 5 with padding 3 (L + 2 outputs, cut back to L); padding 2 gives
@@ -232,6 +239,8 @@ class DiT(nn.Module):
                     nn.init.zeros_(m.bias)
         nn.init.normal_(self.t_embed.mlp[0].weight, std=0.02)
         nn.init.normal_(self.t_embed.mlp[2].weight, std=0.02)
+        if self.c_to_x is not None:
+            nn.init.zeros_(self.c_to_x.weight)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
@@ -281,6 +290,10 @@ class DiT(nn.Module):
             cond_mask = cond_mask.bool()
 
         x_tok = masked_conv(self.x_embed, x_t.transpose(1, 2), x_mask)
+        if self.c_to_x is not None:
+            if Lc != L:
+                raise ValueError(f"frame_cond needs a condition as long as the latent: {Lc} vs {L} frames")
+            x_tok = x_tok + self.c_to_x(c_tok) * x_mask[..., None].to(x_tok.dtype)
         t_tok = self.t_embed(t)[:, None]
         h = torch.cat([t_tok, c_tok, x_tok], dim=1)
         x_offset = 1 if cfg.positions == "aligned" else 1 + cfg.max_len

@@ -86,6 +86,9 @@ def diffusion(
     val_every: int = typer.Option(500, "--val-every"),
     ckpt_every: int = typer.Option(500, "--ckpt-every"),
     resume: bool = typer.Option(False, "--resume", help="Continue from the last checkpoint in the run folder."),
+    init: Optional[Path] = typer.Option(None, "--init", help="Start from the weights of a finished run of the same task and VAE (fine-tuning; the step count starts at 0)."),
+    frame_cond: Optional[bool] = typer.Option(None, "--frame-cond/--no-frame-cond", help="Also add each condition frame to the latent token of the same frame (default: the preset's; see docs/diffusion.md)."),
+    positions: Optional[str] = typer.Option(None, "--positions", help="Position layout: offset (the paper's padded concatenation) or aligned (default: the preset's)."),
 ):
     """Train a latent diffusion transformer (section 4) on frozen BiCoR-VAE latents:
     epsilon-prediction DDPM, condition dropout, AdamW + warm-up, EMA weights.
@@ -100,7 +103,8 @@ def diffusion(
                                vae=str(vae_dir), preset=preset, steps=steps, batch_size=batch_size,
                                crop_seconds=crop_seconds, lr=lr, warmup_steps=warmup, p_uncond=p_uncond,
                                ema_decay=ema, seed=seed, device=device, num_workers=workers, val_every=val_every,
-                               ckpt_every=ckpt_every, resume=resume)
+                               ckpt_every=ckpt_every, resume=resume, init=str(init) if init else None,
+                               frame_cond=frame_cond, positions=positions)
     _run(train, cfg, run_dir or Path("runs") / task)
 
 

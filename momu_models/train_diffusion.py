@@ -43,6 +43,8 @@ class DiffusionTrainConfig:
     vae: str = "runs/vae"
     preset: str = "small"
     positions: str | None = None  # DiT position layout, "aligned" or "offset" (default: the preset's)
+    frame_cond: bool | None = None  # DiTConfig.frame_cond (default: the preset's)
+    init: str | None = None  # start from the weights of a finished diffusion run (fine-tuning)
     steps: int = 3000
     batch_size: int = 8
     crop_seconds: float | None = None  # default: the DiT's max_len
@@ -149,11 +151,35 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     return {k: v / max(n, 1) for k, v in tot.items()}
 
 
+def init_from_run(dit: DiT, cfg: DiffusionTrainConfig) -> dict:
+    """Load the EMA weights of a finished run of the same task and VAE into `dit` (the start
+    of a fine-tuning run) and return its data statistics, so the latent scales stay the ones
+    the weights were trained with. Modules the run lacks (e.g. a new zero-initialised
+    frame_cond projection) keep their initialisation; any other mismatch is an error."""
+    src, saved = load_diffusion(cfg.init)
+    if saved.get("task") != cfg.task:
+        raise TrainError(f"--init {cfg.init} is a {saved.get('task')} run, not {cfg.task}")
+    if Path(saved.get("vae", "")).resolve() != Path(cfg.vae).resolve():
+        raise TrainError(f"--init {cfg.init} was trained on the latents of {saved.get('vae')}, not {cfg.vae}")
+    own = dit.state_dict()
+    state = src.state_dict()
+    bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
+    if bad:
+        raise TrainError(f"--init {cfg.init} does not fit this model ({', '.join(bad[:3])}): use the same --preset")
+    dit.load_state_dict(state, strict=False)
+    new = sorted(k for k in own if k not in state)
+    if new and D.is_main():
+        print(f"--init {cfg.init}: loaded; new (initialised here): {', '.join(new)}")
+    return {"latent_scales": saved["latent_scales"], "bone_lengths": saved["bone_lengths"]}
+
+
 def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     if cfg.task not in TASKS:
         raise TrainError(f"--task must be motion2music or music2motion, not {cfg.task!r}")
     if cfg.preset not in DIT_PRESETS:
         raise TrainError(f"unknown preset {cfg.preset!r}: choose {', '.join(DIT_PRESETS)}")
+    if cfg.positions not in (None, "offset", "aligned"):
+        raise TrainError(f"--positions must be offset or aligned, not {cfg.positions!r}")
     check_shards(cfg)
     run = Path(cfg.run_dir or f"runs/{cfg.task}")
     device_name = D.resolve_device(cfg.device)
@@ -163,8 +189,11 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     C = vae.cfg.latent_channels
     extra = {"positions": cfg.positions} if cfg.positions else {}
+    if cfg.frame_cond is not None:
+        extra["frame_cond"] = cfg.frame_cond
     dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C, **extra)
     dit = DiT(dcfg).to(device)
+    init_stats = init_from_run(dit, cfg) if cfg.init and not (cfg.resume and latest_checkpoint(run)) else None
     ema = copy.deepcopy(dit).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -194,8 +223,9 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         stats = state["stats"]
     else:
         if cfg.resume and D.is_main():
-            print(f"no checkpoint in {run}/checkpoints: starting from scratch")
-        stats = data_statistics(vae, cfg, device, frames)
+            start = f"the weights of {cfg.init}" if cfg.init else "scratch"
+            print(f"no checkpoint in {run}/checkpoints: starting from {start}")
+        stats = init_stats or data_statistics(vae, cfg, device, frames)
     hooks = _grad_sync_hooks([dit], world) if world > 1 else []
     log = RunLog(run, enabled=D.is_main())
     if D.is_main():

@@ -87,6 +87,34 @@ def test_dit_position_layouts():
         tiny(positions="relative")
 
 
+def test_dit_frame_cond_starts_as_the_concatenation():
+    plain, fc = tiny(), tiny(frame_cond=True)
+    state = plain.state_dict()
+    missing, unexpected = fc.load_state_dict(state, strict=False)
+    assert sorted(missing) == ["c_to_x.bias", "c_to_x.weight"] and not unexpected
+    g = torch.Generator().manual_seed(3)
+    x, c = torch.randn(2, 20, 11, generator=g), torch.randn(2, 20, 11, generator=g)
+    t = torch.tensor([40, 800])
+    # zero-initialised: the same function as the model without it, so old weights fine-tune
+    torch.testing.assert_close(fc(x, t, c), plain(x, t, c))
+    with torch.no_grad():
+        fc.c_to_x.weight.normal_(0, 0.5)
+    # now condition frame 4 reaches latent frame 4 directly; in a 0-block model only that way
+    shallow = DiT(make_config("tiny", depth=0, frame_cond=True)).eval()
+    with torch.no_grad():
+        shallow.c_to_x.weight.normal_(0, 0.5)
+    c2 = c.clone()
+    c2[:, :, 4] += 3
+    diff = (shallow(x, t, c2) - shallow(x, t, c)).abs().sum((0, 1))
+    # out_proj (kernel 5) spreads it to frames 2..6 only
+    assert (diff[2:7] > 1e-4).all() and (diff[:2] == 0).all() and (diff[7:] == 0).all()
+    # without it, a model with no attention block cannot see the condition at all
+    flat = DiT(make_config("tiny", depth=0)).eval()
+    torch.testing.assert_close(flat(x, t, c2), flat(x, t, c))
+    with pytest.raises(ValueError, match="as long as the latent"):
+        fc(x, t, c[..., :7])
+
+
 def test_presets():
     assert PRESETS["paper"] == DiTConfig()
     p = PRESETS["paper"]

@@ -92,3 +92,39 @@ def test_errors(runs, tmp_path):
     shutil.copytree(runs / "vae", tmp_path / "only" / "vae")
     r = invoke("--music", runs / "vae" / "config.json", "--checkpoints", tmp_path / "only")
     assert r.exit_code == 2 and "--task music2motion" in r.output
+
+
+def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
+    import torch
+
+    from momu_models.training import TrainError
+
+    def cfg(task, out, steps):
+        return TD.DiffusionTrainConfig(shards=str(toy_shards), task=task, run_dir=str(out), vae=str(runs / "vae"),
+                                       preset="tiny", steps=steps, batch_size=4, val_batches=1, stats_batches=2,
+                                       init=str(runs / "music2motion"), frame_cond=True)
+
+    TD.train(cfg("music2motion", tmp_path / "ft0", 0), progress=False)
+    src, scfg = TD.load_diffusion(runs / "music2motion")
+    ft, fcfg = TD.load_diffusion(tmp_path / "ft0")
+    assert fcfg["dit"]["frame_cond"] and not scfg["dit"]["frame_cond"]
+    assert fcfg["latent_scales"] == scfg["latent_scales"] and fcfg["bone_lengths"] == scfg["bone_lengths"]
+    g = torch.Generator().manual_seed(0)
+    x, c = torch.randn(1, src.config.in_channels, 12, generator=g), torch.randn(1, src.config.cond_channels, 12, generator=g)
+    with torch.no_grad():  # the new projection starts at zero: the same model until trained
+        torch.testing.assert_close(ft(x, torch.tensor([300]), c), src(x, torch.tensor([300]), c))
+    with pytest.raises(TrainError, match="music2motion run, not motion2music"):
+        TD.train(cfg("motion2music", tmp_path / "bad", 1), progress=False)
+    # a few fine-tuning steps, then momu-generate uses the frame_cond model
+    TD.train(cfg("music2motion", tmp_path / "sets" / "music2motion", 3), progress=False)
+    import shutil
+
+    shutil.copytree(runs / "vae", tmp_path / "sets" / "vae")
+    from media import click_track
+
+    y, _ = click_track(2.0, 120)
+    sf.write(tmp_path / "song.wav", y, 16000)
+    r = invoke("--music", tmp_path / "song.wav", "--checkpoints", tmp_path / "sets", "--steps", "3",
+               "--out", tmp_path / "o")
+    assert r.exit_code == 0, r.output
+    assert np.load(tmp_path / "o" / "song_dance_s0_0.npy").shape == (32000 // 256, 14, 2)
