@@ -6,8 +6,8 @@
 RUNS holds vae/ and the diffusion runs named in --tasks (e.g. a recipe's OUT/runs after
 `momu-data run pipelines/NAME.toml --train`). For each clip of --splits it generates with
 guidance and unconditionally (scale 0: the same model and seed without the condition) and
-scores LORIS 1 s bins and +-0.1 s matching; the ceiling is the real motion against its own
-music. Used for the Dance-with-Melody figures in the README.
+scores LORIS 1 s bins and +-0.1 s matching, plus the envelope correlation (sync_correlation);
+the ceiling is the real motion against its own music. Used for the Dance-with-Melody figures in the README.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from .experiment_synthetic import beat_figures
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("shards", type=Path)
+    ap.add_argument("shards", help="a shard folder, or several separated by commas")
     ap.add_argument("runs", type=Path)
     ap.add_argument("out", type=Path)
     ap.add_argument("--tasks", default="music2motion")
@@ -34,7 +34,7 @@ def main(argv=None):
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     t = time.perf_counter()
-    res = beat_figures(a.shards, a.runs, steps=a.steps, guidance=a.guidance,
+    res = beat_figures([Path(p) for p in a.shards.split(",")], a.runs, steps=a.steps, guidance=a.guidance,
                        splits=tuple(a.splits.split(",")), tasks=tuple(a.tasks.split(",")))
     res["seconds"] = time.perf_counter() - t
     res["settings"] = {"steps": a.steps, "guidance": a.guidance, "splits": a.splits, "tasks": a.tasks}
@@ -42,7 +42,9 @@ def main(argv=None):
     a.out.write_text(json.dumps(res, indent=1))
     for k, v in res.items():
         if isinstance(v, dict) and "F1" in v:
-            print(f"{k:22s} BCS {v['BCS']:5.1f}  BHS {v['BHS']:5.1f}  F1 {v['F1']:5.1f}  (n={v['n']})")
+            print(f"{k:30s} BCS {v['BCS']:5.1f}  BHS {v['BHS']:5.1f}  F1 {v['F1']:5.1f}  (n={v['n']})")
+        elif isinstance(v, dict) and "mean" in v:
+            print(f"{k:30s} envelope correlation {v['mean']:.3f} +- {v['std']:.3f}  (n={v['n']})")
 
 
 if __name__ == "__main__":

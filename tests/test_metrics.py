@@ -570,3 +570,24 @@ def test_cli_motion_and_diversity(runs, files, tmp_path):
     res = json.loads(out.read_text())
     assert res["conditions"] == {"a_dance_s0_0": "a", "a_dance_s0_1": "a", "b_dance_s0_0": "b"}
     assert res["intra_diversity"] > 0 and res["inter_diversity"] > 0
+
+
+def test_sync_correlation_of_envelopes():
+    from benchmarks.experiment_synthetic import mel_flux, sync_correlation
+
+    rng = np.random.default_rng(0)
+    fps = 62.5
+    pulses = np.zeros(400)
+    pulses[rng.choice(400, 40, replace=False)] = 1.0
+    # the same accents 3 frames (48 ms) later: inside +-0.1 s, so fully correlated
+    assert sync_correlation(pulses, np.roll(pulses, 3), fps) == pytest.approx(1.0, abs=0.02)
+    # 10 frames (0.16 s) later is outside the window; independent accents correlate ~0
+    assert sync_correlation(pulses, np.roll(pulses, 10), fps) < 0.3
+    other = np.zeros(400)
+    other[rng.choice(400, 40, replace=False)] = 1.0
+    assert sync_correlation(pulses, other, fps) < 0.3
+    # mel_flux: a step up in every band at frame 5 is one onset of height 80 x step
+    mel = np.zeros((80, 10))
+    mel[:, 5:] = 2.0
+    flux = mel_flux(mel)
+    assert flux.shape == (10,) and flux[5] == 160.0 and flux.sum() == 160.0
