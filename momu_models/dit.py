@@ -87,10 +87,14 @@ class DiTConfig:
 # "small": a CPU demo (trainable in minutes on 2 cores: about 1 M parameters, ~1 s per
 # training step of 16 x 128 frames on one slow core), 10.2 s windows at 31.25 frames/s.
 # "tiny": unit tests (a forward pass takes milliseconds).
+# Both CPU presets add the frame-aligned condition (frame_cond): within a CPU budget the
+# plain concatenation learns the condition's style but not its beat (docs/diffusion.md).
 PRESETS: dict[str, DiTConfig] = {
     "paper": DiTConfig(),
-    "small": DiTConfig(cond_dim=192, hidden=96, heads=4, depth=4, ff_mult=2, ff_kernel=3, max_len=320),
-    "tiny": DiTConfig(cond_dim=32, hidden=32, heads=2, depth=2, ff_mult=2, ff_kernel=3, max_len=48),
+    "small": DiTConfig(cond_dim=192, hidden=96, heads=4, depth=4, ff_mult=2, ff_kernel=3, max_len=320,
+                       frame_cond=True),
+    "tiny": DiTConfig(cond_dim=32, hidden=32, heads=2, depth=2, ff_mult=2, ff_kernel=3, max_len=48,
+                      frame_cond=True),
 }
 
 

@@ -213,9 +213,13 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     ck = latest_checkpoint(run) if cfg.resume else None
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
-        if saved.get("dit_config") != json.loads(json.dumps(dcfg.to_dict())):
-            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
-                             f"pass --preset {saved.get('preset')} or another --run-dir")
+        # Fields a checkpoint predates take their DiTConfig default (e.g. frame_cond = False).
+        was = json.loads(json.dumps(DiTConfig.from_dict(saved.get("dit_config", {})).to_dict()))
+        now = json.loads(json.dumps(dcfg.to_dict()))
+        if was != now:
+            diff = ", ".join(f"{k} {was[k]!r} (now {now[k]!r})" for k in now if was.get(k) != now[k])
+            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r} and {diff}: "
+                             f"pass the same --preset / --frame-cond / --positions, or another --run-dir")
         state = load_checkpoint(ck, {"dit": dit, "ema": ema}, {"opt": opt})
         sched.load_state_dict(state["scheduler"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))

@@ -38,6 +38,8 @@ def test_dit_shapes(L):
 @pytest.mark.parametrize("positions", ["offset", "aligned"])
 def test_dit_padding_does_not_leak(positions):
     m = tiny(positions=positions)
+    with torch.no_grad():  # exercise the frame-aligned condition path too (zero at init)
+        m.c_to_x.weight.normal_(0, 0.3)
     g = torch.Generator().manual_seed(1)
     L, P = 13, 6
     x, c = torch.randn(2, 20, L, generator=g), torch.randn(2, 20, L, generator=g)
@@ -88,7 +90,7 @@ def test_dit_position_layouts():
 
 
 def test_dit_frame_cond_starts_as_the_concatenation():
-    plain, fc = tiny(), tiny(frame_cond=True)
+    plain, fc = tiny(frame_cond=False), tiny(frame_cond=True)
     state = plain.state_dict()
     missing, unexpected = fc.load_state_dict(state, strict=False)
     assert sorted(missing) == ["c_to_x.bias", "c_to_x.weight"] and not unexpected
@@ -109,7 +111,7 @@ def test_dit_frame_cond_starts_as_the_concatenation():
     # out_proj (kernel 5) spreads it to frames 2..6 only
     assert (diff[2:7] > 1e-4).all() and (diff[:2] == 0).all() and (diff[7:] == 0).all()
     # without it, a model with no attention block cannot see the condition at all
-    flat = DiT(make_config("tiny", depth=0)).eval()
+    flat = DiT(make_config("tiny", depth=0, frame_cond=False)).eval()
     torch.testing.assert_close(flat(x, t, c2), flat(x, t, c))
     with pytest.raises(ValueError, match="as long as the latent"):
         fc(x, t, c[..., :7])
@@ -121,6 +123,8 @@ def test_presets():
     assert (p.cond_dim, p.in_channels, p.hidden, p.heads, p.depth, p.out_kernel, p.num_timesteps) == (
         1024, 20, 576, 8, 4, 5, 1000)
     assert p.max_len >= 30 * 31.25  # 30 s at the VAE's 31.25 latent frames/s
+    # the paper's plain concatenation; the CPU presets add the frame-aligned condition
+    assert not p.frame_cond and PRESETS["small"].frame_cond and PRESETS["tiny"].frame_cond
     assert sum(q.numel() for q in DiT("tiny").parameters()) < 100_000
     assert DiTConfig.from_dict(p.to_dict()) == p
     with pytest.raises(ValueError, match="unknown DiT preset"):

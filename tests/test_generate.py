@@ -95,17 +95,22 @@ def test_errors(runs, tmp_path):
 
 
 def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
+    import shutil
+
     import torch
 
+    from media import click_track
     from momu_models.training import TrainError
 
-    def cfg(task, out, steps):
+    def cfg(task, out, steps, frame_cond, init=None):
         return TD.DiffusionTrainConfig(shards=str(toy_shards), task=task, run_dir=str(out), vae=str(runs / "vae"),
                                        preset="tiny", steps=steps, batch_size=4, val_batches=1, stats_batches=2,
-                                       init=str(runs / "music2motion"), frame_cond=True)
+                                       init=init, frame_cond=frame_cond)
 
-    TD.train(cfg("music2motion", tmp_path / "ft0", 0), progress=False)
-    src, scfg = TD.load_diffusion(runs / "music2motion")
+    # a run of the paper's plain concatenation, then a fine-tuning run that adds frame_cond
+    TD.train(cfg("music2motion", tmp_path / "plain", 2, False), progress=False)
+    TD.train(cfg("music2motion", tmp_path / "ft0", 0, True, str(tmp_path / "plain")), progress=False)
+    src, scfg = TD.load_diffusion(tmp_path / "plain")
     ft, fcfg = TD.load_diffusion(tmp_path / "ft0")
     assert fcfg["dit"]["frame_cond"] and not scfg["dit"]["frame_cond"]
     assert fcfg["latent_scales"] == scfg["latent_scales"] and fcfg["bone_lengths"] == scfg["bone_lengths"]
@@ -114,14 +119,14 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     with torch.no_grad():  # the new projection starts at zero: the same model until trained
         torch.testing.assert_close(ft(x, torch.tensor([300]), c), src(x, torch.tensor([300]), c))
     with pytest.raises(TrainError, match="music2motion run, not motion2music"):
-        TD.train(cfg("motion2music", tmp_path / "bad", 1), progress=False)
+        TD.train(cfg("motion2music", tmp_path / "bad", 1, True, str(tmp_path / "plain")), progress=False)
+    # resuming a run with another frame_cond names the field
+    with pytest.raises(TrainError, match="frame_cond False"):
+        TD.train(TD.DiffusionTrainConfig(**{**vars(cfg("music2motion", tmp_path / "plain", 4, True)), "resume": True}),
+                 progress=False)
     # a few fine-tuning steps, then momu-generate uses the frame_cond model
-    TD.train(cfg("music2motion", tmp_path / "sets" / "music2motion", 3), progress=False)
-    import shutil
-
+    TD.train(cfg("music2motion", tmp_path / "sets" / "music2motion", 3, True, str(tmp_path / "plain")), progress=False)
     shutil.copytree(runs / "vae", tmp_path / "sets" / "vae")
-    from media import click_track
-
     y, _ = click_track(2.0, 120)
     sf.write(tmp_path / "song.wav", y, 16000)
     r = invoke("--music", tmp_path / "song.wav", "--checkpoints", tmp_path / "sets", "--steps", "3",
