@@ -1,7 +1,7 @@
 """Beat scores of trained runs on a shard folder's held-out clips, next to the ceiling:
 
   python -m benchmarks.recipe_beats SHARDS RUNS OUT.json [--tasks music2motion,motion2music]
-                                    [--splits test] [--steps 50] [--guidance 3.0]
+                                    [--splits test] [--steps 50] [--guidance 3.0] [--joint N]
 
 RUNS holds vae/ and the diffusion runs named in --tasks (e.g. a recipe's OUT/runs after
 `momu-data run pipelines/NAME.toml --train`). For each clip of --splits it generates with
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import torch
 
-from .experiment_synthetic import beat_figures
+from .experiment_synthetic import beat_figures, joint_figures
 
 
 def main(argv=None):
@@ -31,13 +31,19 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--joint", type=int, default=0,
+                    help="also N joint samples (cross-guidance vs independent), needs both tasks")
+    ap.add_argument("--joint-seconds", type=float, default=6.0)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     t = time.perf_counter()
     res = beat_figures([Path(p) for p in a.shards.split(",")], a.runs, steps=a.steps, guidance=a.guidance,
                        splits=tuple(a.splits.split(",")), tasks=tuple(a.tasks.split(",")))
+    if a.joint:
+        res.update(joint_figures(a.runs, a.joint, a.joint_seconds, a.steps, a.guidance))
     res["seconds"] = time.perf_counter() - t
-    res["settings"] = {"steps": a.steps, "guidance": a.guidance, "splits": a.splits, "tasks": a.tasks}
+    res["settings"] = {"steps": a.steps, "guidance": a.guidance, "splits": a.splits, "tasks": a.tasks,
+                       "shards": a.shards, "joint": a.joint}
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     for k, v in res.items():
