@@ -125,7 +125,9 @@ def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> N
 @torch.no_grad()
 def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainConfig, stats: dict, device) -> dict:
     """Denoising loss of the EMA model on the val split, with fixed noise (comparable across
-    evaluations), conditional and unconditional."""
+    evaluations), conditional and unconditional, over `val_batches` batches. A val split
+    smaller than that is read again with new noise levels: one draw of diffusion steps for a
+    handful of clips swings the loss by a factor of two."""
     from momu_data.loader import loader
 
     root = Path(cfg.shards)
@@ -134,7 +136,17 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     g = torch.Generator(device=device).manual_seed(1234)
     tot = {"loss": 0.0, "loss_uncond": 0.0}
     n = 0
-    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
+
+    def batches():
+        while True:
+            empty = True
+            for b in loader(root, split=split, batch_size=cfg.batch_size):
+                empty = False
+                yield b
+            if empty:
+                return
+
+    for i, b in enumerate(batches()):
         if i >= cfg.val_batches:
             break
         b = _to(b, device)
