@@ -3,7 +3,7 @@
 Models come from finished runs: `runs/vae` (BiCoR-VAE), `runs/motion2music` and
 `runs/music2motion` (DiTs). Latents are scaled with the factors stored in the diffusion runs,
 generated with DDIM + classifier-free guidance (one direction) or cross-guidance (joint),
-decoded by the VAE; motion is smoothed and gets the bone-length correction of appendix E
+decoded by the VAE; motion gets the bone-length correction of appendix E and is then smoothed
 (postprocess.py), music a vocoder.
 """
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 
 from momu_data import audio as A
 
-from .postprocess import SMOOTH_SECONDS, correct_bones, smooth_motion
+from .postprocess import SMOOTH_SECONDS, finish_motion
 from .sampling import joint_sample, sample
 from .train_diffusion import load_diffusion
 from .vae import BiCoRVAE
@@ -98,10 +98,8 @@ def _decode_music(models: Models, z: torch.Tensor, T: int) -> np.ndarray:
 @torch.no_grad()
 def _decode_motion(models: Models, z: torch.Tensor, T: int, bones: bool = True) -> np.ndarray:
     poses = models.vae.decode_motion(z / models.scale("motion"), T).cpu().numpy()
-    poses = np.stack([smooth_motion(p, A.FPS, models.smooth_seconds) for p in poses])
-    if bones and models.bone_lengths is not None:
-        poses = np.stack([correct_bones(p, models.bone_lengths) for p in poses])
-    return poses
+    bone_lengths = models.bone_lengths if bones else None
+    return np.stack([finish_motion(p, A.FPS, bone_lengths, models.smooth_seconds) for p in poses])
 
 
 @dataclass

@@ -1,5 +1,14 @@
-"""Post-processing of generated poses: temporal smoothing, then the bone-length correction
-of appendix E.
+"""Post-processing of generated poses (finish_motion): the bone-length correction of
+appendix E, then temporal smoothing.
+
+Order: the correction is a threshold rule, so a bone hovering around 1.3 x its mean is
+snapped to the mean in one frame and left alone in the next: a jump of 0.3 bone lengths
+between frames. The kinematic amplitude (eq. 2) is normalised by its maximum, so one such
+jump flattens every real beat of the clip. Measured on 3 generated 6 s clips (music-to-dance,
+small): smoothing first and correcting after left 3, 10 and 4 kinematic beats for 22, 24
+and 18 music onsets; correcting first and smoothing after, 9, 19 and 11. Smoothing after
+the correction keeps its guarantee: a Gaussian is a convex combination of frames, so a
+smoothed bone vector is no longer than the longest of the (corrected) bones it averages.
 
 Smoothing (our addition, docs/diffusion.md "Motion smoothing"): the motion VAE decodes at the
 mel frame rate (62.5 frames/s) and leaves frame-to-frame jitter that real poses, tracked from
@@ -88,6 +97,15 @@ def mean_bone_lengths(poses) -> np.ndarray:
     if not np.isfinite(lengths).any(axis=0).all():
         raise ValueError("some bone has no finite length in the data")
     return np.nanmean(np.where(np.isfinite(lengths), lengths, np.nan), axis=0)
+
+
+def finish_motion(pose: np.ndarray, fps: float, mean_lengths: np.ndarray | None = None,
+                  sigma_seconds: float = SMOOTH_SECONDS, ratio: float = 1.3) -> np.ndarray:
+    """A generated pose sequence [T, 14, 2] as momu-generate writes it: bones corrected
+    (when mean_lengths is given), then smoothed (sigma_seconds 0: not smoothed)."""
+    if mean_lengths is not None:
+        pose = correct_bones(pose, mean_lengths, ratio)
+    return smooth_motion(pose, fps, sigma_seconds)
 
 
 def correct_bones(pose: np.ndarray, mean_lengths: np.ndarray, ratio: float = 1.3) -> np.ndarray:

@@ -10,7 +10,7 @@ import torch.nn as nn
 from momu_data.skeleton import BONES, J, bone_lengths
 from momu_models.diffusion import Diffusion, latent_scale
 from momu_models.dit import DiT, DiTConfig, PRESETS, make_config
-from momu_models.postprocess import TREE, correct_bones, mean_bone_lengths, smooth_motion
+from momu_models.postprocess import TREE, correct_bones, finish_motion, mean_bone_lengths, smooth_motion
 from momu_models.sampling import (
     blend_overlap, cross_guidance_start, guided_eps, joint_sample, parse_length, sample, window_starts,
 )
@@ -463,3 +463,32 @@ def test_smooth_motion_keeps_dance_removes_jitter():
     np.testing.assert_array_equal(smooth_motion(pose, fps, 0.0), pose)
     # a constant pose stays put at the edges (held, not faded to zero)
     np.testing.assert_allclose(smooth_motion(np.ones((20, 14, 2)), fps), 1.0, rtol=1e-6)
+
+
+def test_finish_motion_corrects_then_smooths():
+    """A forearm that stretches past 1.3 x its mean and back: correcting after smoothing
+    leaves a jump where the rule switches on; correcting first and smoothing after does not,
+    and keeps every bone within the bound."""
+    fps, T = 62.5, 200
+    base = np.zeros((14, 2))
+    for j, (x, y) in {"nose": (0, -1.2), "neck": (0, -1), "right_shoulder": (-0.4, -1), "left_shoulder": (0.4, -1),
+                      "right_elbow": (-0.7, -0.5), "left_elbow": (0.7, -0.5), "right_wrist": (-0.8, 0), "left_wrist": (0.8, 0),
+                      "right_hip": (-0.2, 0), "left_hip": (0.2, 0), "right_knee": (-0.2, 0.5), "left_knee": (0.2, 0.5),
+                      "right_ankle": (-0.2, 1), "left_ankle": (0.2, 1)}.items():
+        base[J[j]] = (x, y)
+    pose = np.repeat(base[None], T, 0)
+    mean = bone_lengths(base)
+    # the left forearm grows smoothly to 1.5 x and back (elbow -> wrist direction kept)
+    stretch = 1.0 + 0.5 * np.sin(np.pi * np.arange(T) / (T - 1))
+    v = base[J["left_wrist"]] - base[J["left_elbow"]]
+    pose[:, J["left_wrist"]] = base[J["left_elbow"]] + stretch[:, None] * v
+    speed = lambda p: np.abs(np.diff(p, axis=0)).max()  # noqa: E731
+    smooth_then_correct = correct_bones(smooth_motion(pose, fps), mean)
+    out = finish_motion(pose, fps, mean)
+    assert speed(smooth_then_correct) > 0.1  # the snap: 0.3 x 0.51 in one frame
+    assert speed(out) < 0.25 * speed(smooth_then_correct)
+    b = np.array([bone_lengths(f) for f in out])
+    assert (b <= 1.3 * mean + 1e-6).all()
+    # no mean lengths: smoothing only; sigma 0: correction only
+    np.testing.assert_allclose(finish_motion(pose, fps), smooth_motion(pose, fps))
+    np.testing.assert_allclose(finish_motion(pose, fps, mean, 0.0), correct_bones(pose, mean), atol=1e-6)
