@@ -177,7 +177,8 @@ def init_from_run(dit: DiT, cfg: DiffusionTrainConfig) -> dict:
     state = src.state_dict()
     bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
     if bad:
-        raise TrainError(f"--init {cfg.init} does not fit this model ({', '.join(bad[:3])}): use the same --preset")
+        raise TrainError(f"--init {cfg.init} does not fit this model ({', '.join(bad[:3])}): "
+                         f"use its --preset, and --frame-cond / --positions if it has them")
     dit.load_state_dict(state, strict=False)
     new = sorted(k for k in own if k not in state)
     if new and D.is_main():

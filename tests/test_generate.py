@@ -120,6 +120,9 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
         torch.testing.assert_close(ft(x, torch.tensor([300]), c), src(x, torch.tensor([300]), c))
     with pytest.raises(TrainError, match="music2motion run, not motion2music"):
         TD.train(cfg("motion2music", tmp_path / "bad", 1, True, str(tmp_path / "plain")), progress=False)
+    # a frame_cond run does not fit a model without the path
+    with pytest.raises(TrainError, match="c_to_x.*--frame-cond"):
+        TD.train(cfg("music2motion", tmp_path / "bad2", 1, False, str(tmp_path / "ft0")), progress=False)
     # resuming a run with another frame_cond names the field
     with pytest.raises(TrainError, match="frame_cond False"):
         TD.train(TD.DiffusionTrainConfig(**{**vars(cfg("music2motion", tmp_path / "plain", 4, True)), "resume": True}),
