@@ -206,7 +206,8 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         extra["frame_cond"] = cfg.frame_cond
     dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C, **extra)
     dit = DiT(dcfg).to(device)
-    init_stats = init_from_run(dit, cfg) if cfg.init and not (cfg.resume and latest_checkpoint(run)) else None
+    ck = latest_checkpoint(run) if cfg.resume else None
+    init_stats = init_from_run(dit, cfg) if cfg.init and ck is None else None  # a checkpoint wins over --init
     ema = copy.deepcopy(dit).eval()
     for p in ema.parameters():
         p.requires_grad_(False)
@@ -223,7 +224,6 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     frames = max_frames if cfg.crop_seconds is None else min(max_frames, int(cfg.crop_seconds * FPS))
     frames -= frames % vae.factor
     step, epoch, consumed = 0, 0, 0
-    ck = latest_checkpoint(run) if cfg.resume else None
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
         # Fields a checkpoint predates take their DiTConfig default (e.g. frame_cond = False).
