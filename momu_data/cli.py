@@ -47,8 +47,8 @@ def synth(
     """Write synthetic dance videos (h264 + AAC) of a rendered humanoid dancing to procedurally
     generated music, with ground-truth 14 keypoints and beat times: the embedded default
     dataset of the demo and the tests (no download)."""
-    from .parallel import map_unordered
-    from .synth import synthesize_one
+    from momu_data.parallel import map_unordered
+    from momu_data.synth import synthesize_one
 
     out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -63,7 +63,7 @@ def _read_metadata(path: Optional[Path]) -> dict[str, dict]:
     """CSV with an `id` (or `stem`) column and any of genre, music, dancer, style."""
     if path is None:
         return {}
-    from .manifest import LABELS
+    from momu_data.manifest import LABELS
 
     with open(path, newline="") as f:
         rows = list(csv.DictReader(f))
@@ -101,8 +101,8 @@ def synth_labels(video: Path) -> dict:
 
 
 def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], dataset: str, metadata: dict):
-    from .extract import Job
-    from .video import find_videos, item_id
+    from momu_data.extract import Job
+    from momu_data.video import find_videos, item_id
 
     jobs = []
     if pose_source == "mediapipe":
@@ -114,7 +114,7 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
             # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav).
             jobs.append(Job(jid, str(v), _match_audio(audio, [v.stem, jid, labels.get("music", "")]), dataset, labels))
         return jobs
-    from .importers import find_keypoint_items
+    from momu_data.importers import find_keypoint_items
 
     for p in find_keypoint_items(pose_source, inputs):
         p = Path(p)
@@ -122,14 +122,14 @@ def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], data
         jid = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)
         names = [stem, jid]
         if pose_source == "aistpp":
-            from .importers.aistpp import parse_aist_name
+            from momu_data.importers.aistpp import parse_aist_name
 
             names.append(parse_aist_name(stem).get("music", ""))
         labels = metadata.get(jid) or metadata.get(stem) or {}
         names.append(labels.get("music", ""))
         match = _match_audio(audio, names)
         if pose_source == "dance_with_melody" and audio is None:
-            from .importers.dance_with_melody import find_audio
+            from momu_data.importers.dance_with_melody import find_audio
 
             found = find_audio(p)  # each dance folder holds its own music (audio.mp3)
             match = str(found) if found else None
@@ -166,10 +166,10 @@ def extract(
     Resumable: finished videos are skipped on a rerun (with the same settings). A video
     that fails gets a row with the reason in videos.parquet and the run goes on."""
     _cache_numba()
-    from .extract import POSE_SOURCES, ExtractConfig, is_done, run_job
-    from .io import clean_stale_temps
-    from .manifest import compile_manifests
-    from .parallel import map_unordered
+    from momu_data.extract import POSE_SOURCES, ExtractConfig, is_done, run_job
+    from momu_data.io import clean_stale_temps
+    from momu_data.manifest import compile_manifests
+    from momu_data.parallel import map_unordered
 
     if pose_source not in POSE_SOURCES:
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
@@ -245,7 +245,7 @@ def shard(
     shard_size: int = typer.Option(1000, "--shard-size", help="Clips per shard at most."),
 ):
     """Write WebDataset shards with a deterministic grouped split."""
-    from .shards import parse_split, write_shards
+    from momu_data.shards import parse_split, write_shards
 
     try:
         ratios = parse_split(split)
@@ -284,7 +284,7 @@ def inspect(
     key: Optional[str] = typer.Option(None, "--key", help="Clip to plot (default: the first)."),
 ):
     """Summarise a data or shard folder: clips, hours, splits, failures by reason."""
-    from .inspect import plot_clip, summarise
+    from momu_data.inspect import plot_clip, summarise
 
     try:
         for table in summarise(path):
@@ -314,7 +314,7 @@ def run(
     _cache_numba()
     from rich.markup import escape
 
-    from .recipes import RecipeError, Runner, load_recipe
+    from momu_data.recipes import RecipeError, Runner, load_recipe
 
     t = time.perf_counter()
     try:

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from . import audio as A
+from momu_data import audio as A
 
 
 def kind_of(path: Path) -> str:
@@ -59,7 +59,7 @@ def summarise(path) -> list[Table]:
 
 
 def _clip_from_data(path: Path, key: str | None):
-    from .extract import load_item
+    from momu_data.extract import load_item
 
     clips = [c for c in pq.read_table(path / "clips.parquet").to_pylist() if c["status"] == "ok"]
     row = next((c for c in clips if key in (None, c["key"])), None)
@@ -68,7 +68,7 @@ def _clip_from_data(path: Path, key: str | None):
     f = load_item(path, row["video"])
     s, e = row["frame_start"], row["frame_end"]
     t0, t1 = s / A.FPS, e / A.FPS
-    from .rhythm import normalise01
+    from momu_data.rhythm import normalise01
 
     sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
     return row["key"], f["mel"][:, s:e], normalise01(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
@@ -77,7 +77,7 @@ def _clip_from_data(path: Path, key: str | None):
 def _clip_from_shards(path: Path, key: str | None):
     import webdataset as wds
 
-    from .loader import shard_urls
+    from momu_data.loader import shard_urls
 
     for split in ("train", "val", "test"):
         if not (path / split).exists() or not list((path / split).glob("*.tar")):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .skeleton import BONES, NUM_JOINTS, mid_hip, torso_size
-from .track import PoseTrack
+from momu_data.skeleton import BONES, NUM_JOINTS, mid_hip, torso_size
+from momu_data.track import PoseTrack
 
 # Parent of each joint in the skeleton tree rooted at the neck (for joints never seen).
 PARENT = {child: parent for parent, child in BONES}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from .audio import FPS
-from .io import atomic_path
+from momu_data.audio import FPS
+from momu_data.io import atomic_path
 
 LABELS = ("genre", "music", "dancer", "style", "choreo")
 

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from .io import atomic_path, sha256_file, write_json
+from momu_data.io import atomic_path, sha256_file, write_json
 
 STAMPS = ".stamps"
 
@@ -162,8 +162,8 @@ def parse_recipe(raw: dict, path: Path = Path("recipe.toml"), overrides=()) -> R
         raise RecipeError(f"{path}: [recipe] name is required")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", data["recipe"]["name"]):
         raise RecipeError(f"{path}: [recipe] name must be letters, digits, - and _")
-    from .extract import POSE_SOURCES
-    from .shards import GROUP_COLUMNS, parse_split
+    from momu_data.extract import POSE_SOURCES
+    from momu_data.shards import GROUP_COLUMNS, parse_split
 
     if data["pose"]["source"] not in POSE_SOURCES:
         raise RecipeError(f"[pose] source must be one of {', '.join(POSE_SOURCES)}")
@@ -390,8 +390,8 @@ class Runner:
     def _run_synth(self, prev: dict) -> dict:
         from functools import partial
 
-        from .parallel import map_unordered
-        from .synth import synthesize_one
+        from momu_data.parallel import map_unordered
+        from momu_data.synth import synthesize_one
 
         s = self.recipe["synth"]
         self.source.mkdir(parents=True, exist_ok=True)
@@ -408,7 +408,7 @@ class Runner:
 
     # ---- extract
     def _extract_config(self, rec: Recipe):
-        from .extract import ExtractConfig
+        from momu_data.extract import ExtractConfig
 
         p, c = rec["pose"], rec["clips"]
         opts = {}
@@ -431,7 +431,7 @@ class Runner:
     def jobs_of(self, rec: Recipe) -> list:
         """The extraction jobs of a recipe, as `momu-data extract` would build them, minus
         the excluded sequences."""
-        from .cli import _read_metadata, build_jobs
+        from momu_data.cli import _read_metadata, build_jobs
 
         inputs = self._input_paths(rec)
         lab = rec["labels"]
@@ -474,10 +474,10 @@ class Runner:
     def _run_extract(self, rec: Recipe, data: Path, prev: dict) -> dict:
         from functools import partial
 
-        from .extract import is_done, record_path, run_job
-        from .io import clean_stale_temps
-        from .manifest import compile_manifests, read_records
-        from .parallel import map_unordered
+        from momu_data.extract import is_done, record_path, run_job
+        from momu_data.io import clean_stale_temps
+        from momu_data.manifest import compile_manifests, read_records
+        from momu_data.parallel import map_unordered
 
         cfg = self._extract_config(rec)
         jobs = self.jobs_of(rec)
@@ -526,7 +526,7 @@ class Runner:
 
     # ---- shard
     def _run_shard(self, prev: dict) -> dict:
-        from .shards import parse_split, write_shards
+        from momu_data.shards import parse_split, write_shards
 
         s = self.recipe["split"]
         info = write_shards(self.data, self.shards, parse_split(s["ratios"]), s["group_by"], s["seed"],
@@ -655,10 +655,10 @@ def _remove_item(data: Path, rec: dict) -> None:
 
 def _candidate_stems(pose_source: str, inputs) -> list[str]:
     if pose_source == "mediapipe":
-        from .video import find_videos
+        from momu_data.video import find_videos
 
         return [v.stem for v, _ in find_videos(inputs)]
-    from .importers import find_keypoint_items
+    from momu_data.importers import find_keypoint_items
 
     return [Path(p).name if Path(p).is_dir() else Path(p).stem for p in find_keypoint_items(pose_source, inputs)]
 
@@ -666,7 +666,7 @@ def _candidate_stems(pose_source: str, inputs) -> list[str]:
 def aist_metadata(stems) -> dict[str, dict]:
     """Labels from AIST sequence names: {stem: {genre, dancer, music, choreo}}; names that
     do not follow the convention get none."""
-    from .importers.aistpp import parse_aist_name
+    from momu_data.importers.aistpp import parse_aist_name
 
     out = {}
     for s in stems:
@@ -729,7 +729,7 @@ def build_manifest(data: Path, shards: Path, source: Path, opts: dict) -> list[d
     inputs relative to the source folder (with sha256 checksums when asked)."""
     import pyarrow.parquet as pq
 
-    from .manifest import read_records
+    from momu_data.manifest import read_records
 
     split = {}
     if (shards / "manifest.parquet").exists():
@@ -812,8 +812,8 @@ def clip_beats(data) -> list[dict]:
 
     from momu_models.metrics.beats import motion_beats, music_beats
 
-    from . import audio as A
-    from .extract import load_item
+    from momu_data import audio as A
+    from momu_data.extract import load_item
 
     data = Path(data)
     rows = [r for r in pq.read_table(data / "clips.parquet").to_pylist() if r["status"] == "ok"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .audio import FPS, HOP, ONSET_KWARGS, SR
+from momu_data.audio import FPS, HOP, ONSET_KWARGS, SR
 
 DEFAULT_BINS = 8
 

@@ -22,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from . import audio as A
-from .extract import load_item
-from .io import write_json
-from .rhythm import normalise01
+from momu_data import audio as A
+from momu_data.extract import load_item
+from momu_data.io import write_json
+from momu_data.rhythm import normalise01
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}
@@ -106,7 +106,7 @@ def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", s
     import soundfile as sf
     import webdataset as wds
 
-    from .manifest import read_records
+    from momu_data.manifest import read_records
 
     data, out = Path(data), Path(out)
     clips_path = data / "clips.parquet"

@@ -13,7 +13,7 @@ from typing import Iterator
 
 import numpy as np
 
-from .audio import SR
+from momu_data.audio import SR
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 

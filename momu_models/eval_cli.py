@@ -33,8 +33,8 @@ import typer
 from momu_data.audio import FPS, SR
 from momu_data.video import VIDEO_EXTENSIONS, MediaError
 
-from .metrics import beats as B
-from .metrics import fad as F
+from momu_models.metrics import beats as B
+from momu_models.metrics import fad as F
 
 app = typer.Typer(
     help="Evaluate generated music and motion: beat alignment (BCS/BHS), plots, FAD, "
@@ -452,7 +452,7 @@ def motion(
     """Motion quality on classifier features: FID, Mean KLD, Diversity (inter and intra).
 
     Generated .npy motions [T,14,2] (fps from <stem>.json or --fps) are encoded by the classifier's encoder. Diversity groups samples by condition, read from the stem (<cond>_dance_s<seed>_<k>, <cond>_s<k>); Mean KLD is the mean KL(p_ref || p_gen) of the class distributions of each generated clip and its ground truth (the reference stem equal to the stem, else to its condition)."""
-    from .eval_suite import evaluate_motion
+    from momu_models.eval_suite import evaluate_motion
 
     try:
         res = evaluate_motion(generated, reference, classifier, fps, pairs, seed)
@@ -486,7 +486,7 @@ def diversity(
     """Inter- and intra-diversity of generated samples (appendix B.4, B.5).
 
     Conditions come from file stems: momu-generate's <cond>_dance_s<seed>_<k> / <cond>_music_s<seed>_<k>, or <cond>_s<k>; any other stem is its own condition. Inter: mean distance of random pairs from different conditions; intra: mean distance among the samples of one condition, averaged over conditions."""
-    from .eval_suite import evaluate_diversity
+    from momu_models.eval_suite import evaluate_diversity
 
     try:
         res = evaluate_diversity(generated, kind.value, classifier, embedder, vggish_weights, fps, pairs, seed)
@@ -518,7 +518,7 @@ def all_cmd(
     """Every metric the files allow, as tables laid out like the paper's (rows: methods).
 
     Motion-to-music: BCS CSD BHS HSD F1 (generated music vs reference music), FAD and Diversity of the music. Music-to-motion: BCS CSD BHS HSD F1 (kinematic beats vs reference music), FID, Diversity, Mean KLD (with --classifier). What cannot be computed is skipped with a one-line note saying why."""
-    from .eval_suite import evaluate_all, markdown
+    from momu_models.eval_suite import evaluate_all, markdown
 
     tol = parse_tolerance(tolerance)
     try:

@@ -26,11 +26,11 @@ import numpy as np
 from momu_data.audio import SR
 from momu_data.video import VIDEO_EXTENSIONS
 
-from .eval_cli import EvalError, _listing, _load_motion, _load_music
-from .metrics import beats as B
-from .metrics import fad as F
-from .metrics import motion as M
-from .metrics.diversity import DEFAULT_PAIRS
+from momu_models.eval_cli import EvalError, _listing, _load_motion, _load_music
+from momu_models.metrics import beats as B
+from momu_models.metrics import fad as F
+from momu_models.metrics import motion as M
+from momu_models.metrics.diversity import DEFAULT_PAIRS
 
 SAMPLE_STEM = re.compile(r"^(?P<cond>.+)_(?P<made>dance|music)_s\d+_\d+$")  # momu-generate --music / --video
 JOINT_STEM = re.compile(r"^joint_s\d+_\d+$")  # momu-generate --joint: no condition
@@ -101,7 +101,7 @@ def find_motion(path: Path, role: str, generated_only: bool = False) -> dict[str
 
 
 def _classifier(path):
-    from .motion_encoder import load_classifier
+    from momu_models.motion_encoder import load_classifier
 
     if path is None:
         raise EvalError("motion features need a classifier: pass --classifier RUN_DIR (from `momu-train classifier`)")
@@ -113,7 +113,7 @@ def _classifier(path):
 
 def encode_files(model, files: dict[str, Path], fps: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
     """Features [N, D] and logits [N, K] of motion files (in the dict's order)."""
-    from .motion_encoder import encode_motions
+    from momu_models.motion_encoder import encode_motions
 
     poses, rates = [], []
     for p in files.values():

@@ -17,10 +17,10 @@ import torch
 
 from momu_data import audio as A
 
-from .postprocess import SMOOTH_SECONDS, finish_motion
-from .sampling import joint_sample, sample
-from .train_diffusion import load_diffusion
-from .vae import BiCoRVAE
+from momu_models.postprocess import SMOOTH_SECONDS, finish_motion
+from momu_models.sampling import joint_sample, sample
+from momu_models.train_diffusion import load_diffusion
+from momu_models.vae import BiCoRVAE
 
 TRAIN_COMMANDS = {
     "vae": "momu-train vae shards/",
@@ -160,7 +160,7 @@ def write_outputs(out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video
 
     from momu_data.io import atomic_path, write_json
 
-    from .render import plot_beats, render_side_by_side, render_skeleton_video
+    from momu_models.render import plot_beats, render_side_by_side, render_skeleton_video
 
     out.mkdir(parents=True, exist_ok=True)
     n = min(len(pose), len(wav) // A.HOP)

@@ -49,9 +49,9 @@ def generate(
 
     from momu_data import audio as A
 
-    from .distributed import resolve_device
-    from .generate import GenerateError, generate_joint, generate_motion, generate_music, load_models, write_outputs
-    from .sampling import parse_length
+    from momu_models.distributed import resolve_device
+    from momu_models.generate import GenerateError, generate_joint, generate_motion, generate_music, load_models, write_outputs
+    from momu_models.sampling import parse_length
 
     modes = [m for m, on in (("joint", joint), ("music", music is not None), ("video", video is not None)) if on]
     if len(modes) > 1:
@@ -78,7 +78,7 @@ def generate(
         written = []
         voc = None
         if mode != "music":
-            from .vocoder import get_vocoder
+            from momu_models.vocoder import get_vocoder
 
             voc = get_vocoder(vocoder, str(vocoder_checkpoint) if vocoder_checkpoint else None, device=dev)
         if mode == "joint":
@@ -126,7 +126,7 @@ def generate(
     except GenerateError as e:
         _fail(str(e))
     except Exception as e:  # vocoder problems (missing package / checkpoint) are one line too
-        from .vocoder import VocoderError
+        from momu_models.vocoder import VocoderError
 
         if isinstance(e, VocoderError):
             _fail(str(e))

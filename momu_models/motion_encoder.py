@@ -155,14 +155,14 @@ class MotionClassifier(nn.Module):
 
     def save_pretrained(self, path, extra: dict | None = None) -> None:
         """model.safetensors + config.json (encoder config, label, class list) in `path`."""
-        from .pretrained import save_pretrained
+        from momu_models.pretrained import save_pretrained
 
         save_pretrained(self, path, {"kind": "motion-classifier", "encoder": self.cfg.to_dict(),
                                      "label": self.label, "classes": self.classes, "fps": FPS, **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path, map_location: str = "cpu") -> "MotionClassifier":
-        from .pretrained import load_pretrained
+        from momu_models.pretrained import load_pretrained
 
         cfg, state = load_pretrained(path, map_location)
         if cfg.get("kind") != "motion-classifier" or "classes" not in cfg:

@@ -22,7 +22,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from .diffusion import Diffusion
+from momu_models.diffusion import Diffusion
 
 
 # --------------------------------------------------------------------------- lengths

@@ -30,11 +30,11 @@ import torch.nn.functional as F
 from momu_data.manifest import LABELS
 from momu_data.skeleton import MIRROR
 
-from . import distributed as D
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .motion_encoder import PRESETS, MotionClassifier
-from .runlog import RunLog
-from .training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
+from momu_models import distributed as D
+from momu_models.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.motion_encoder import PRESETS, MotionClassifier
+from momu_models.runlog import RunLog
+from momu_models.training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
 
 
 @dataclass

@@ -51,7 +51,7 @@ def vae(
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
-    from .train_vae import VAETrainConfig, train
+    from momu_models.train_vae import VAETrainConfig, train
 
     ms = music_steps if music_steps is not None else steps
     mo = motion_steps if motion_steps is not None else steps
@@ -95,7 +95,7 @@ def diffusion(
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) diffusion ...`."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
-    from .train_diffusion import DiffusionTrainConfig, train
+    from momu_models.train_diffusion import DiffusionTrainConfig, train
 
     if epochs is not None:
         steps = max(1, int(round(epochs * _steps_per_epoch(shards, batch_size))))
@@ -131,7 +131,7 @@ def classifier(
     A conv + Transformer encoder over 2D poses and velocities, mean-pooled to one feature vector per clip, and a linear head. The classes are the values of --label found in the train split; clips without a value are skipped. Validation accuracy is logged next to chance (the best constant answer: the largest val class). Labels: synthetic videos (`momu-data synth`) carry genre = their music style; the AIST++ recipe labels genre, dancer, music and choreo from the sequence names; Dance with Melody views carry style; any dataset can add a --metadata CSV at extraction.
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) classifier ...`."""
-    from .train_classifier import ClassifierTrainConfig, train
+    from momu_models.train_classifier import ClassifierTrainConfig, train
 
     if epochs is not None:
         steps = max(1, int(round(epochs * _steps_per_epoch(shards, batch_size))))
@@ -143,7 +143,7 @@ def classifier(
 
 def _run(train, cfg, run_dir: Path) -> None:
     """Train, turning user-fixable problems into one-line errors; rank 0 reports."""
-    from .training import TrainError
+    from momu_models.training import TrainError
 
     try:
         metrics = train(cfg)

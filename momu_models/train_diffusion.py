@@ -18,16 +18,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed as D
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .diffusion import Diffusion
-from .dit import PRESETS as DIT_PRESETS
-from .dit import DiT, DiTConfig, make_config
-from .postprocess import mean_bone_lengths
-from .pretrained import load_pretrained, save_pretrained
-from .runlog import RunLog
-from .training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards
-from .vae import BiCoRVAE
+from momu_models import distributed as D
+from momu_models.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.diffusion import Diffusion
+from momu_models.dit import PRESETS as DIT_PRESETS
+from momu_models.dit import DiT, DiTConfig, make_config
+from momu_models.postprocess import mean_bone_lengths
+from momu_models.pretrained import load_pretrained, save_pretrained
+from momu_models.runlog import RunLog
+from momu_models.training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards
+from momu_models.vae import BiCoRVAE
 
 TASKS = ("motion2music", "music2motion")
 # Paper preset: lr 1.6e-5 with 10k warm-up steps (appendix B.3) for 200 epochs on 8 GPUs.

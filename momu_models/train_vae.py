@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import distributed as D
-from .checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from .contrastive import RhythmicContrastConfig, retrieval_accuracy
-from .runlog import RunLog
-from .training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
-from .vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, music_stage_step, motion_stage_step
+from momu_models import distributed as D
+from momu_models.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.contrastive import RhythmicContrastConfig, retrieval_accuracy
+from momu_models.runlog import RunLog
+from momu_models.training import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
+from momu_models.vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, music_stage_step, motion_stage_step
 
 STAGES = {"music": ("music",), "motion": ("motion",), "all": ("music", "motion")}
 # Stage-2 (motion VAE) learning rate per preset. The paper trains at 2e-4 for 300 epochs on

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from momu_data.audio import FPS, N_MELS
 from momu_data.skeleton import NUM_JOINTS
 
-from .contrastive import RhythmicContrast, RhythmicContrastConfig, downsample_mask
+from momu_models.contrastive import RhythmicContrast, RhythmicContrastConfig, downsample_mask
 
 
 # ---------------------------------------------------------------------------------------

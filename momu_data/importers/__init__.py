@@ -18,9 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..skeleton import map_keypoints
-from ..track import PoseTrack
-from ..video import MediaError
+from momu_data.skeleton import map_keypoints
+from momu_data.track import PoseTrack
+from momu_data.video import MediaError
 
 # MediaError is re-exported: it is what callers catch for unusable keypoint files.
 __all__ = ["SOURCES", "MediaError", "find_keypoint_items", "load_keypoints"]
@@ -40,19 +40,19 @@ def load_keypoints(source: str, path, **kw) -> list[PoseTrack]:
     is a dance folder (skeletons.json, config.json, audio.mp3), kw as ``load_dance_with_melody``.
     """
     if source == "openpose":
-        from .openpose import load_openpose
+        from momu_data.importers.openpose import load_openpose
 
         return load_openpose(path, **kw)
     if source == "coco":
-        from .coco import load_coco
+        from momu_data.importers.coco import load_coco
 
         return load_coco(path, **kw)
     if source == "aistpp":
-        from .aistpp import load_aistpp
+        from momu_data.importers.aistpp import load_aistpp
 
         return load_aistpp(path, **kw)
     if source == "dance_with_melody":
-        from .dance_with_melody import load_dance_with_melody
+        from momu_data.importers.dance_with_melody import load_dance_with_melody
 
         return load_dance_with_melody(path, **kw)
     raise ValueError(f"unknown keypoint source {source!r}; expected one of {', '.join(SOURCES)}")
@@ -71,7 +71,7 @@ def find_keypoint_items(source: str, paths) -> list[Path]:
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
     if source == "dance_with_melody":
-        from .dance_with_melody import find_dances
+        from momu_data.importers.dance_with_melody import find_dances
 
         return find_dances(paths)
     found: set[Path] = set()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..skeleton import COCO17_TO_14
-from ..track import PoseTrack
-from ..video import MediaError
-from ..safe_pickle import UnsafePickleError, safe_load
-from . import check_fps, make_track
+from momu_data.skeleton import COCO17_TO_14
+from momu_data.track import PoseTrack
+from momu_data.video import MediaError
+from momu_data.safe_pickle import UnsafePickleError, safe_load
+from momu_data.importers import check_fps, make_track
 
 WIDTH, HEIGHT = 1920, 1080
 AIST_FPS = 60.0

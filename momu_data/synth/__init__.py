@@ -27,10 +27,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..skeleton import JOINTS
-from .choreography import Dance, choreograph, random_body
-from .music import DEFAULT_SR, STYLES, Song, make_song
-from .render import FigureRenderer, Look, make_background, random_look, write_mp4
+from momu_data.skeleton import JOINTS
+from momu_data.synth.choreography import Dance, choreograph, random_body
+from momu_data.synth.music import DEFAULT_SR, STYLES, Song, make_song
+from momu_data.synth.render import FigureRenderer, Look, make_background, random_look, write_mp4
 
 __all__ = ["synthesize", "synthesize_one", "make_clip", "render_frames", "load_gt", "Clip",
            "STYLES", "DEFAULT_WIDTH", "DEFAULT_HEIGHT", "DEFAULT_FPS"]

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..skeleton import J, NUM_JOINTS
+from momu_data.skeleton import J, NUM_JOINTS
 
 # The pose parameters, in order. Lengths are in torso units (neck to mid-hip), angles in
 # radians. root_x, r_foot and l_foot are horizontal positions relative to the frame

@@ -24,9 +24,9 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from ..skeleton import J
-from ..video import AudioMuxer
-from .choreography import Body, Dance
+from momu_data.skeleton import J
+from momu_data.video import AudioMuxer
+from momu_data.synth.choreography import Body, Dance
 
 SHIFT = 4  # fractional bits of cv2 coordinates
 ONE = 1 << SHIFT

@@ -12,12 +12,12 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import audio as A
-from ..skeleton import torso_size
+from momu_data import audio as A
+from momu_data.skeleton import torso_size
 
 
 def pck(data, item_id: str, gt_path, thresholds=(0.1, 0.2)) -> dict:
-    from ..extract import load_item
+    from momu_data.extract import load_item
 
     data = Path(data)
     rec = json.loads((data / "items" / f"{item_id}.json").read_text())

@@ -27,7 +27,7 @@ import numpy as np
 
 from momu_data import audio as _audio
 
-from .frechet import frechet_from_features
+from momu_models.metrics.frechet import frechet_from_features
 
 SR = _audio.SR
 VGGISH_URL = "https://github.com/harritaylor/torchvggish/releases/download/v0.1/vggish-10086976.pth"
@@ -270,7 +270,7 @@ def embed_files(paths, embedder: Embedder, loader=None) -> tuple[np.ndarray, lis
     dropping clips changes the statistics that FAD compares.
     """
     if loader is None:
-        from .beats import load_music as loader
+        from momu_models.metrics.beats import load_music as loader
     rows, counts, short = [], [], []
     for p in paths:
         e = embedder.embed(loader(p), SR)

@@ -19,8 +19,8 @@ from typing import Sequence
 
 import numpy as np
 
-from .diversity import DEFAULT_PAIRS, group_by_condition, inter_diversity, intra_diversity
-from .frechet import frechet_from_features
+from momu_models.metrics.diversity import DEFAULT_PAIRS, group_by_condition, inter_diversity, intra_diversity
+from momu_models.metrics.frechet import frechet_from_features
 
 
 def log_softmax(logits) -> np.ndarray:
