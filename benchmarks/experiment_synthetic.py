@@ -34,8 +34,8 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
     import soundfile as sf
     import webdataset as wds
 
-    from momu_data import audio as A
-    from momu_models.metrics.beats import motion_beats, music_beats
+    from momu_data import timebase as A
+    from momu_models.evaluate.metrics.beats import motion_beats, music_beats
 
     out = []
     for split in splits:
@@ -49,7 +49,7 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
 
 
 def vae_runs(shards: Path, out: Path, steps: int) -> dict:
-    from momu_models.train_vae import VAETrainConfig, train
+    from momu_models.train.vae import VAETrainConfig, train
 
     common = dict(shards=str(shards), preset="small", batch_size=8, crop_seconds=4.0, val_every=10**9,
                   ckpt_every=10**9, val_batches=50)
@@ -65,7 +65,7 @@ def vae_runs(shards: Path, out: Path, steps: int) -> dict:
 
 
 def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
-    from momu_models.train_diffusion import DiffusionTrainConfig, train
+    from momu_models.train.diffusion import DiffusionTrainConfig, train
 
     res = {}
     for task in ("motion2music", "music2motion"):
@@ -109,11 +109,11 @@ def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0,
     onsets. Dance-to-music is scored twice: its onsets against the dance's kinematic beats
     (the condition, "d2m_*_vs_dance", ceiling "ceiling_vs_dance") and against the clip's real
     music ("d2m_*"). "sync" rows hold sync_correlation of the two envelopes."""
-    from momu_data import audio as A
-    from momu_data.rhythm import kinematic_amplitude
-    from momu_models.generate import generate_motion, generate_music, load_models
-    from momu_models.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
-    from momu_models.vocoder import get_vocoder
+    from momu_data import timebase as A
+    from momu_data.features import kinematic_amplitude
+    from momu_models.generate.pipeline import generate_motion, generate_music, load_models
+    from momu_models.evaluate.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
+    from momu_models.generate.vocoders import get_vocoder
 
     models = load_models(runs, tuple(tasks))
     voc = get_vocoder("griffinlim")
@@ -165,11 +165,11 @@ def joint_figures(runs: Path, n: int = 16, seconds: float = 6.0, steps: int = 50
     generated music (Griffin-Lim) against the kinematic beats of the dance generated with it,
     by cross-guidance ("joint") and with cross_start 1 (the same two models and seeds, never
     conditioned on each other: "independent"). Also the envelope sync_correlation."""
-    from momu_data import audio as A
-    from momu_data.rhythm import kinematic_amplitude
-    from momu_models.generate import generate_joint, load_models
-    from momu_models.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
-    from momu_models.vocoder import get_vocoder
+    from momu_data import timebase as A
+    from momu_data.features import kinematic_amplitude
+    from momu_models.generate.pipeline import generate_joint, load_models
+    from momu_models.evaluate.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
+    from momu_models.generate.vocoders import get_vocoder
 
     models = load_models(runs, ("motion2music", "music2motion"))
     voc = get_vocoder("griffinlim")

@@ -21,8 +21,8 @@ from .common import append_results
 
 
 def _bare_pose_ms(video: Path, max_side: int) -> tuple[float, int]:
-    from momu_data.pose import MediapipePose
-    from momu_data.video import iter_frames, probe_video
+    from momu_data.pose.mediapipe_pose import MediapipePose
+    from momu_data.media import iter_frames, probe_video
 
     info = probe_video(video)
     frames = [img for _, img in iter_frames(video, max_side=max_side)]

@@ -20,11 +20,11 @@ def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float 
     to cross-guidance stays at the same fraction of the steps), for presets too slow to run
     50 steps on a CPU. The row says so."""
     measured_steps = measured_steps or {}
-    from momu_models.dit import DiT, make_config
-    from momu_models.generate import write_outputs
-    from momu_models.sampling import joint_sample
-    from momu_models.vae import PRESETS, BiCoRVAE
-    from momu_models.vocoder import get_vocoder
+    from momu_models.models.dit import DiT, make_config
+    from momu_models.generate.pipeline import write_outputs
+    from momu_models.diffusion.sampling import joint_sample
+    from momu_models.models.vae import PRESETS, BiCoRVAE
+    from momu_models.generate.vocoders import get_vocoder
 
     dev = torch.device(device)
     voc = get_vocoder(vocoder, device=device)

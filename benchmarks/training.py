@@ -31,7 +31,7 @@ def _time(fn, warmup: int, steps: int, device) -> float:
 
 
 def vae_rows(device, presets=("tiny", "small", "paper"), seconds: float = 4.0) -> list[tuple[str, str]]:
-    from momu_models.vae import PRESETS, BiCoRVAE, MelDiscriminator, count_parameters, motion_stage_step, music_stage_step
+    from momu_models.models.vae import PRESETS, BiCoRVAE, MelDiscriminator, count_parameters, motion_stage_step, music_stage_step
 
     rows = []
     T = int(seconds * 62.5) // 2 * 2
@@ -57,8 +57,8 @@ def vae_rows(device, presets=("tiny", "small", "paper"), seconds: float = 4.0) -
 
 
 def dit_rows(device, presets=("tiny", "small", "paper")) -> list[tuple[str, str]]:
-    from momu_models.diffusion import Diffusion
-    from momu_models.dit import DiT, make_config
+    from momu_models.diffusion.process import Diffusion
+    from momu_models.models.dit import DiT, make_config
 
     rows = []
     for name in presets:

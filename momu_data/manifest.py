@@ -9,7 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from momu_data.audio import FPS
+from momu_data.timebase import FPS
 from momu_data.io import atomic_path
 
 LABELS = ("genre", "music", "dancer", "style", "choreo")

@@ -22,10 +22,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from momu_data import audio as A
+from momu_data import timebase as A
 from momu_data.extract import load_item
 from momu_data.io import write_json
-from momu_data.rhythm import normalise01
+from momu_data.features import normalise01
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}

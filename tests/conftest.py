@@ -26,7 +26,7 @@ def toy_shards(tmp_path_factory):
     from typer.testing import CliRunner
 
     from media import make_coco_item
-    from momu_data.cli import app
+    from momu_data.cli.data import app
 
     root = tmp_path_factory.mktemp("toy")
     for k in range(8):

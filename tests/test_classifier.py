@@ -10,9 +10,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import momu_models.train_classifier as TC
-from momu_models.motion_encoder import PRESETS, MotionClassifier, encode_motions, load_classifier, motion_features
-from momu_models.train_cli import app
+import momu_models.train.classifier as TC
+from momu_models.models.motion_encoder import PRESETS, MotionClassifier, encode_motions, load_classifier, motion_features
+from momu_models.cli.train import app
 
 FPS = 62.5
 FREQS = {"slow": 0.8, "mid": 2.0, "fast": 4.0}  # Hz of each class's movement
@@ -121,7 +121,7 @@ def test_kill_and_resume_equals_uninterrupted(shards, tmp_path, monkeypatch):
 
 
 def test_features_ignore_batching_and_frame_rate():
-    from momu_data.rhythm import resample_to_fps
+    from momu_data.features import resample_to_fps
 
     torch.manual_seed(0)
     model = MotionClassifier(PRESETS["tiny"], ["a", "b"]).eval()
@@ -168,10 +168,10 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
     model is replaced by the video's own ground-truth keypoints (mediapipe is slow)."""
     import pyarrow.parquet as pq
 
-    import momu_data.pose
-    from momu_data.cli import app as data_app
+    import momu_data.pose.mediapipe_pose
+    from momu_data.cli.data import app as data_app
     from momu_data.synth import load_gt, synthesize_one
-    from momu_data.track import PoseTrack
+    from momu_data.pose.track import PoseTrack
 
     mp4 = synthesize_one(1, seconds=3.0, out=tmp_path / "videos", seed=0)
     gt = load_gt(mp4)
@@ -182,7 +182,7 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
         return PoseTrack(xy=g["keypoints"].astype(np.float32), conf=np.ones((n, 14), np.float32),
                          times=g["frame_times"], person=np.ones(n, bool), width=g["width"], height=g["height"])
 
-    monkeypatch.setattr(momu_data.pose, "estimate_video", fake_estimate)
+    monkeypatch.setattr(momu_data.pose.mediapipe_pose, "estimate_video", fake_estimate)
     res = CliRunner().invoke(data_app, ["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "data"),
                                         "--clip-seconds", "1.5", "-j", "1"])
     assert res.exit_code == 0, res.output
@@ -190,7 +190,7 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
     assert len(rows) == 2 and all(r["genre"] == gt["style"] for r in rows)
     assert gt["style"] in ("four_on_the_floor", "hiphop", "waltz", "latin")
     # a metadata CSV still wins over the sidecar
-    from momu_data.cli import build_jobs
+    from momu_data.cli.data import build_jobs
 
     jobs = build_jobs([tmp_path / "videos"], "mediapipe", None, "", {"synth_001": {"genre": "x", "dancer": "d"}})
     assert jobs[0].labels == {"genre": "x", "dancer": "d"}

@@ -3,12 +3,13 @@ amplitude, kinematic beats, interpolation, clip cutting."""
 import numpy as np
 import pytest
 
-from momu_data import audio as A
-from momu_data import rhythm as R
+from momu_data import timebase as A
+
+from momu_data import features
 from momu_data.clips import assess_clip, cut_clips
-from momu_data.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
+from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
 from momu_data.skeleton import BODY25_TO_14, COCO17_TO_14, J, map_keypoints, torso_size
-from momu_data.track import PoseTrack
+from momu_data.pose.track import PoseTrack
 
 from media import click_track
 
@@ -16,21 +17,21 @@ from media import click_track
 def test_mel_shape_and_frame_rate():
     sr = A.SR
     y = np.random.default_rng(0).standard_normal(sr * 3).astype(np.float32) * 0.1
-    mel = A.log_mel(y)
+    mel = features.log_mel(y)
     assert mel.shape == (80, 1 + len(y) // 256) == (80, 188)
     assert mel.dtype == np.float32
     assert A.FPS == 62.5
     # silence hits the log floor exactly
-    assert np.allclose(A.log_mel(np.zeros(sr, np.float32)), np.log(1e-5))
+    assert np.allclose(features.log_mel(np.zeros(sr, np.float32)), np.log(1e-5))
     with pytest.raises(ValueError, match="16000"):
-        A.log_mel(y, sr=22050)
+        features.log_mel(y, sr=22050)
 
 
 def test_mel_puts_a_tone_in_the_right_band():
     import librosa
 
     t = np.arange(A.SR * 2) / A.SR
-    mel = A.log_mel((0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
+    mel = features.log_mel((0.5 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32))
     freqs = librosa.mel_frequencies(n_mels=80, fmin=0, fmax=8000)
     peak = freqs[np.argmax(mel[:, 20:-20].mean(1))]
     assert abs(peak - 1000) < 80
@@ -38,7 +39,7 @@ def test_mel_puts_a_tone_in_the_right_band():
 
 def test_onsets_on_click_track():
     y, beats = click_track(6.0, 120)
-    on = A.onsets(y)
+    on = features.onsets(y)
     assert len(on) == len(beats)
     # librosa reports onsets 1-3 frames after the click (flux of centred frames)
     assert np.all(on - beats > -0.01) and np.max(np.abs(on - beats)) < 0.05
@@ -53,7 +54,7 @@ def test_directogram_bins_direction_and_magnitude():
     pose = _still(5)
     pose[2:, J["right_wrist"], 0] += 2.0  # wrist moves +x by 2 between frames 1 and 2
     pose[3:, J["left_ankle"], 1] += 0.5  # ankle moves +y (angle pi/2) between 2 and 3
-    d = R.directogram(pose, bins=8)
+    d = features.directogram(pose, bins=8)
     assert d.shape == (5, 8)
     assert d[2, 0] == pytest.approx(2.0) and d[2].sum() == pytest.approx(2.0)
     assert d[3, 2] == pytest.approx(0.5) and d[3].sum() == pytest.approx(0.5)
@@ -66,7 +67,7 @@ def test_directogram_angle_bins_all_directions():
         ang = (k + 0.5) * 2 * np.pi / K
         pose = _still(3)
         pose[2, 0] += [np.cos(ang), np.sin(ang)]
-        d = R.directogram(pose, bins=K)
+        d = features.directogram(pose, bins=K)
         assert np.argmax(d[2]) == k
 
 
@@ -75,10 +76,10 @@ def test_kinematic_amplitude_peaks_at_direction_change():
     pose = _still(T)
     x = np.concatenate([np.linspace(0, 1, 31), np.linspace(1, 0, 30)[1:]])[:T]
     pose[:, J["right_wrist"], 0] += np.pad(x, (0, T - len(x)), mode="edge")
-    amp = R.kinematic_amplitude(pose)
+    amp = features.kinematic_amplitude(pose)
     assert amp.min() >= 0 and amp.max() == pytest.approx(1.0)
     assert abs(int(np.argmax(amp)) - 31) <= 1  # the reversal frame
-    assert R.kinematic_amplitude(_still(10)).max() == 0  # no motion, no amplitude
+    assert features.kinematic_amplitude(_still(10)).max() == 0  # no motion, no amplitude
 
 
 def test_kinematic_beats_of_periodic_reversals():
@@ -89,7 +90,7 @@ def test_kinematic_beats_of_periodic_reversals():
     pose = _still(T)
     pose[:, J["right_wrist"], 1] += 0.5 * tri
     pose[:, J["left_wrist"], 1] += 0.5 * tri
-    beats = R.kinematic_beats(pose, fps)
+    beats = features.kinematic_beats(pose, fps)
     expected = np.arange(period, t[-1] - 0.1, period)
     assert len(beats) >= len(expected) - 1
     near = [np.min(np.abs(beats - e)) for e in expected]
@@ -98,7 +99,7 @@ def test_kinematic_beats_of_periodic_reversals():
 
 def test_resample_to_fps_keeps_duration():
     x = np.random.default_rng(0).standard_normal((30, 14, 2))
-    y = R.resample_to_fps(x, 30.0, 62.5)
+    y = features.resample_to_fps(x, 30.0, 62.5)
     assert y.shape[1:] == (14, 2) and y.shape[0] == int(29 / 30 * 62.5) + 1
     assert np.allclose(y[0], x[0], atol=1e-6)
 

@@ -8,9 +8,9 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-import momu_models.train_diffusion as TD
-import momu_models.train_vae as TV
-from momu_models.generate_cli import generate
+import momu_models.train.diffusion as TD
+import momu_models.train.vae as TV
+from momu_models.cli.generate import generate
 
 runner = CliRunner()
 
@@ -100,7 +100,7 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     import torch
 
     from media import click_track
-    from momu_models.training import TrainError
+    from momu_models.train.loop import TrainError
 
     def cfg(task, out, steps, frame_cond, init=None):
         return TD.DiffusionTrainConfig(shards=str(toy_shards), task=task, run_dir=str(out), vae=str(runs / "vae"),
@@ -142,7 +142,7 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
     import torch
 
     from momu_data.loader import loader
-    from momu_models.diffusion import Diffusion
+    from momu_models.diffusion.process import Diffusion
 
     vae = TD.load_vae(runs / "vae")
     dit, c = TD.load_diffusion(runs / "music2motion")

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 from pathlib import Path
 
-from momu_data.importers import find_keypoint_items, load_keypoints
-from momu_data.importers.aistpp import load_aistpp, parse_aist_name
-from momu_data.importers.coco import image_index, load_coco
-from momu_data.importers.openpose import load_openpose
+from momu_data.pose.importers import find_keypoint_items, load_keypoints
+from momu_data.pose.importers.aistpp import load_aistpp, parse_aist_name
+from momu_data.pose.importers.coco import image_index, load_coco
+from momu_data.pose.importers.openpose import load_openpose
 from momu_data.safe_pickle import UnsafePickleError, safe_load
 from momu_data.skeleton import J
-from momu_data.video import MediaError
+from momu_data.media import MediaError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "keypoints"
 needs_real = pytest.mark.skipif(

@@ -12,11 +12,13 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 import numpy as np
 import pytest
 
-from momu_data import audio
-from momu_models.metrics import beats as B
-from momu_models.metrics import diversity as D
-from momu_models.metrics import fad as F
-from momu_models.metrics import frechet as FR
+from momu_data import timebase as audio
+
+from momu_data import features
+from momu_models.evaluate.metrics import beats as B
+from momu_models.evaluate.metrics import diversity as D
+from momu_models.evaluate.metrics import fad as F
+from momu_models.evaluate.metrics import frechet as FR
 
 SR = audio.SR
 
@@ -52,7 +54,7 @@ DUR = 9.5
 
 @pytest.fixture(scope="module")
 def click_onsets():
-    return audio.onsets(clicks(BEATS_A, DUR)), audio.onsets(clicks(BEATS_SHIFTED, DUR))
+    return features.onsets(clicks(BEATS_A, DUR)), features.onsets(clicks(BEATS_SHIFTED, DUR))
 
 
 # ---- binned beat scores -----------------------------------------------------------------
@@ -149,7 +151,7 @@ def test_click_track_shifted_by_more_than_a_bin(click_onsets):
     assert (s.bcs, s.bhs, s.f1) == (0.0, 0.0, 0.0)
     assert B.tolerance_scores(shifted, on, DUR, 0.1).f1 == 0.0
     # A 50 ms shift stays inside a 0.1 s tolerance.
-    near = audio.onsets(clicks([b + 0.05 for b in BEATS_A], DUR))
+    near = features.onsets(clicks([b + 0.05 for b in BEATS_A], DUR))
     assert B.tolerance_scores(near, on, DUR, 0.1).f1 == 1.0
 
 
@@ -304,7 +306,7 @@ def files(tmp_path_factory):
 def _run(*args):
     from typer.testing import CliRunner
 
-    from momu_models.eval_cli import app
+    from momu_models.cli.eval import app
 
     return CliRunner().invoke(app, [str(a) for a in args])
 
@@ -387,7 +389,7 @@ def test_cli_plot_command(files, tmp_path):
 
 # ---- motion metrics: Mean KLD, FID, diversity (hand-made inputs) ------------------------
 
-from momu_models.metrics import motion as MM  # noqa: E402
+from momu_models.evaluate.metrics import motion as MM  # noqa: E402
 
 
 def test_kl_divergence_by_hand():
@@ -434,7 +436,7 @@ def test_motion_fid_and_diversity_scores_by_hand():
 
 
 def test_condition_ids_from_stems():
-    from momu_models.eval_suite import condition_of, generated_kinds
+    from momu_models.evaluate.suite import condition_of, generated_kinds
 
     assert condition_of("song_dance_s0_3") == "song" and generated_kinds("song_dance_s0_3") == ("motion",)
     assert condition_of("my_video_music_s12_0") == "my_video" and generated_kinds("my_video_music_s12_0") == ("music",)
@@ -457,7 +459,7 @@ def runs(files, tmp_path_factory):
     runs/base: the reference motions themselves; clf/: a random tiny classifier."""
     import torch
 
-    from momu_models.motion_encoder import PRESETS, MotionClassifier
+    from momu_models.models.motion_encoder import PRESETS, MotionClassifier
 
     root = tmp_path_factory.mktemp("all")
     ref, ours, base = root / "ref", root / "runs" / "ours", root / "runs" / "base"
@@ -476,7 +478,7 @@ def runs(files, tmp_path_factory):
         _motion(ours / f"a_dance_s0_{k}.npy", dance(BEATS_A, DUR, 30.0, seed=10 + k), 30.0)
         (ours / f"a_dance_s0_{k}.wav").write_bytes((files / "gen" / "b.wav").read_bytes())
     _motion(ours / "b_dance_s0_0.npy", dance(BEATS_SHIFTED, DUR, 30.0, seed=12), 30.0)
-    from momu_models.motion_encoder import motion_features
+    from momu_models.models.motion_encoder import motion_features
 
     torch.manual_seed(0)
     clf = MotionClassifier(PRESETS["tiny"], ["x", "y", "z"])
@@ -491,7 +493,7 @@ def runs(files, tmp_path_factory):
 
 
 def test_cli_all_end_to_end(runs, files, tmp_path):
-    from momu_models.motion_encoder import encode_motions, load_classifier
+    from momu_models.models.motion_encoder import encode_motions, load_classifier
 
     out, md = tmp_path / "all.json", tmp_path / "all.md"
     r = _run("all", runs / "runs", "-r", runs / "ref", "--classifier", runs / "clf", "--json", out, "--markdown", md)

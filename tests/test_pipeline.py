@@ -13,7 +13,7 @@ import pytest
 import soundfile as sf
 from typer.testing import CliRunner
 
-from momu_data.cli import app
+from momu_data.cli.data import app
 from momu_data.shards import assign_splits, parse_split
 
 from media import make_coco_item, write_av
@@ -168,7 +168,7 @@ def test_resume_after_kill(tmp_path):
     for k in range(4):
         make_coco_item(src, f"d{k}", seconds=4.0, seed=k)
     data = tmp_path / "data"
-    args = [sys.executable, "-m", "momu_data.cli", "extract", str(src), "--pose-source", "coco", "--audio", str(src),
+    args = [sys.executable, "-m", "momu_data.cli.data", "extract", str(src), "--pose-source", "coco", "--audio", str(src),
             "--out", str(data), "--clip-seconds", "2", "-j", "1"]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -1,4 +1,4 @@
-"""Dataset recipes (pipelines/*.toml via momu_data.recipes) end to end on stand-ins the tests
+"""Dataset recipes (pipelines/*.toml via momu_data.recipes.runner) end to end on stand-ins the tests
 make: a fake AIST++ tree (keypoints2d pickles + wav), fake Dance-with-Melody folders (mocap
 JSON + mp3) and a tiny synthetic demo; plus the Dance-with-Melody importer and its clock fit."""
 from __future__ import annotations
@@ -15,10 +15,10 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 from media import click_track
-from momu_data.cli import app
-from momu_data.importers import find_keypoint_items, load_keypoints
-from momu_data.importers import dance_with_melody as dwm
-from momu_data.recipes import (RecipeError, Runner, compare_manifests, is_excluded, load_recipe, parse_recipe,
+from momu_data.cli.data import app
+from momu_data.pose.importers import find_keypoint_items, load_keypoints
+from momu_data.pose.importers import dance_with_melody as dwm
+from momu_data.recipes.runner import (RecipeError, Runner, compare_manifests, is_excluded, load_recipe, parse_recipe,
                                read_manifest_csv, run_recipe)
 from momu_data.skeleton import J
 
@@ -320,7 +320,7 @@ def test_dwm_views_mapping_and_labels(tmp_path):
     # Finding dances, errors.
     assert find_keypoint_items("dance_with_melody", tmp_path) == [d]
     (d / "config.json").write_text("{}")
-    from momu_data.video import MediaError
+    from momu_data.media import MediaError
 
     with pytest.raises(MediaError, match="malformed"):
         dwm.read_dance(d)
@@ -465,7 +465,7 @@ def test_real_dance_with_melody_import_and_time_scale_fit():
     side = fixed.xy[:, J["right_shoulder"], 0] < fixed.xy[:, J["left_shoulder"], 0]
     assert 0.1 < side.mean() < 0.9
     # The measured stretch of this dance (docs/recipes.md): 1.3 %, far above chance.
-    from momu_data.video import load_audio
+    from momu_data.media import load_audio
 
     y, a0 = load_audio(d / "audio.mp3")
     fit = dwm.fit_time_scale(dwm.read_dance(d), y, a0)

@@ -13,7 +13,7 @@ import pytest
 
 from media import write_av
 from momu_data.skeleton import J
-from momu_models import render as R
+from momu_models.generate import render as R
 
 FPS = 62.5
 SR = 16000

@@ -15,13 +15,13 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from momu_data.audio import onsets  # noqa: E402
-from momu_data.rhythm import kinematic_beats  # noqa: E402
+from momu_data.features import onsets  # noqa: E402
+from momu_data.features import kinematic_beats  # noqa: E402
 from momu_data.skeleton import BONES, J, MEDIAPIPE_TO_14, bone_lengths, map_keypoints, torso_size  # noqa: E402
 from momu_data.synth import (STYLES, load_gt, make_clip, synthesize, synthesize_one)  # noqa: E402
 from momu_data.synth.choreography import MAX_YAW  # noqa: E402
 from momu_data.synth.music import TEMPO_RANGE, make_song  # noqa: E402
-from momu_data.video import iter_frames, load_audio  # noqa: E402
+from momu_data.media import iter_frames, load_audio  # noqa: E402
 
 SECONDS = 4.0
 FPS = 30.0

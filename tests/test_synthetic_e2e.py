@@ -7,10 +7,10 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from momu_data.cli import app
+from momu_data.cli.data import app
 from momu_data.extract import load_item
 from momu_data.synth.verify import evaluate_folder
-from momu_models.metrics.beats import tolerance_scores
+from momu_models.evaluate.metrics.beats import tolerance_scores
 
 runner = CliRunner()
 

@@ -13,9 +13,9 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
-import momu_models.train_vae as TV
-from momu_models.train_cli import app
-from momu_models.vae import BiCoRVAE
+import momu_models.train.vae as TV
+from momu_models.cli.train import app
+from momu_models.models.vae import BiCoRVAE
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -109,7 +109,7 @@ def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "momu_models.train_cli", "vae", str(toy_shards), "--preset", "tiny", "--steps", "3",
+           "-m", "momu_models.cli.train", "vae", str(toy_shards), "--preset", "tiny", "--steps", "3",
            "--batch-size", "2", "--crop-seconds", "1", "--run-dir", str(run), "--device", "cpu"]
     # Own process group: on a timeout the workers are killed too, not left orphaned.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from momu_models.contrastive import (
+from momu_models.models.contrastive import (
     RhythmicContrast,
     RhythmicContrastConfig,
     amplitude_category,
@@ -17,7 +17,7 @@ from momu_models.contrastive import (
     sample_windows,
     window_categories,
 )
-from momu_models.vae import (
+from momu_models.models.vae import (
     PRESETS,
     BiCoRVAE,
     DiagonalGaussian,

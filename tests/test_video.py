@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from momu_data.extract import ExtractConfig, build_features
-from momu_data.track import PoseTrack
-from momu_data.video import iter_frames, load_audio, probe_video
+from momu_data.pose.track import PoseTrack
+from momu_data.media import iter_frames, load_audio, probe_video
 
 from media import write_av
 

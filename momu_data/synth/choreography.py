@@ -17,7 +17,7 @@ moves from key pose k to key pose k+1 along an exponential ease-out, fastest rig
 the beat and at rest well before the next one; a small bounce (a knee bend that reverses
 direction on every beat) is added on top. So every beat is an abrupt change of
 velocity, the moment the body "hits" the beat, and the kinematic amplitude (the
-directogram's positive flux, momu_data.rhythm) peaks there, once. Two details make the
+directogram's positive flux, momu_data.features) peaks there, once. Two details make the
 peaks clean at the video's frame rate: each move starts on the video frame nearest to
 its beat (within half a frame; the ground-truth beats stay the music's exact times),
 and each beat's ease time constant is set so that all beats give about the same

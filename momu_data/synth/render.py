@@ -25,7 +25,7 @@ import cv2
 import numpy as np
 
 from momu_data.skeleton import J
-from momu_data.video import AudioMuxer
+from momu_data.media import AudioMuxer
 from momu_data.synth.choreography import Body, Dance
 
 SHIFT = 4  # fractional bits of cv2 coordinates

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data import audio as A
+from momu_data import timebase as A
 from momu_data.skeleton import torso_size
 
 

@@ -1,0 +1,133 @@
+"""Features of music and motion: the 16 kHz 80-bin log-mel and onsets of music (appendix
+B.2, B.4), and the rhythm of motion: the motion directogram (eq. 1), the kinematic amplitude
+indicator (eq. 2) and kinematic beats.
+
+Following Davis & Agrawala (2018), the directogram is a histogram of joint motion by
+direction: each joint's first difference between frames is put into one of K angular
+bins by its angle with the x-axis and contributes its length (eq. 1). The kinematic
+amplitude is the directogram's positive flux, summed over bins (eq. 2), like spectral
+flux for audio, then scaled to [0, 1]. Kinematic beats are its peaks, picked with the same
+peak picker and parameters the paper uses for music onsets, so both modalities are
+judged alike. All functions are pure numpy on [T, 14, 2] poses at the mel time base
+(62.5 frames/s) unless told otherwise.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from momu_data.timebase import FMAX, FMIN, FPS, HOP, LOG_FLOOR, N_FFT, N_MELS, ONSET_KWARGS, SR, WIN
+
+DEFAULT_BINS = 8
+
+
+def directogram(pose: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Motion directogram [T, bins] of a pose sequence [T, J, 2] (eq. 1).
+
+    Row t aggregates the motion from frame t-1 to t; row 0 repeats row 1 so that the
+    output is frame-aligned with the input and starts without a spurious jump.
+    """
+    pose = np.asarray(pose, dtype=np.float64)
+    if pose.ndim != 3 or pose.shape[-1] != 2:
+        raise ValueError(f"directogram expects poses [T, J, 2], got {pose.shape}")
+    T = pose.shape[0]
+    out = np.zeros((T, bins), dtype=np.float64)
+    if T < 2:
+        return out.astype(np.float32)
+    d = np.diff(pose, axis=0)  # [T-1, J, 2]
+    mag = np.hypot(d[..., 0], d[..., 1])
+    ang = np.mod(np.arctan2(d[..., 1], d[..., 0]), 2 * np.pi)
+    k = np.minimum((ang / (2 * np.pi) * bins).astype(np.int64), bins - 1)
+    rows = np.broadcast_to(np.arange(T - 1)[:, None], k.shape)
+    np.add.at(out[1:], (rows, k), mag)
+    out[0] = out[1]
+    return out.astype(np.float32)
+
+
+def kinematic_flux(dgram: np.ndarray) -> np.ndarray:
+    """Unnormalised kinematic amplitude [T]: summed positive bin-wise differences (eq. 2)."""
+    dgram = np.asarray(dgram, dtype=np.float64)
+    flux = np.zeros(dgram.shape[0], dtype=np.float64)
+    if dgram.shape[0] > 1:
+        flux[1:] = np.maximum(np.diff(dgram, axis=0), 0.0).sum(axis=1)
+    return flux
+
+
+def normalise01(x: np.ndarray) -> np.ndarray:
+    """Min-max scale to [0, 1]; a constant signal becomes all zeros."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size == 0:
+        return x.astype(np.float32)
+    lo, hi = float(x.min()), float(x.max())
+    if hi - lo <= 1e-12:
+        return np.zeros_like(x, dtype=np.float32)
+    return ((x - lo) / (hi - lo)).astype(np.float32)
+
+
+def kinematic_amplitude(pose: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Kinematic amplitude indicator [T] in [0, 1] of a pose sequence [T, J, 2]."""
+    return normalise01(kinematic_flux(directogram(pose, bins)))
+
+
+def beats_from_envelope(envelope: np.ndarray, fps: float = FPS) -> np.ndarray:
+    """Peak times (s) of an envelope sampled at fps, with the paper's onset peak picker.
+
+    librosa's peak-picking windows (pre_max=3 ...) are counted in frames, so envelopes
+    should be at the mel frame rate for the numbers to mean what they mean for music.
+    """
+    import librosa
+
+    env = np.asarray(envelope, dtype=np.float32)
+    if env.size < 2 or float(env.max() - env.min()) <= 1e-12:
+        return np.zeros(0, dtype=np.float64)
+    # sr/hop only convert frames to seconds here: time = frame * hop / sr = frame / fps.
+    if abs(fps - FPS) < 1e-9:
+        sr, hop = SR, HOP
+    else:
+        sr, hop = int(round(fps * 1000)), 1000
+    return librosa.onset.onset_detect(
+        onset_envelope=env, sr=sr, hop_length=hop, units="time", **ONSET_KWARGS
+    )
+
+
+def resample_to_fps(seq: np.ndarray, fps_in: float, fps_out: float = FPS) -> np.ndarray:
+    """Linearly resample a sequence [T, ...] from fps_in to fps_out (same duration)."""
+    seq = np.asarray(seq, dtype=np.float64)
+    if abs(fps_in - fps_out) < 1e-9 or seq.shape[0] < 2:
+        return seq.astype(np.float32)
+    t_in = np.arange(seq.shape[0]) / fps_in
+    n_out = int(np.floor(t_in[-1] * fps_out)) + 1
+    t_out = np.arange(n_out) / fps_out
+    flat = seq.reshape(seq.shape[0], -1)
+    out = np.stack([np.interp(t_out, t_in, flat[:, i]) for i in range(flat.shape[1])], axis=1)
+    return out.reshape((n_out,) + seq.shape[1:]).astype(np.float32)
+
+
+def kinematic_beats(pose: np.ndarray, fps: float = FPS, bins: int = DEFAULT_BINS) -> np.ndarray:
+    """Kinematic beat times (s) of a pose sequence [T, J, 2] sampled at fps."""
+    pose = resample_to_fps(pose, fps, FPS)
+    return beats_from_envelope(kinematic_amplitude(pose, bins), FPS)
+
+
+def log_mel(y: np.ndarray, sr: int = SR) -> np.ndarray:
+    """Log-mel spectrogram [80, 1 + len(y) // 256] (float32) of mono 16 kHz audio."""
+    import librosa
+
+    if sr != SR:
+        raise ValueError(f"log_mel expects {SR} Hz audio, got {sr} Hz; resample first")
+    y = np.asarray(y, dtype=np.float32)
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=SR, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window="hann",
+        center=True, pad_mode="reflect", power=1.0, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
+        htk=False, norm="slaney",
+    )
+    return np.log(np.maximum(mel, LOG_FLOOR)).astype(np.float32)
+
+
+def onsets(y: np.ndarray, sr: int = SR) -> np.ndarray:
+    """Music onset times in seconds, exactly as appendix B.4 computes them."""
+    import librosa
+
+    y = np.asarray(y, dtype=np.float32)
+    if y.size == 0:
+        return np.zeros(0, dtype=np.float64)
+    return librosa.onset.onset_detect(y=y, sr=sr, units="time", **ONSET_KWARGS)

@@ -1,0 +1,213 @@
+"""Media decoding with PyAV: video frames with timestamps, streamed, and 16 kHz mono audio.
+
+Frames are yielded one at a time (never the whole video in memory) with their
+presentation time, so variable frame rate needs no special case. Rotation metadata
+(portrait phone video) is applied so that frames are upright, as a player shows them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from momu_data.timebase import SR
+
+VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+
+
+class MediaError(Exception):
+    """A media file cannot be used; the message is the one-line reason for the manifest."""
+
+
+@dataclass
+class VideoInfo:
+    width: int  # upright (after rotation)
+    height: int
+    rotation: int  # degrees counter-clockwise applied to decoded frames
+    fps: float  # average rate, for progress estimates only
+    duration: float  # seconds, best estimate from the container (0 if unknown)
+    codec: str
+    est_frames: int  # estimate; containers may report 0
+
+
+def _open(path):
+    import av
+
+    try:
+        return av.open(str(path))
+    except (av.error.FFmpegError, OSError) as e:  # unreadable, not a media file, missing
+        raise MediaError(f"unreadable: {type(e).__name__}: {e}") from None
+
+
+def _rotation_of(stream, first_frame) -> int:
+    rot = getattr(first_frame, "rotation", 0) or 0
+    return int(round(rot / 90.0)) * 90 % 360
+
+
+def probe_video(path) -> VideoInfo:
+    """Stream facts, reading only the first frame (for its rotation)."""
+    import av
+
+    with _open(path) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream")
+        vs = c.streams.video[0]
+        rot = 0
+        try:
+            for frame in c.decode(vs):
+                rot = _rotation_of(vs, frame)
+                break
+            else:
+                raise MediaError("no decodable video frame")
+        except av.error.FFmpegError as e:
+            raise MediaError(f"truncated or corrupt video: {e}") from None
+        fps = float(vs.average_rate or vs.guessed_rate or 0) or 30.0
+        dur = 0.0
+        if vs.duration is not None and vs.time_base is not None:
+            dur = float(vs.duration * vs.time_base)
+        elif c.duration is not None:
+            dur = c.duration / 1e6
+        w, h = vs.codec_context.width, vs.codec_context.height
+        if rot in (90, 270):
+            w, h = h, w
+        est = vs.frames or int(math.ceil(dur * fps))
+        return VideoInfo(w, h, rot, fps, dur, vs.codec_context.name, est)
+
+
+def iter_frames(path, max_side: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+    """Yield (time_s, rgb uint8 [H, W, 3]) for each decoded frame, upright.
+
+    max_side downsizes in FFmpeg's scaler before conversion (cheaper than converting the
+    full frame); the caller rescales coordinates by the returned image size. A decoding
+    error mid-stream raises MediaError after the frames that did decode.
+    """
+    import av
+
+    with _open(path) as c:
+        if not c.streams.video:
+            raise MediaError("no video stream")
+        vs = c.streams.video[0]
+        vs.thread_type = "AUTO"
+        rot = None
+        t_prev = -math.inf
+        try:
+            for frame in c.decode(vs):
+                if rot is None:
+                    rot = _rotation_of(vs, frame)
+                t = frame.time
+                if t is None:  # no pts: continue the previous frame's clock
+                    rate = float(vs.average_rate or 30)
+                    t = (t_prev + 1.0 / rate) if t_prev > -math.inf else 0.0
+                t = float(t)
+                if t <= t_prev:  # out-of-order or duplicated timestamps: drop
+                    continue
+                t_prev = t
+                w, h = frame.width, frame.height
+                if max_side and max(w, h) > max_side:
+                    s = max_side / max(w, h)
+                    w, h = max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
+                    img = frame.to_ndarray(format="rgb24", width=w, height=h)
+                else:
+                    img = frame.to_ndarray(format="rgb24")
+                if rot:
+                    img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
+                yield t, img
+        except av.error.FFmpegError as e:
+            raise MediaError(f"truncated or corrupt video: {e}") from None
+
+
+def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float]:
+    """Decode the first audio stream, resample to sr, downmix to mono by channel mean.
+
+    Returns (samples float32 [n] (or [C, n] if not mono), start_time_s of the first sample
+    on the container's clock, so the caller can align audio with video timestamps).
+    """
+    import av
+
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise MediaError("no audio stream")
+        st = c.streams.audio[0]
+        resampler = None
+        chunks: list[np.ndarray] = []
+        start = None
+        try:
+            for frame in c.decode(st):
+                if start is None:
+                    start = float(frame.time) if frame.time is not None else 0.0
+                if resampler is None:
+                    # Keep the channel layout: we downmix by plain mean ourselves, which
+                    # FFmpeg's default rematrixing (with -3 dB centre gains) does not do.
+                    resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
+                for out in resampler.resample(frame):
+                    chunks.append(out.to_ndarray())
+            if resampler is not None:
+                for out in resampler.resample(None):
+                    chunks.append(out.to_ndarray())
+        except av.error.FFmpegError as e:
+            raise MediaError(f"truncated or corrupt audio: {e}") from None
+        if not chunks:
+            raise MediaError("audio stream has no decodable samples")
+        y = np.concatenate(chunks, axis=1).astype(np.float32)
+        if mono:
+            y = y.mean(axis=0)
+        return y, (start or 0.0)
+
+
+def find_videos(paths) -> list[tuple[Path, Path]]:
+    """Expand files and folders (recursively) into (video, root) pairs, sorted.
+
+    root is the folder the video was found under (its parent for a file argument); the
+    video's id is its path relative to root, so ids stay stable across machines.
+    """
+    found: dict[Path, Path] = {}
+    for p in map(Path, paths):
+        if p.is_dir():
+            for f in sorted(p.rglob("*")):
+                if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
+                    found.setdefault(f.resolve(), p.resolve())
+        elif p.is_file():
+            found.setdefault(p.resolve(), p.resolve().parent)
+        else:
+            raise FileNotFoundError(f"no such file or folder: {p}")
+    return sorted(found.items())
+
+
+def item_id(path: Path, root: Path) -> str:
+    """A dot-free, filesystem-safe id from a path relative to root (webdataset splits keys on dots)."""
+    rel = Path(path).resolve().relative_to(Path(root).resolve())
+    s = "__".join(rel.with_suffix("").parts)
+    return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
+
+
+class AudioMuxer:
+    """Feed mono float32 audio into an (AAC) stream of an open PyAV container up to a sample
+    position, in 1024-sample frames, so audio is interleaved with the video as it advances
+    and the muxer needs no large buffers; `close()` flushes the encoder."""
+
+    def __init__(self, container, stream, audio: np.ndarray, sr: int, chunk: int = 1024):
+        self.c, self.stream, self.audio, self.sr, self.chunk = container, stream, audio, sr, chunk
+        self.pos = 0
+
+    def feed(self, until: int) -> None:
+        import av
+        from fractions import Fraction
+
+        until = min(int(until), self.audio.size)
+        while self.pos < until:
+            n = min(self.chunk, until - self.pos)
+            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[None, self.pos:self.pos + n]),
+                                            format="fltp", layout="mono")
+            af.sample_rate = self.sr
+            af.pts = self.pos
+            af.time_base = Fraction(1, self.sr)
+            for pkt in self.stream.encode(af):
+                self.c.mux(pkt)
+            self.pos += n
+
+    def close(self) -> None:
+        for pkt in self.stream.encode(None):
+            self.c.mux(pkt)

@@ -1,0 +1,20 @@
+"""Evaluation metrics of MoMu-Diffusion (section 5, appendix B.4-B.5); see docs/metrics.md.
+
+Pure functions on arrays; file handling lives in the ``momu-eval`` CLI (momu_models.cli.eval).
+"""
+from momu_models.evaluate.metrics.beats import PairScore, aggregate, beat_bins, binned_scores, f1_score, match_within, method_name, pair_scores, tolerance_scores
+from momu_models.evaluate.metrics.diversity import group_by_condition, inter_diversity, intra_diversity, sample_cross_pairs
+from momu_models.evaluate.metrics.fad import EMBEDDERS, Embedder, EmbedderError, LogMelStatsEmbedder, VGGishEmbedder, build_vggish, clip_embedding, fad_from_embeddings, fad_from_files, get_embedder, load_vggish, metric_name
+from momu_models.evaluate.metrics.frechet import frechet_distance, frechet_from_features, gaussian_stats
+from momu_models.evaluate.metrics.motion import diversity_scores, kl_divergence, log_softmax, mean_kld, motion_fid, pairwise_kld
+
+__all__ = [
+    "PairScore", "aggregate", "beat_bins", "binned_scores", "f1_score", "match_within",
+    "method_name", "pair_scores", "tolerance_scores",
+    "group_by_condition", "inter_diversity", "intra_diversity", "sample_cross_pairs",
+    "EMBEDDERS", "Embedder", "EmbedderError", "LogMelStatsEmbedder", "VGGishEmbedder",
+    "build_vggish", "clip_embedding", "fad_from_embeddings", "fad_from_files", "get_embedder",
+    "load_vggish", "metric_name",
+    "frechet_distance", "frechet_from_features", "gaussian_stats",
+    "diversity_scores", "kl_divergence", "log_softmax", "mean_kld", "motion_fid", "pairwise_kld",
+]

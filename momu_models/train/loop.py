@@ -1,0 +1,166 @@
+"""Training plumbing shared by the trainers: an endless, resumable batch stream over the
+train shards, shard checks with one-line errors, gradient averaging under torchrun, and
+a progress bar. The trainers themselves stay one readable loop each."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+class TrainError(Exception):
+    """A problem the user can fix (data, checkpoint, options); printed as one line."""
+
+
+def crop_frames(cfg, factor: int) -> int:
+    """cfg.crop_seconds as mel frames, a whole number of latent frames."""
+    from momu_data.timebase import FPS
+
+    n = int(round(cfg.crop_seconds * FPS))
+    return max(factor, n - n % factor)  # whole latent frames
+
+
+class BatchStream:
+    """Endless train batches with a resumable position: `epoch` and `consumed` (batches
+    of that epoch already handed out) are all it takes to continue exactly."""
+
+    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0,
+                 select=None):
+        self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
+        self.epoch, self.consumed = epoch, consumed
+        # select(sample) -> bool keeps a sample (e.g. the classifier skips unlabelled clips);
+        # applied before cropping and batching, so batches stay full and positions resumable.
+        self.select = select
+        self._it = None
+
+    def _epoch_loader(self):
+        import webdataset as wds
+
+        from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
+
+        urls = shard_urls(self.cfg.shards, "train")
+        # Shard order is seeded per epoch and equal on every rank, then split by rank.
+        order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
+        by_node = len(urls) >= self.world
+        ds = wds.WebDataset([urls[i] for i in order], shardshuffle=False, empty_check=False,
+                            nodesplitter=wds.split_by_node if by_node else _all_shards,
+                            workersplitter=wds.split_by_worker)
+        if not by_node and self.world > 1:  # fewer shards than ranks: every world-th sample
+            ds = ds.slice(self.rank, None, self.world)
+        seed = self.cfg.seed + 1000 * self.epoch + self.rank
+        if self.cfg.shuffle_buffer:
+            ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
+        ds = ds.decode().map(to_arrays)
+        if self.select is not None:
+            ds = ds.select(self.select)
+        ds = ds.map(RandomCrop(self.frames, seed))
+        # partial batches too: a split smaller than one batch still trains
+        ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=True)
+        return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> dict:
+        while True:
+            if self._it is None:
+                self._it = iter(self._epoch_loader())
+                for _ in range(self.consumed):  # resume inside an epoch
+                    next(self._it)
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                if self.consumed == 0:
+                    raise TrainError(f"the train split of {self.cfg.shards} yields no clip "
+                                     "(for this rank): add data or use fewer processes") from None
+                self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
+                continue
+            self.consumed += 1
+            return batch
+
+
+def _all_shards(urls):
+    """Node splitter that gives every rank all shards (samples are then sliced by rank)."""
+    return urls
+
+
+def _py_rng(seed: int):
+    import random
+
+    return random.Random(seed)
+
+
+def _to(batch: dict, device) -> dict:
+    return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
+
+
+def check_shards(cfg) -> dict:
+    """Fail early, in one line, on a missing/empty shard folder or shards of another format."""
+    from momu_data.loader import shard_urls
+
+    root = Path(cfg.shards)
+    if not root.exists():
+        raise TrainError(f"shard folder {root} does not exist: build it with `momu-data shard`")
+    try:
+        urls = shard_urls(root, "train")
+    except (FileNotFoundError, ValueError) as e:
+        raise TrainError(f"{e}") from None
+    import webdataset as wds
+
+    try:
+        first = next(iter(wds.WebDataset(urls[:1], shardshuffle=False, empty_check=False, nodesplitter=_all_shards)))
+    except StopIteration:
+        raise TrainError(f"{urls[0]} holds no samples") from None
+    except Exception as e:  # not a tar, truncated...
+        raise TrainError(f"{urls[0]} is not a readable WebDataset shard: {e}") from None
+    need = {"pose.npy", "mel.npy", "amp.npy"}
+    if not need <= set(first):
+        raise TrainError(f"{urls[0]} is not a MoMu shard (has {sorted(k for k in first if not k.startswith('__'))}, "
+                         f"needs {sorted(need)}): build shards with `momu-data shard`")
+    return {"train_urls": len(urls)}
+
+
+def _grad_sync_hooks(modules, world: int):
+    """Average each parameter's gradient across ranks as soon as it is accumulated."""
+    import torch.distributed as dist
+
+    handles = []
+    for m in modules:
+        for p in m.parameters():
+            if p.requires_grad:
+                def hook(param):
+                    dist.all_reduce(param.grad)
+                    param.grad.div_(world)
+                handles.append(p.register_post_accumulate_grad_hook(hook))
+                dist.broadcast(p.data, 0)  # identical start on every rank
+    return handles
+
+
+class Bar:
+    """A rich progress bar with loss and throughput (main process only)."""
+
+    def __init__(self, total: int, start: int, enabled: bool, name: str = "train"):
+        self.enabled = enabled
+        if not enabled:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True, soft_wrap=True))
+        self.p.start()
+        self.name = name
+        self.t = self.p.add_task(name, total=total, completed=start, info="")
+
+    def update(self, step, stage, loss, thr):
+        if self.enabled:
+            self.p.update(self.t, completed=step, description=f"{self.name}/{stage}", info=f"loss {loss:.4f}  {thr:.1f} clips/s")
+
+    def note(self, step, metrics):
+        if self.enabled and metrics:
+            self.p.console.print(f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "split_is_val"))
+
+    def close(self):
+        if self.enabled:
+            self.p.stop()
