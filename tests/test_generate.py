@@ -9,6 +9,7 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import momu_models.train.diffusion as TD
+from momu_models.models.dit import load_diffusion
 import momu_models.train.vae as TV
 from momu_models.cli.generate import generate
 
@@ -110,8 +111,8 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     # a run of the paper's plain concatenation, then a fine-tuning run that adds frame_cond
     TD.train(cfg("music2motion", tmp_path / "plain", 2, False), progress=False)
     TD.train(cfg("music2motion", tmp_path / "ft0", 0, True, str(tmp_path / "plain")), progress=False)
-    src, scfg = TD.load_diffusion(tmp_path / "plain")
-    ft, fcfg = TD.load_diffusion(tmp_path / "ft0")
+    src, scfg = load_diffusion(tmp_path / "plain")
+    ft, fcfg = load_diffusion(tmp_path / "ft0")
     assert fcfg["dit"]["frame_cond"] and not scfg["dit"]["frame_cond"]
     assert fcfg["latent_scales"] == scfg["latent_scales"] and fcfg["bone_lengths"] == scfg["bone_lengths"]
     g = torch.Generator().manual_seed(0)
@@ -145,7 +146,7 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
     from momu_models.diffusion.process import Diffusion
 
     vae = TD.load_vae(runs / "vae")
-    dit, c = TD.load_diffusion(runs / "music2motion")
+    dit, c = load_diffusion(runs / "music2motion")
     n_val = sum(1 for _ in loader(toy_shards, split="val", batch_size=1))
     assert n_val >= 1
 

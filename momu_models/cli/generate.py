@@ -51,7 +51,7 @@ def generate(
 
     from momu_data import features
 
-    from momu_models.train.distributed import resolve_device
+    from momu_models.device import resolve_device
     from momu_models.generate.pipeline import GenerateError, generate_joint, generate_motion, generate_music, load_models, write_outputs
     from momu_models.diffusion.sampling import parse_length
 

@@ -19,7 +19,7 @@ from momu_data import timebase as A
 
 from momu_models.generate.postprocess import SMOOTH_SECONDS, finish_motion
 from momu_models.diffusion.sampling import joint_sample, sample
-from momu_models.train.diffusion import load_diffusion
+from momu_models.models.dit import load_diffusion
 from momu_models.models.vae import BiCoRVAE
 
 TRAIN_COMMANDS = {

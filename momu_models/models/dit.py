@@ -40,6 +40,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from momu_models.models.pretrained import load_pretrained
+
 
 @dataclass(frozen=True)
 class DiTConfig:
@@ -321,3 +323,11 @@ class DiT(nn.Module):
         h = self.final_norm(h[:, 1 + Lc:])  # truncate to the noisy latent's frames
         eps = masked_conv(self.out_proj, h, x_mask).transpose(1, 2)
         return eps * x_mask[:, None].to(eps.dtype)
+
+
+def load_diffusion(path, map_location: str = "cpu") -> tuple[DiT, dict]:
+    """A finished diffusion run (EMA weights) and its config (task, latent scales, bone lengths)."""
+    cfg, state = load_pretrained(path, map_location)
+    model = DiT(DiTConfig.from_dict(cfg["dit"]))
+    model.load_state_dict(state)
+    return model.eval(), cfg

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from momu_data.manifest import LABELS
 from momu_data.skeleton import MIRROR
 
+from momu_models.device import resolve_device
 from momu_models.train import distributed as D
 from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.models.motion_encoder import PRESETS, MotionClassifier
@@ -172,7 +173,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
                          f"({have}; {counts.get('', 0)} unlabelled clip(s)); a classifier needs at least 2")
     index = {c: i for i, c in enumerate(classes)}
 
-    device_name = D.resolve_device(cfg.device)
+    device_name = resolve_device(cfg.device)
     rank, world, device = D.init(device_name)
     run = Path(cfg.run_dir)
     torch.manual_seed(cfg.seed)

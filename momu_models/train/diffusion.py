@@ -18,13 +18,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from momu_models.device import resolve_device
 from momu_models.train import distributed as D
 from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.diffusion.process import Diffusion
-from momu_models.models.dit import PRESETS as DIT_PRESETS
+from momu_models.models.dit import load_diffusion, PRESETS as DIT_PRESETS
 from momu_models.models.dit import DiT, DiTConfig, make_config
 from momu_models.generate.postprocess import mean_bone_lengths
-from momu_models.models.pretrained import load_pretrained, save_pretrained
+from momu_models.models.pretrained import save_pretrained
 from momu_models.train.runlog import RunLog
 from momu_models.train.loop import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards
 from momu_models.models.vae import BiCoRVAE
@@ -195,7 +196,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         raise TrainError(f"--positions must be offset or aligned, not {cfg.positions!r}")
     check_shards(cfg)
     run = Path(cfg.run_dir or f"runs/{cfg.task}")
-    device_name = D.resolve_device(cfg.device)
+    device_name = resolve_device(cfg.device)
     vae = load_vae(cfg.vae)
     rank, world, device = D.init(device_name)
     vae = vae.to(device)
@@ -308,11 +309,3 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
             h.remove()
         D.cleanup()
     return metrics
-
-
-def load_diffusion(path, map_location: str = "cpu") -> tuple[DiT, dict]:
-    """A finished diffusion run (EMA weights) and its config (task, scales, bone lengths)."""
-    cfg, state = load_pretrained(path, map_location)
-    model = DiT(DiTConfig.from_dict(cfg["dit"]))
-    model.load_state_dict(state)
-    return model.eval(), cfg

@@ -23,14 +23,6 @@ def init(device: str) -> tuple[int, int, torch.device]:
     return rank, world, torch.device(device)
 
 
-def resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda asked for, but torch sees no CUDA device")
-    return device
-
-
 def is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from momu_models.device import resolve_device
 from momu_models.train import distributed as D
 from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.models.contrastive import RhythmicContrastConfig, retrieval_accuracy
@@ -110,7 +111,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     if cfg.stage not in STAGES:
         raise TrainError("--stage must be music, motion or all")
     check_shards(cfg)
-    device_name = D.resolve_device(cfg.device)
+    device_name = resolve_device(cfg.device)
     rank, world, device = D.init(device_name)
     run = Path(cfg.run_dir)
     torch.manual_seed(cfg.seed)
