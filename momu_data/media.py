@@ -16,6 +16,7 @@ import numpy as np
 from momu_data.timebase import SR
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma")
 
 
 class MediaError(Exception):

@@ -16,9 +16,10 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
+from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".m4a", ".aac", ".opus") + (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
 
 
 def _cache_numba():
@@ -77,7 +78,7 @@ def _match_audio(audio: Optional[Path], names: list[str]) -> Optional[str]:
         return None
     if audio.is_file():
         return str(audio)
-    cands = {p.stem: p for p in sorted(audio.rglob("*")) if p.suffix.lower() in AUDIO_EXTENSIONS}
+    cands = {p.stem: p for p in sorted(audio.rglob("*")) if p.suffix.lower() in (AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)}
     for n in names:
         if n and n in cands:
             return str(cands[n])

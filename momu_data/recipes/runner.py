@@ -28,6 +28,8 @@ import hashlib
 import json
 import os
 import re
+import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -552,21 +554,22 @@ class Runner:
 
     # ---- report
     def _run_report(self, prev: dict) -> dict:
+        # Beat scoring belongs to the model package: run its command, as a Makefile would.
         r = self.recipe["report"]
         label = self.recipe["manifest"]["label"]
-        sets = [("as built", self.data)] + [(spec, d) for spec, _, d in self.variants()]
-        results = []
-        for name, d in sets:
-            res = beat_ceiling(d, tolerance=r["tolerance"], bin_s=r["bin_seconds"], label=label)
-            res["data"] = name
-            results.append(res)
         rep = self.out / "reports"
         rep.mkdir(parents=True, exist_ok=True)
-        write_json(rep / "beats.json", {"recipe": self.recipe.name, "results": results})
-        md = beat_report_markdown(results, self.recipe.name)
-        with atomic_path(rep / "beats.md") as tmp:
-            tmp.write_text(md)
-        m = results[0]["overall"]
+        args = ["ceiling", str(self.data), "--name", "as built"]
+        for spec, _, d in self.variants():
+            args += [str(d), "--name", spec]
+        args += ["--title", self.recipe.name, "--bin-seconds", f"{r['bin_seconds']:g}",
+                 "--json", str(rep / "beats.json"), "--markdown", str(rep / "beats.md")]
+        if r["tolerance"] is not None:
+            args += ["--tolerance", f"{r['tolerance']:g}s"]
+        if label:
+            args += ["--label", label]
+        run_command("momu-eval", args)
+        m = json.loads((rep / "beats.json").read_text())["results"][0]["overall"]
         return {"summary": f"ground truth BCS {m['BCS']:.1f} BHS {m['BHS']:.1f} F1 {m['F1']:.1f} over {m['n']} clips"}
 
     # ---- train
@@ -626,6 +629,21 @@ class Runner:
         except TrainError as e:  # a problem the user can fix: a message, not a traceback
             raise RecipeError(f"{name}: {e}") from None
         return {"summary": " ".join(f"{k} {v:.4f}" for k, v in metrics.items()), "metrics": metrics}
+
+
+# The model package's commands, run as `python -m` so the recipe uses this interpreter's install.
+COMMAND_MODULES = {"momu-eval": "momu_models.cli.eval", "momu-train": "momu_models.cli.train"}
+
+
+def run_command(command: str, args: list[str], capture: bool = True) -> None:
+    """Run a momu command (`momu-eval`, `momu-train`) in a subprocess; a failure becomes a
+    RecipeError carrying the command's own one-line error."""
+    cmd = [sys.executable, "-m", COMMAND_MODULES[command], *map(str, args)]
+    res = subprocess.run(cmd, stdout=subprocess.PIPE if capture else None, stderr=subprocess.PIPE, text=True)
+    if res.returncode != 0:
+        lines = [ln.strip() for ln in (res.stderr or "").splitlines() if ln.strip()]
+        why = lines[-1] if lines else f"exit status {res.returncode}"
+        raise RecipeError(f"{command} {args[0]}: {why.removeprefix('error: ')}")
 
 
 def train_run_dir(t: dict) -> str:
@@ -797,106 +815,3 @@ def compare_manifests(new: list[dict], ref: list[dict]) -> list[str]:
         if "duration" in b[i] and b[i]["duration"] and abs(float(a[i]["duration"]) - float(b[i]["duration"])) > 0.05:
             out.append(f"{i}: duration {a[i]['duration']} s, reference {b[i]['duration']} s")
     return out
-
-
-# ------------------------------------------------------------------ ground-truth beats
-
-def clip_beats(data) -> list[dict]:
-    """Per kept clip: kinematic beats of its real motion and onsets of its own music, in
-    seconds from the clip start, computed from the clip alone exactly as `momu-eval beats`
-    computes them for a generated clip and its reference (motion_beats on the clip's pose,
-    music_beats on the clip's audio). Per clip matters: both detectors normalise their
-    envelope over what they are given, so beats of a whole video, cut into clips, differ."""
-    import pyarrow.parquet as pq
-    import soundfile as sf
-
-    from momu_models.evaluate.metrics.beats import motion_beats, music_beats
-
-    from momu_data import timebase as A
-    from momu_data.extract import load_item
-
-    data = Path(data)
-    rows = [r for r in pq.read_table(data / "clips.parquet").to_pylist() if r["status"] == "ok"]
-    out, cache = [], {}
-    for r in sorted(rows, key=lambda r: r["key"]):
-        vid = r["video"]
-        if vid not in cache:  # rows are sorted by key = <video>-<index>: one item at a time
-            y, _ = sf.read(data / "items" / f"{vid}.flac", dtype="float32")
-            cache = {vid: (load_item(data, vid)["pose"], y)}
-        pose, y = cache[vid]
-        s, e = int(r["frame_start"]), int(r["frame_end"])
-        out.append({**r, "kin": motion_beats(pose[s:e], A.FPS), "on": music_beats(y[s * A.HOP:e * A.HOP]),
-                    "seconds": (e - s) / A.FPS})
-    return out
-
-
-def beat_ceiling(data, tolerance: float | None = None, bin_s: float = 1.0, label: str = "") -> dict:
-    """BCS / BHS / F1 (percent; LORIS bins of bin_s seconds, and +-tolerance s one-to-one
-    matching when given) of the ground-truth pairs: each clip's kinematic beats (as the
-    generated beats) against its own music's onsets (as the reference), aggregated over
-    clips. The floor is the same score for mismatched pairs, each clip's motion against the
-    music of a clip of another item (the clip half the list away, or the next one of
-    another item): what beat density alone scores."""
-    from momu_models.evaluate.metrics.beats import aggregate, pair_scores
-
-    clips = clip_beats(data)
-    if not clips:
-        raise RecipeError(f"no kept clips in {data}")
-    n = len(clips)
-    partner = []
-    for i, c in enumerate(clips):
-        j = next((k for k in ((i + n // 2 + m) % n for m in range(n)) if clips[k]["video"] != c["video"]), None)
-        partner.append(j)
-
-    def scores(tol):
-        matched = [pair_scores(c["kin"], c["on"], c["seconds"], tolerance=tol, bin_s=bin_s) for c in clips]
-        floor = [pair_scores(c["kin"], clips[j]["on"], min(c["seconds"], clips[j]["seconds"]), tolerance=tol, bin_s=bin_s)
-                 for c, j in zip(clips, partner) if j is not None]
-        return matched, floor
-
-    matched, floor = scores(None)
-    secs = sum(c["seconds"] for c in clips)
-    res = {"n_clips": n, "n_items": len({c["video"] for c in clips}), "bin_seconds": bin_s,
-           "overall": aggregate(matched), "floor": aggregate(floor) if floor else None,
-           "beats_per_second": {"kinematic": sum(len(c["kin"]) for c in clips) / secs,
-                                "onsets": sum(len(c["on"]) for c in clips) / secs}}
-    if tolerance is not None:
-        m_t, f_t = scores(tolerance)
-        res.update({"tolerance": tolerance, "overall_tolerance": aggregate(m_t),
-                    "floor_tolerance": aggregate(f_t) if f_t else None})
-    if label:
-        groups: dict[str, list] = {}
-        for c, sc in zip(clips, matched):
-            groups.setdefault(str(c.get(label) or "?"), []).append(sc)
-        res["by_label"] = {k: aggregate(v) for k, v in sorted(groups.items())}
-    return res
-
-
-def beat_report_markdown(results: list[dict], name: str) -> str:
-    def f(x):
-        return "-" if x is None or x != x else f"{x:.1f}"
-
-    tol = "overall_tolerance" in results[0]
-    lines = [f"# Ground-truth beat scores: {name}", "",
-             "Kinematic beats of the real motion vs the onsets of its own music, per clip, as "
-             f"`momu-eval beats` scores a pair (BCS / BHS / F1 in %, {results[0]['bin_seconds']:g} s bins"
-             + (f"; tol.: +-{results[0]['tolerance']:g} s matching" if tol else "")
-             + "). Floor: the same for mismatched pairs (motion of one item, music of another).", "",
-             "| data | clips | BCS | BHS | F1 | floor F1 |" + (" tol. BCS | tol. BHS | tol. F1 | tol. floor F1 |" if tol else ""),
-             "|---|---|---|---|---|---|" + ("---|---|---|---|" if tol else "")]
-    for r in results:
-        o, fl = r["overall"], r["floor"] or {}
-        row = f"| {r['data']} | {r['n_clips']} | {f(o['BCS'])} | {f(o['BHS'])} | {f(o['F1'])} | {f(fl.get('F1'))} |"
-        if tol:
-            t, tf = r["overall_tolerance"], r.get("floor_tolerance") or {}
-            row += f" {f(t['BCS'])} | {f(t['BHS'])} | {f(t['F1'])} | {f(tf.get('F1'))} |"
-        lines.append(row)
-    bps = results[0]["beats_per_second"]
-    lines += ["", f"Beats per second ({results[0]['data']}): kinematic {bps['kinematic']:.2f}, "
-                  f"music onsets {bps['onsets']:.2f}."]
-    for r in results:
-        if r.get("by_label"):
-            lines += ["", f"By label ({r['data']}):", "", "| label | clips | BCS | BHS | F1 |", "|---|---|---|---|---|"]
-            for k, a in r["by_label"].items():
-                lines.append(f"| {k} | {a['n']} | {f(a['BCS'])} | {f(a['BHS'])} | {f(a['F1'])} |")
-    return "\n".join(lines) + "\n"

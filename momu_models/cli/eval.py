@@ -539,6 +539,39 @@ def all_cmd(
         typer.echo(f"wrote {md_out}")
 
 
+@app.command()
+def ceiling(
+    data: List[Path] = typer.Argument(..., help="Extracted data folders (momu-data extract --out).", show_default=False),
+    name: Optional[List[str]] = typer.Option(None, "--name", help="A name per data folder, in order (default: the folder name)."),
+    title: str = typer.Option("dataset", "--title", help="Title of the markdown report."),
+    tolerance: Optional[str] = TOL_OPT,
+    bin_seconds: float = typer.Option(1.0, "--bin-seconds", help="LORIS bin length."),
+    label: str = typer.Option("", "--label", help="Also score per value of this label (genre, style, ...)."),
+    json_out: Optional[Path] = typer.Option(None, "--json", help="Write the figures here."),
+    md_out: Optional[Path] = typer.Option(None, "--markdown", help="Write the report here."),
+):
+    """The ceiling for generators: each clip's real motion against its own music (and a floor of
+    mismatched pairs), scored as `beats` scores a generated pair."""
+    from momu_data import io
+    from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
+
+    names = list(name or [])
+    if names and len(names) != len(data):
+        _fail(f"{len(names)} --name for {len(data)} data folders")
+    sets = list(zip(names or [d.name for d in data], data))
+    try:
+        results = ceiling_report(sets, tolerance=parse_tolerance(tolerance), bin_s=bin_seconds, label=label)
+    except (ValueError, OSError) as e:
+        _fail(str(e))
+    text = beat_report_markdown(results, title)
+    typer.echo(text)
+    if json_out is not None:
+        io.write_json(json_out, {"title": title, "results": results})
+    if md_out is not None:
+        with io.atomic_path(md_out) as tmp:
+            tmp.write_text(text)
+
+
 def main() -> None:
     # librosa's peak picker is numba-compiled (~14 s on first use); numba can only cache it
     # in a writable folder, and site-packages often is not. Respect a caller's setting.

@@ -42,6 +42,7 @@ import numpy as np
 from momu_data import timebase as _audio
 
 from momu_data import features
+from momu_data.media import AUDIO_EXTENSIONS  # noqa: F401  (re-exported: the files beats reads)
 
 DEFAULT_BIN_S = 1.0  # LORIS bins beats per second
 # Floating-point slack for bin edges and tolerance windows: 0.6 / 0.2 is 2.9999999999999996,
@@ -177,7 +178,6 @@ def aggregate(scores: list[PairScore]) -> dict:
 
 # ---- beats of files ---------------------------------------------------------------------
 
-AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma")
 MOTION_EXTENSIONS = (".npy",)
 
 
