@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,21 +28,32 @@ def atomic_path(path):
             tmp.unlink()
 
 
-def write_json(path, obj) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=1, default=_jsonable))
-
-
-def _jsonable(x):
+def to_jsonable(x, nan_to_null: bool = False):
+    """x with numpy scalars/arrays as Python numbers/lists, tuples as lists and paths as
+    strings, recursively: what json.dumps writes and json.loads gives back. nan_to_null:
+    non-finite floats become None (strict JSON has no NaN; e.g. the CSD of a single pair)."""
     import numpy as np
 
-    if isinstance(x, np.generic):
-        return x.item()
+    if isinstance(x, dict):
+        return {k: to_jsonable(v, nan_to_null) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [to_jsonable(v, nan_to_null) for v in x]
     if isinstance(x, np.ndarray):
-        return x.tolist()
+        return to_jsonable(x.tolist(), nan_to_null)
+    if isinstance(x, np.generic):
+        x = x.item()
     if isinstance(x, Path):
         return str(x)
-    raise TypeError(f"not JSON serialisable: {type(x).__name__}")
+    if nan_to_null and isinstance(x, float) and not math.isfinite(x):
+        return None
+    return x
+
+
+def write_json(path, obj, indent: int = 1, nan_to_null: bool = False) -> None:
+    """Write obj as JSON to path atomically (see to_jsonable for what it converts)."""
+    text = json.dumps(to_jsonable(obj, nan_to_null), indent=indent, allow_nan=not nan_to_null)
+    with atomic_path(path) as tmp:
+        tmp.write_text(text + ("\n" if nan_to_null else ""))
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:

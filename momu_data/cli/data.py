@@ -4,7 +4,6 @@ synth (make demo videos) -> extract (videos -> poses, mels, rhythm, clips) -> sh
 from __future__ import annotations
 
 import csv
-import os
 import time
 from collections import Counter
 from functools import partial
@@ -20,11 +19,6 @@ from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
-
-
-def _cache_numba():
-    # librosa compiles with numba on first use (~14 s); keep the cache between runs.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
 
 
 def _progress() -> Progress:
@@ -166,7 +160,6 @@ def extract(
 
     Resumable: finished videos are skipped on a rerun (with the same settings). A video
     that fails gets a row with the reason in videos.parquet and the run goes on."""
-    _cache_numba()
     from momu_data.extract import POSE_SOURCES, ExtractConfig, is_done, run_job
     from momu_data.io import clean_stale_temps
     from momu_data.manifest import compile_manifests
@@ -312,7 +305,6 @@ def run(
 
     Each stage is skipped when its outputs are up to date (its settings and inputs hashed
     into OUT/.stamps/), so a rerun after a change redoes only what changed."""
-    _cache_numba()
     from rich.markup import escape
 
     from momu_data.recipes.runner import RecipeError, Runner, load_recipe

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from enum import Enum
 from pathlib import Path
@@ -573,9 +572,6 @@ def ceiling(
 
 
 def main() -> None:
-    # librosa's peak picker is numba-compiled (~14 s on first use); numba can only cache it
-    # in a writable folder, and site-packages often is not. Respect a caller's setting.
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
     app()
 
 

@@ -10,7 +10,6 @@ original video with the new music beside the extracted skeleton), <name>.wav (16
 """
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Optional
@@ -44,7 +43,6 @@ def generate(
     smooth: float = typer.Option(0.032, "--smooth", help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md."),
 ):
     """Generate music for a dance, dance for a music, or both together."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
     import torch
 
     from momu_data import timebase as A

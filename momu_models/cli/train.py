@@ -50,7 +50,6 @@ def vae(
     """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4, KL 1e-5, GAN 0.5, rhythmic contrast.
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
     from momu_models.train.vae import VAETrainConfig, train
 
     ms = music_steps if music_steps is not None else steps
@@ -94,7 +93,6 @@ def diffusion(
     epsilon-prediction DDPM, condition dropout, AdamW + warm-up, EMA weights.
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) diffusion ...`."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
     from momu_models.train.diffusion import DiffusionTrainConfig, train
 
     if epochs is not None:
