@@ -7,11 +7,14 @@ DEMO := work/demo
 # librosa compiles with numba on first use (~14 s); keep the cache between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: venv test demo bench clean
+.PHONY: venv test lint format demo bench clean
 
+# torch first, pinned: pip takes the CPU build this machine has on disk; a bare `torch`
+# requirement (pyproject.toml asks for torch>=2.0) would download a CUDA build instead.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q torch==2.13.0
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -19,6 +22,16 @@ venv: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/pytest -q -p no:cacheprovider
+
+# Style gate (ruff's rules and settings are in pyproject.toml): lint, then formatting, read-only.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Rewrites files: formatting first, then the safe lint fixes (import order, pyupgrade).
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
 
 # The main job on the embedded default, offline: synthetic dance videos -> extraction with
 # the real pose model -> shards -> BiCoR-VAE (small) -> both diffusion models (small) ->

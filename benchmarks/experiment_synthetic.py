@@ -12,16 +12,38 @@
    - dance-to-music: onsets of the generated music (Griffin-Lim) vs the clip's music onsets,
      conditioned and unconditional;
    - the ceiling: the real motion's kinematic beats vs its own music's onsets.
+   Next to them, the envelope sync (momu_models.evaluate.metrics.sync_correlation, docs/metrics.md).
 """
 from __future__ import annotations
 
+import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+import soundfile as sf
 import torch
+import webdataset as wds
+
+from momu_data import timebase as A
+from momu_data.features import kinematic_amplitude
+from momu_models.evaluate.metrics import (
+    aggregate,
+    binned_scores,
+    mel_flux,
+    motion_beats,
+    music_beats,
+    sync_correlation,
+    tolerance_scores,
+)
+from momu_models.generate.pipeline import generate_joint, generate_motion, generate_music, load_models
+from momu_models.generate.vocoders import get_vocoder
+from momu_models.train.diffusion import DiffusionTrainConfig
+from momu_models.train.diffusion import train as train_diffusion
+from momu_models.train.vae import VAETrainConfig
+from momu_models.train.vae import train as train_vae
 
 
 def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
@@ -29,14 +51,6 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
     `momu-eval beats` computes them for a generated clip: both detectors normalise their
     envelope over what they are given, and the shards' beats.json were detected over the
     whole source video (on a long, dynamic song they are much sparser than per clip)."""
-    import io
-
-    import soundfile as sf
-    import webdataset as wds
-
-    from momu_data import timebase as A
-    from momu_models.evaluate.metrics.beats import motion_beats, music_beats
-
     out = []
     for split in splits:
         tars = sorted(str(p) for p in (shards / split).glob("*.tar"))
@@ -49,53 +63,30 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
 
 
 def vae_runs(shards: Path, out: Path, steps: int) -> dict:
-    from momu_models.train.vae import VAETrainConfig, train
-
     common = dict(shards=str(shards), preset="small", batch_size=8, crop_seconds=4.0, val_every=10**9,
                   ckpt_every=10**9, val_batches=50)
     res = {}
     t = time.perf_counter()
-    res["music_stage"] = train(VAETrainConfig(run_dir=str(out / "vae_music"), stage="music", music_steps=steps,
-                                              motion_steps=0, **common), progress=False)
+    res["music_stage"] = train_vae(VAETrainConfig(run_dir=str(out / "vae_music"), stage="music",
+                                                  music_steps=steps, motion_steps=0, **common), progress=False)
     for name, w in (("vae", 1.0), ("vae_no_contrast", 0.0)):
-        res[name] = train(VAETrainConfig(run_dir=str(out / name), stage="motion", music_steps=0, motion_steps=steps,
-                                         contrast_weight=w, init=str(out / "vae_music"), **common), progress=False)
+        res[name] = train_vae(VAETrainConfig(run_dir=str(out / name), stage="motion", music_steps=0,
+                                             motion_steps=steps, contrast_weight=w, init=str(out / "vae_music"),
+                                             **common), progress=False)
     res["seconds"] = time.perf_counter() - t
     return res
 
 
 def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
-    from momu_models.train.diffusion import DiffusionTrainConfig, train
-
     res = {}
     for task in ("motion2music", "music2motion"):
         t = time.perf_counter()
-        res[task] = train(DiffusionTrainConfig(shards=str(shards), task=task, run_dir=str(out / "runs" / task),
-                                               vae=str(out / "vae"), preset="small", steps=steps, batch_size=8,
-                                               crop_seconds=4.0, val_every=10**9, ckpt_every=10**9), progress=False)
+        cfg = DiffusionTrainConfig(shards=str(shards), task=task, run_dir=str(out / "runs" / task),
+                                   vae=str(out / "vae"), preset="small", steps=steps, batch_size=8,
+                                   crop_seconds=4.0, val_every=10**9, ckpt_every=10**9)
+        res[task] = train_diffusion(cfg, progress=False)
         res[task]["seconds"] = time.perf_counter() - t
     return res
-
-
-def _z(x):
-    x = np.asarray(x, dtype=np.float64)
-    return (x - x.mean()) / (x.std() + 1e-8)
-
-
-def mel_flux(mel) -> np.ndarray:
-    """Onset envelope [T] of a log-mel [80, T]: the summed positive frame difference."""
-    return np.concatenate([[0.0], np.maximum(np.diff(mel, axis=1), 0).sum(0)])
-
-
-def sync_correlation(a, b, fps: float, max_lag_s: float = 0.1) -> float:
-    """Peak normalised cross-correlation of two envelopes within +-max_lag_s. Unlike the
-    peak-picked beat scores it needs no threshold, so it shows whether one signal's accents
-    follow the other's at all: on 6 s synthetic clips, unrelated envelopes give about 0.1
-    (the best of 13 lags of smooth signals), a real dance against its own music about 0.55."""
-    n = min(len(a), len(b))
-    a, b = _z(a[:n]), _z(b[:n])
-    L = int(round(max_lag_s * fps))
-    return float(max(np.mean(a[max(0, k): n + min(0, k)] * b[max(0, -k): n - max(0, k)]) for k in range(-L, L + 1)))
 
 
 def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0,
@@ -109,12 +100,6 @@ def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0,
     onsets. Dance-to-music is scored twice: its onsets against the dance's kinematic beats
     (the condition, "d2m_*_vs_dance", ceiling "ceiling_vs_dance") and against the clip's real
     music ("d2m_*"). "sync" rows hold sync_correlation of the two envelopes."""
-    from momu_data import timebase as A
-    from momu_data.features import kinematic_amplitude
-    from momu_models.generate.pipeline import generate_motion, generate_music, load_models
-    from momu_models.evaluate.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
-    from momu_models.generate.vocoders import get_vocoder
-
     models = load_models(runs, tuple(tasks))
     voc = get_vocoder("griffinlim")
     clips = [c for sh in ([shards] if isinstance(shards, (str, Path)) else shards) for c in _clips(Path(sh), splits)]
@@ -165,12 +150,6 @@ def joint_figures(runs: Path, n: int = 16, seconds: float = 6.0, steps: int = 50
     generated music (Griffin-Lim) against the kinematic beats of the dance generated with it,
     by cross-guidance ("joint") and with cross_start 1 (the same two models and seeds, never
     conditioned on each other: "independent"). Also the envelope sync_correlation."""
-    from momu_data import timebase as A
-    from momu_data.features import kinematic_amplitude
-    from momu_models.generate.pipeline import generate_joint, load_models
-    from momu_models.evaluate.metrics.beats import aggregate, binned_scores, motion_beats, music_beats, tolerance_scores
-    from momu_models.generate.vocoders import get_vocoder
-
     models = load_models(runs, ("motion2music", "music2motion"))
     voc = get_vocoder("griffinlim")
     frames = int(round(seconds * A.FPS))

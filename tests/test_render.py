@@ -10,8 +10,8 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1]
 import av
 import numpy as np
 import pytest
-
 from media import write_av
+
 from momu_data.skeleton import J
 from momu_models.generate import render as R
 

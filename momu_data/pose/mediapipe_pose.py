@@ -13,9 +13,9 @@ import os
 
 import numpy as np
 
-from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
+from momu_data.media import MediaError, iter_frames, probe_video
 from momu_data.pose.track import PoseTrack
-from momu_data.media import iter_frames, probe_video
+from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
 
 DEFAULT_MAX_SIDE = 640
 
@@ -75,7 +75,6 @@ def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int
             if on_frame is not None:
                 on_frame(i)
     if not ts:
-        from momu_data.media import MediaError
         raise MediaError("no decodable video frame")
     return PoseTrack(
         xy=np.stack(xs), conf=np.stack(cs), times=np.asarray(ts, np.float64),

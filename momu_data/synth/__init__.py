@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
+from momu_data.parallel import map_unordered
 from momu_data.skeleton import JOINTS
 from momu_data.synth.choreography import Dance, choreograph, random_body
 from momu_data.synth.music import DEFAULT_SR, STYLES, Song, make_song
@@ -172,19 +174,21 @@ def synthesize_one(index: int, seconds: float, out: Path, seed: int = 0, fps: fl
 def synthesize(n: int, seconds: float, out: Path, seed: int = 0, fps: float = DEFAULT_FPS,
                width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
                progress: Callable[[int, int, Path], None] | None = None,
-               overwrite: bool = False) -> list[Path]:
-    """Write n videos synth_000.mp4 ... with ground-truth sidecars; return the mp4 paths.
+               overwrite: bool = False, jobs: int = 1) -> list[Path]:
+    """Write n videos synth_000.mp4 ... with ground-truth sidecars; return the mp4 paths in
+    index order.
 
-    Sequential; to parallelise, map synthesize_one over the indices with any executor.
-    progress(done, n, path) is called after each video.
+    jobs: worker processes (1: in this process, in index order; -1: all cores; see
+    parallel.map_unordered). progress(done, n, path) is called after each video.
     """
+    fn = partial(synthesize_one, seconds=seconds, out=out, seed=seed, fps=fps, width=width, height=height,
+                 overwrite=overwrite)
     paths = []
-    for i in range(n):
-        paths.append(synthesize_one(i, seconds, out, seed=seed, fps=fps, width=width, height=height,
-                                    overwrite=overwrite))
+    for path in map_unordered(fn, range(n), jobs):
+        paths.append(path)
         if progress is not None:
-            progress(i + 1, n, paths[-1])
-    return paths
+            progress(len(paths), n, path)
+    return sorted(paths)
 
 
 def load_gt(path) -> dict:

@@ -13,12 +13,11 @@ from pathlib import Path
 import numpy as np
 
 from momu_data import timebase as A
+from momu_data.extract import load_item
 from momu_data.skeleton import torso_size
 
 
 def pck(data, item_id: str, gt_path, thresholds=(0.1, 0.2)) -> dict:
-    from momu_data.extract import load_item
-
     data = Path(data)
     rec = json.loads((data / "items" / f"{item_id}.json").read_text())
     view = rec["views"][0]
@@ -60,5 +59,5 @@ if __name__ == "__main__":
 
     res = evaluate_folder(sys.argv[1], sys.argv[2])
     for k, v in res["videos"].items():
-        print(k, " ".join(f"{a} {b:.3f}" for a, b in v.items() if isinstance(b, float)))
-    print("mean", " ".join(f"{a} {b:.3f}" for a, b in res["mean"].items()))
+        print(k, " ".join(f"{a} {b:.3f}" for a, b in v.items() if isinstance(b, float)))  # noqa: T201 (script)
+    print("mean", " ".join(f"{a} {b:.3f}" for a, b in res["mean"].items()))  # noqa: T201 (script)

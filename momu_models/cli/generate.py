@@ -7,6 +7,9 @@
 Writes to --out (default outputs/): <name>.mp4 (skeleton with the music; for --video the
 original video with the new music beside the extracted skeleton), <name>.wav (16 kHz),
 <name>.npy (keypoints [T, 14, 2]) with <name>.json (fps) and <name>_beats.png.
+
+The same from Python: `momu_models.generate.pipeline.MoMuPipeline` (this command validates the
+options, calls one of its methods and saves the result).
 """
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from typing import Optional
 
 import typer
 from rich.console import Console
+
+from momu_data.timebase import FPS
+from momu_models.generate.length import parse_length
 
 console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 
@@ -43,15 +49,9 @@ def generate(
     smooth: float = typer.Option(0.032, "--smooth", help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md."),
 ):
     """Generate music for a dance, dance for a music, or both together."""
-    import torch
-
-    from momu_data import timebase as A
-
-    from momu_data import features
-
-    from momu_models.device import resolve_device
-    from momu_models.generate.pipeline import GenerateError, generate_joint, generate_motion, generate_music, load_models, write_outputs
-    from momu_models.diffusion.sampling import parse_length
+    # torch: loaded when a command runs, not for --help
+    from momu_models.generate.pipeline import MODE_TASKS, GenerateError, MoMuPipeline
+    from momu_models.generate.vocoders import VocoderError
 
     modes = [m for m, on in (("joint", joint), ("music", music is not None), ("video", video is not None)) if on]
     if len(modes) > 1:
@@ -62,80 +62,31 @@ def generate(
     if smooth < 0:
         _fail("--smooth must be 0 (off) or a positive number of seconds")
     try:
-        frames = parse_length(length, A.FPS) if length else None
+        frames = parse_length(length, FPS) if length else None
     except ValueError as e:
         _fail(str(e))
     for p in (music, video):
         if p is not None and not p.exists():
             _fail(f"no such file: {p}")
+    method = {"joint": "joint", "music": "dance_for_music", "video": "music_for_dance"}[mode]
     try:
-        dev = resolve_device(device)
-        tasks = {"joint": ("motion2music", "music2motion"), "music": ("music2motion",), "video": ("motion2music",)}[mode]
-        models = load_models(checkpoints, tasks, dev)
-        models.smooth_seconds = smooth
-        torch.manual_seed(seed)
+        pipe = MoMuPipeline.from_pretrained(checkpoints, tasks=MODE_TASKS[method], device=device, vocoder=vocoder,
+                                            vocoder_checkpoint=vocoder_checkpoint, smooth=smooth)
         t0 = time.perf_counter()
-        written = []
-        voc = None
-        if mode != "music":
-            from momu_models.generate.vocoders import get_vocoder
-
-            voc = get_vocoder(vocoder, str(vocoder_checkpoint) if vocoder_checkpoint else None, device=dev)
+        common = dict(num_samples=num_samples, seed=seed, steps=steps, guidance_scale=guidance_scale)
         if mode == "joint":
-            frames = frames or parse_length("10s", A.FPS)
-            res = generate_joint(models, frames, num_samples, seed, steps, guidance_scale, cross_start)
-            t = time.perf_counter()
-            wavs = [voc(m) for m in res.mels]
-            res.timings["vocoder"] = time.perf_counter() - t
-            for k, (pose, wav) in enumerate(zip(res.poses, wavs)):
-                written.append(write_outputs(out, f"joint_s{seed}_{k}", pose, wav, title=f"joint sample {k} (seed {seed})"))
+            result = pipe.joint(frames, cross_start=cross_start, **common)
         elif mode == "music":
-            from momu_data.media import MediaError, load_audio
-
-            try:
-                y, _ = load_audio(music)
-            except MediaError as e:
-                raise GenerateError(f"{music}: {e}") from None
-            mel = features.log_mel(y)
-            if frames:
-                if frames > mel.shape[1]:
-                    raise GenerateError(f"--length is {frames / A.FPS:.1f} s but {music.name} lasts {mel.shape[1] / A.FPS:.1f} s")
-                mel = mel[:, :frames]
-            res = generate_motion(models, mel, num_samples, seed, steps, guidance_scale)
-            T = mel.shape[1]
-            for k, pose in enumerate(res.poses):
-                written.append(write_outputs(out, f"{music.stem}_dance_s{seed}_{k}", pose, y[: T * A.HOP],
-                                             title=f"dance for {music.name}"))
+            result = pipe.dance_for_music(music, frames, **common)
         else:
-            from momu_data.extract import motion_from_video
-            from momu_data.media import MediaError
-
-            try:
-                pose, _ = motion_from_video(video)
-            except MediaError as e:
-                raise GenerateError(f"{video}: {e}") from None
-            if frames:
-                pose = pose[:frames]
-            res = generate_music(models, pose, num_samples, seed, steps, guidance_scale)
-            t = time.perf_counter()
-            wavs = [voc(m) for m in res.mels]
-            res.timings["vocoder"] = time.perf_counter() - t
-            for k, wav in enumerate(wavs):
-                written.append(write_outputs(out, f"{video.stem}_music_s{seed}_{k}", pose, wav, video=video,
-                                             title=f"music for {video.name}"))
-    except GenerateError as e:
+            result = pipe.music_for_dance(video, frames, **common)
+        written = result.save(out)
+    except (GenerateError, VocoderError) as e:  # vocoder problems (missing package / checkpoint) are one line too
         _fail(str(e))
-    except Exception as e:  # vocoder problems (missing package / checkpoint) are one line too
-        from momu_models.generate.vocoders import VocoderError
-
-        if isinstance(e, VocoderError):
-            _fail(str(e))
-        raise
-    res.timings["render_and_write"] = sum(w["render"] for w in written)
     total = time.perf_counter() - t0
     for w in written:
         console.print(f"wrote {w['mp4']} (+ .wav, .npy, .json, _beats.png)")
-    console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in res.timings.items()) + f"; total {total:.1f} s")
+    console.print("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in result.timings.items()) + f"; total {total:.1f} s")
 
 
 def main():

@@ -4,6 +4,7 @@ clip against its reference, with a floor of mismatched pairs (what beat density 
 scores). `momu-eval ceiling DATA` and the recipes' report stage use it."""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -12,6 +13,8 @@ import soundfile as sf
 from momu_data import timebase as A
 from momu_data.extract import load_item
 from momu_models.evaluate.metrics.beats import aggregate, motion_beats, music_beats, pair_scores
+
+log = logging.getLogger(__name__)
 
 
 def clip_beats(data) -> list[dict]:
@@ -53,7 +56,8 @@ def beat_ceiling(data, tolerance: float | None = None, bin_s: float = 1.0, label
 
     def scores(tol):
         matched = [pair_scores(c["kin"], c["on"], c["seconds"], tolerance=tol, bin_s=bin_s) for c in clips]
-        floor = [pair_scores(c["kin"], clips[j]["on"], min(c["seconds"], clips[j]["seconds"]), tolerance=tol, bin_s=bin_s)
+        floor = [pair_scores(c["kin"], clips[j]["on"], min(c["seconds"], clips[j]["seconds"]), tolerance=tol,
+                             bin_s=bin_s)
                  for c, j in zip(clips, partner) if j is not None]
         return matched, floor
 
@@ -76,6 +80,7 @@ def beat_ceiling(data, tolerance: float | None = None, bin_s: float = 1.0, label
 
 
 def beat_report_markdown(results: list[dict], name: str) -> str:
+    """The markdown report of ceiling_report's results, titled with name."""
     def f(x):
         return "-" if x is None or x != x else f"{x:.1f}"
 
@@ -85,7 +90,8 @@ def beat_report_markdown(results: list[dict], name: str) -> str:
              f"`momu-eval beats` scores a pair (BCS / BHS / F1 in %, {results[0]['bin_seconds']:g} s bins"
              + (f"; tol.: +-{results[0]['tolerance']:g} s matching" if tol else "")
              + "). Floor: the same for mismatched pairs (motion of one item, music of another).", "",
-             "| data | clips | BCS | BHS | F1 | floor F1 |" + (" tol. BCS | tol. BHS | tol. F1 | tol. floor F1 |" if tol else ""),
+             "| data | clips | BCS | BHS | F1 | floor F1 |"
+             + (" tol. BCS | tol. BHS | tol. F1 | tol. floor F1 |" if tol else ""),
              "|---|---|---|---|---|---|" + ("---|---|---|---|" if tol else "")]
     for r in results:
         o, fl = r["overall"], r["floor"] or {}
@@ -99,7 +105,8 @@ def beat_report_markdown(results: list[dict], name: str) -> str:
                   f"music onsets {bps['onsets']:.2f}."]
     for r in results:
         if r.get("by_label"):
-            lines += ["", f"By label ({r['data']}):", "", "| label | clips | BCS | BHS | F1 |", "|---|---|---|---|---|"]
+            lines += ["", f"By label ({r['data']}):", "", "| label | clips | BCS | BHS | F1 |",
+                      "|---|---|---|---|---|"]
             for k, a in r["by_label"].items():
                 lines.append(f"| {k} | {a['n']} | {f(a['BCS'])} | {f(a['BHS'])} | {f(a['F1'])} |")
     return "\n".join(lines) + "\n"
@@ -109,6 +116,7 @@ def ceiling_report(sets, tolerance: float | None = None, bin_s: float = 1.0, lab
     """beat_ceiling for each (name, data folder) of `sets`, each result tagged with its name."""
     results = []
     for name, data in sets:
+        log.info("beat ceiling of %s (%s)", name, data)
         res = beat_ceiling(data, tolerance=tolerance, bin_s=bin_s, label=label)
         res["data"] = name
         results.append(res)

@@ -1,107 +1,38 @@
 """Folders of generated samples -> motion metrics, diversity and whole paper-style tables:
 the work behind `momu-eval motion`, `momu-eval diversity` and `momu-eval all`
-(docs/metrics.md, "Motion metrics" and "momu-eval all").
-
-File conventions (those of `momu-generate`, which writes <stem>.wav, .npy, .json, .mp4):
-- A stem names the condition it was generated from. `<cond>_dance_s<seed>_<k>` (dance for
-  the music <cond>) and `<cond>_music_s<seed>_<k>` (music for the dance video <cond>) are
-  momu-generate's names; `<cond>_s<k>` is accepted for other generators; any other stem is
-  its own condition. `joint_s<seed>_<k>` (unconditional joint samples) are each their own.
-- momu-generate writes both modalities for every sample, but only one is generated: the
-  .wav of a `_dance_` sample is its input music and the .npy of a `_music_` sample is its
-  input motion. Those inputs are never scored as generated.
-- A generated stem pairs with the reference stem equal to it, else to its condition.
-- Music: audio files win over video files of the same stem (momu-generate's .mp4 holds the
-  same audio as its .wav). Motion: .npy [T, 14, 2] with the fps in a <stem>.json sidecar.
+(docs/metrics.md, "Motion metrics" and "momu-eval all"). Which files are generated, their
+conditions and their references follow momu-generate's names (momu_models.evaluate.files).
 """
 from __future__ import annotations
 
-import math
-import re
+import logging
 from pathlib import Path
-from typing import Optional
 
 import numpy as np
 
 from momu_data.timebase import SR
-from momu_data.media import VIDEO_EXTENSIONS
-
-from momu_models.cli.eval import EvalError, _listing, _load_motion, _load_music
+from momu_models.evaluate.files import (
+    EvalError,
+    condition_of,
+    find_motion,
+    find_music,
+    listing,
+    load_motion,
+    load_music,
+    reference_stem,
+)
 from momu_models.evaluate.metrics import beats as B
 from momu_models.evaluate.metrics import fad as F
 from momu_models.evaluate.metrics import motion as M
 from momu_models.evaluate.metrics.diversity import DEFAULT_PAIRS
 
-SAMPLE_STEM = re.compile(r"^(?P<cond>.+)_(?P<made>dance|music)_s\d+_\d+$")  # momu-generate --music / --video
-JOINT_STEM = re.compile(r"^joint_s\d+_\d+$")  # momu-generate --joint: no condition
-GENERIC_STEM = re.compile(r"^(?P<cond>.+)_s\d+$")  # <cond>_s0, <cond>_s1, ...
+log = logging.getLogger(__name__)
 
 
-def condition_of(stem: str) -> str:
-    """The condition id of a generated file's stem (see the module docstring)."""
-    m = SAMPLE_STEM.match(stem)
-    if m:
-        return m.group("cond")
-    if JOINT_STEM.match(stem):
-        return stem
-    m = GENERIC_STEM.match(stem)
-    return m.group("cond") if m else stem
-
-
-def generated_kinds(stem: str) -> tuple[str, ...]:
-    """Which of a stem's files are generated: "music", "motion" or both (unknown names)."""
-    m = SAMPLE_STEM.match(stem)
-    if m:
-        return ("motion",) if m.group("made") == "dance" else ("music",)
-    return ("music", "motion")
-
-
-def reference_stem(stem: str, refs) -> Optional[str]:
-    if stem in refs:
-        return stem
-    c = condition_of(stem)
-    return c if c in refs else None
-
-
-# ---- files ------------------------------------------------------------------------------
-
-def _files(path: Path, role: str) -> list[Path]:
-    path = Path(path)
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise EvalError(f"{role}: no such file or folder: {path}")
-    return [f for f in sorted(path.iterdir()) if f.is_file()]
-
-
-def find_music(path: Path, role: str, generated_only: bool = False) -> dict[str, Path]:
-    """{stem: audio or video file}; audio wins over video of the same stem."""
-    audio, video = {}, {}
-    for f in _files(path, role):
-        ext = f.suffix.lower()
-        if ext in B.AUDIO_EXTENSIONS:
-            if f.stem in audio:
-                raise EvalError(f"{role} stem {f.stem!r} is ambiguous: {audio[f.stem].name}, {f.name}")
-            audio[f.stem] = f
-        elif ext in VIDEO_EXTENSIONS:
-            if f.stem in video:
-                raise EvalError(f"{role} stem {f.stem!r} is ambiguous: {video[f.stem].name}, {f.name}")
-            video[f.stem] = f
-    out = {**video, **audio}
-    if generated_only:
-        out = {s: p for s, p in out.items() if "music" in generated_kinds(s)}
-    return dict(sorted(out.items()))
-
-
-def find_motion(path: Path, role: str, generated_only: bool = False) -> dict[str, Path]:
-    out = {f.stem: f for f in _files(path, role) if f.suffix.lower() in B.MOTION_EXTENSIONS}
-    if generated_only:
-        out = {s: p for s, p in out.items() if "motion" in generated_kinds(s)}
-    return out
-
-
-def _classifier(path):
-    from momu_models.models.motion_encoder import load_classifier
+def load_classifier_run(path):
+    """The motion classifier of a `momu-train classifier` run folder (features of FID, Mean
+    KLD and motion Diversity); a missing or unusable run is an EvalError."""
+    from momu_models.models.motion_encoder import load_classifier  # torch: only when motion features are asked for
 
     if path is None:
         raise EvalError("motion features need a classifier: pass --classifier RUN_DIR (from `momu-train classifier`)")
@@ -111,13 +42,13 @@ def _classifier(path):
         raise EvalError(f"--classifier {path}: {e}") from None
 
 
-def encode_files(model, files: dict[str, Path], fps: Optional[float]) -> tuple[np.ndarray, np.ndarray]:
+def encode_files(model, files: dict[str, Path], fps: float | None) -> tuple[np.ndarray, np.ndarray]:
     """Features [N, D] and logits [N, K] of motion files (in the dict's order)."""
-    from momu_models.models.motion_encoder import encode_motions
+    from momu_models.models.motion_encoder import encode_motions  # torch, as above
 
     poses, rates = [], []
     for p in files.values():
-        pose, rate = _load_motion(p, fps)
+        pose, rate = load_motion(p, fps)
         poses.append(pose)
         rates.append(rate)
     try:
@@ -127,12 +58,12 @@ def encode_files(model, files: dict[str, Path], fps: Optional[float]) -> tuple[n
 
 
 def _unpaired_note(metric: str, missing: list[str], reference) -> str:
-    return f"{metric} skipped: no reference in {reference} for {len(missing)} generated clip(s): {_listing(missing)}"
+    return f"{metric} skipped: no reference in {reference} for {len(missing)} generated clip(s): {listing(missing)}"
 
 
 # ---- motion metrics ---------------------------------------------------------------------
 
-def motion_scores(gen: dict[str, Path], model, fps=None, ref: Optional[dict[str, Path]] = None,
+def motion_scores(gen: dict[str, Path], model, fps=None, ref: dict[str, Path] | None = None,
                   reference=None, n_pairs: int = DEFAULT_PAIRS, seed: int = 0,
                   ref_encoded=None) -> tuple[dict, list[str]]:
     """FID, Mean KLD and Diversity of generated motions; (result, notes on what was skipped)."""
@@ -153,7 +84,8 @@ def motion_scores(gen: dict[str, Path], model, fps=None, ref: Optional[dict[str,
             notes.append("FID skipped: needs at least 2 generated and 2 reference motions")
         else:
             fid = M.motion_fid(g_feat, r_feat)
-            res.update({"FID": fid["FID"], "n_reference": fid["n_reference"], "fid_rank_deficient": fid["rank_deficient"]})
+            res.update({"FID": fid["FID"], "n_reference": fid["n_reference"],
+                        "fid_rank_deficient": fid["rank_deficient"]})
             if fid["rank_deficient"]:
                 notes.append(f"FID: no more motions than the feature's {fid['dim']} dimensions; the value is "
                              "dominated by regularisation")
@@ -172,7 +104,7 @@ def motion_scores(gen: dict[str, Path], model, fps=None, ref: Optional[dict[str,
     return res, notes
 
 
-def evaluate_motion(generated: Path, reference: Optional[Path], classifier, fps: Optional[float] = None,
+def evaluate_motion(generated: Path, reference: Path | None, classifier, fps: float | None = None,
                     n_pairs: int = DEFAULT_PAIRS, seed: int = 0, model=None) -> dict:
     """`momu-eval motion`: FID, Mean KLD, Diversity (+ intra) of a folder of generated motions."""
     gen = find_motion(generated, "generated", generated_only=True)
@@ -183,14 +115,14 @@ def evaluate_motion(generated: Path, reference: Optional[Path], classifier, fps:
         ref = find_motion(reference, "reference")
         if not ref:
             raise EvalError(f"no reference .npy motions in {reference}")
-    model = model or _classifier(classifier)
+    model = model or load_classifier_run(classifier)
     res, notes = motion_scores(gen, model, fps, ref, reference, n_pairs, seed)
     return {"metric": "motion", "generated": str(generated), "reference": str(reference) if reference else None,
             "classifier": str(classifier), **res, "notes": notes}
 
 
 def evaluate_diversity(generated: Path, kind: str = "music", classifier=None, embedder: str = F.DEFAULT_EMBEDDER,
-                       vggish_weights=None, fps: Optional[float] = None, n_pairs: int = DEFAULT_PAIRS,
+                       vggish_weights=None, fps: float | None = None, n_pairs: int = DEFAULT_PAIRS,
                        seed: int = 0, model=None) -> dict:
     """`momu-eval diversity`: inter- and intra-diversity of generated music (clip embeddings of
     the FAD embedder) or motion (classifier features), conditions from the file stems."""
@@ -198,7 +130,7 @@ def evaluate_diversity(generated: Path, kind: str = "music", classifier=None, em
         files = find_motion(generated, "generated", generated_only=True)
         if len(files) < 2:
             raise EvalError(f"diversity needs at least 2 generated .npy motions in {generated}, found {len(files)}")
-        feats, _ = encode_files(model or _classifier(classifier), files, fps)
+        feats, _ = encode_files(model or load_classifier_run(classifier), files, fps)
         name = "Diversity"
     else:
         files = find_music(generated, "generated", generated_only=True)
@@ -218,7 +150,7 @@ def evaluate_diversity(generated: Path, kind: str = "music", classifier=None, em
 
 def _clip_embedding(path: Path, emb) -> np.ndarray:
     try:
-        return F.clip_embedding(_load_music(path), emb)
+        return F.clip_embedding(load_music(path), emb)
     except F.EmbedderError as e:
         raise EvalError(f"{path}: {e}") from None
 
@@ -247,12 +179,12 @@ def method_folders(runs: list[Path]) -> list[tuple[str, Path]]:
     names = [n for n, _ in out]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise EvalError(f"two methods have the same folder name: {_listing(dup)}")
+        raise EvalError(f"two methods have the same folder name: {listing(dup)}")
     return out
 
 
-class _Cache:
-    """Reference audio, beats, embeddings and motion encodings, computed once for all rows."""
+class AudioCache:
+    """Decoded audio, its onsets and its FAD window embeddings per file, computed once for all rows."""
 
     def __init__(self):
         self.audio: dict = {}
@@ -261,7 +193,7 @@ class _Cache:
 
     def music(self, p: Path) -> np.ndarray:
         if p not in self.audio:
-            self.audio[p] = _load_music(p)
+            self.audio[p] = load_music(p)
         return self.audio[p]
 
     def beats(self, p: Path) -> np.ndarray:
@@ -276,8 +208,8 @@ class _Cache:
         return self.emb[key]
 
 
-def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cache: _Cache, fps,
-                tolerance, reference) -> tuple[Optional[dict], list[str]]:
+def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cache: AudioCache, fps,
+                tolerance, reference) -> tuple[dict | None, list[str]]:
     missing = [s for s in gen if reference_stem(s, ref_music) is None]
     label = "motion-to-music beats" if kind == "music" else "music-to-motion beats"
     if missing:
@@ -289,7 +221,7 @@ def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cac
             y = cache.music(g)
             gb, dur = B.music_beats(y), y.size / SR
         else:
-            pose, rate = _load_motion(g, fps)
+            pose, rate = load_motion(g, fps)
             gb, dur = B.motion_beats(pose, rate), pose.shape[0] / rate
         ref_dur = cache.music(r).size / SR
         sc = B.pair_scores(gb, cache.beats(r), dur, tolerance)
@@ -298,13 +230,15 @@ def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cac
                      "BHS": 100 * sc.bhs, "F1": 100 * sc.f1})
         if dur > ref_dur + B.DEFAULT_BIN_S:
             longer.append(s)
-    notes = [f"{label}: generated outlasts its reference by more than 1 s: {_listing(longer)}"] if longer else []
+    notes = [f"{label}: generated outlasts its reference by more than 1 s: {listing(longer)}"] if longer else []
     return {**B.aggregate(scores), "method": B.method_name(tolerance), "pairs": rows}, notes
 
 
-def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_music: dict, ref_motion: dict,
-                    model, embedders: list, cache: _Cache, fps=None, tolerance=None,
+def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: dict, ref_motion: dict,
+                    model, embedders: list, cache: AudioCache, fps=None, tolerance=None,
                     n_pairs: int = DEFAULT_PAIRS, seed: int = 0, ref_encoded=None) -> dict:
+    """One row of `momu-eval all`: every figure the method's folder allows, with notes on
+    what was skipped (ref_encoded: the reference motions' classifier encodings, shared)."""
     gen_music = find_music(folder, "generated", generated_only=True)
     gen_motion = find_motion(folder, "generated", generated_only=True)
     m2m: dict = {}  # motion-to-music: generated music
@@ -318,7 +252,8 @@ def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_musi
     def beats(generated: dict, kind: str, row: dict, what: str) -> None:
         """Beat scores of generated music or motion against the reference music, into row."""
         if not ref_music:
-            skip(f"{what} skipped: " + ("no --reference" if reference is None else f"no reference music in {reference}"))
+            skip(f"{what} skipped: "
+                 + ("no --reference" if reference is None else f"no reference music in {reference}"))
             return
         res, n = _beat_table(generated, ref_music, kind, cache, fps, tolerance, reference)
         notes.extend(n)
@@ -335,13 +270,14 @@ def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_musi
             g = [cache.windows(p, emb) for p in gen_music.values()]
             short = [s for s, w in zip(gen_music, g) if w.shape[0] == 0]
             if short:
-                skip(f"FAD[{emb.name}] and Diversity[{emb.name}] skipped: shorter than one 0.96 s window: {_listing(short)}")
+                skip(f"FAD[{emb.name}] and Diversity[{emb.name}] skipped: shorter than one 0.96 s window: "
+                     f"{listing(short)}")
                 continue
             if ref_music:
                 r = [cache.windows(p, emb) for p in ref_music.values()]
                 r_short = [s for s, w in zip(ref_music, r) if w.shape[0] == 0]
                 if r_short:
-                    skip(f"FAD[{emb.name}] skipped: reference shorter than one 0.96 s window: {_listing(r_short)}")
+                    skip(f"FAD[{emb.name}] skipped: reference shorter than one 0.96 s window: {listing(r_short)}")
                 else:
                     fad = F.fad_from_embeddings(np.concatenate(g), np.concatenate(r), emb)
                     m2m[fad["metric"]] = fad["value"]
@@ -380,8 +316,8 @@ def evaluate_method(name: str, folder: Path, reference: Optional[Path], ref_musi
             "notes": notes, "details": details}
 
 
-def evaluate_all(runs: list[Path], reference: Optional[Path] = None, classifier=None, vggish_weights=None,
-                 fps: Optional[float] = None, tolerance: Optional[float] = None,
+def evaluate_all(runs: list[Path], reference: Path | None = None, classifier=None, vggish_weights=None,
+                 fps: float | None = None, tolerance: float | None = None,
                  n_pairs: int = DEFAULT_PAIRS, seed: int = 0, model=None) -> dict:
     """Every figure the files allow, per method; see docs/metrics.md ("momu-eval all")."""
     methods = method_folders(runs)
@@ -392,72 +328,19 @@ def evaluate_all(runs: list[Path], reference: Optional[Path] = None, classifier=
         ref_music = find_music(reference, "reference")
         ref_motion = find_motion(reference, "reference")
     if model is None and classifier is not None:
-        model = _classifier(classifier)
+        model = load_classifier_run(classifier)
     embedders = [F.get_embedder(F.DEFAULT_EMBEDDER)]
     if vggish_weights is not None:
         embedders.append(F.get_embedder("vggish", vggish_weights=vggish_weights))
-    cache = _Cache()
+    cache = AudioCache()
     ref_encoded = encode_files(model, ref_motion, fps) if (model is not None and ref_motion) else None
-    rows = [evaluate_method(n, p, reference, ref_music, ref_motion, model, embedders, cache, fps, tolerance,
-                            n_pairs, seed, ref_encoded) for n, p in methods]
+    rows = []
+    for n, p in methods:
+        log.info("evaluating %s (%s)", n, p)
+        rows.append(evaluate_method(n, p, reference, ref_music, ref_motion, model, embedders, cache, fps, tolerance,
+                                    n_pairs, seed, ref_encoded))
     return {"metric": "all", "reference": str(reference) if reference else None,
             "classifier": str(classifier) if classifier else None,
             "classifier_label": model.label if model is not None else None,
             "beats_method": B.method_name(tolerance), "embedders": [e.name for e in embedders],
             "methods": rows}
-
-
-# ---- markdown ---------------------------------------------------------------------------
-
-_ARROWS = {"BCS": "BCS↑", "BHS": "BHS↑", "F1": "F1↑", "FID": "FID↓", "Mean KLD": "Mean KLD↓", "Diversity": "Diversity↑"}
-_BEATS = ("BCS", "CSD", "BHS", "HSD", "F1")
-
-
-def _head(col: str) -> str:
-    if col.startswith("FAD["):
-        return col + "↓"
-    if col.startswith("Diversity["):
-        return col + "↑"
-    return _ARROWS.get(col, col)
-
-
-def _cell(v, col: str = "") -> str:
-    if v is None or (isinstance(v, float) and not math.isfinite(v)):
-        return "–"
-    if abs(v) < 0.005:
-        v = 0.0  # a Fréchet distance of identical sets comes out as -1e-9, not "-0.00"
-    # Beat scores in percent with one decimal, as the paper; distances keep two below 10.
-    return f"{v:.1f}" if col in _BEATS or abs(v) >= 10 else f"{v:.2f}"
-
-
-def _table(title: str, rows: list[tuple[str, dict]], cols: list[str]) -> list[str]:
-    out = [f"### {title}", "", "| Method | " + " | ".join(_head(c) for c in cols) + " |",
-           "|---|" + "---:|" * len(cols)]
-    for name, vals in rows:
-        out.append(f"| {name} | " + " | ".join(_cell(vals.get(c), c) for c in cols) + " |")
-    return out + [""]
-
-
-def markdown(res: dict) -> str:
-    """Tables laid out like the paper's (rows: methods; beat scores in percent), one per
-    direction that has any value, then the notes on what was skipped."""
-    ms = res["methods"]
-    lines = []
-    emb = res.get("embedders") or [F.DEFAULT_EMBEDDER]
-    m2m_cols = [*_BEATS, *(f"FAD[{e}]" for e in emb), *(f"Diversity[{e}]" for e in emb)]
-    m2d_cols = [*_BEATS, "FID", "Diversity", "Mean KLD"]
-    for title, key, cols in (("Motion-to-music (generated music)", "motion2music", m2m_cols),
-                             ("Music-to-motion (generated motion)", "music2motion", m2d_cols)):
-        if any(m[key] for m in ms):
-            used = [c for c in cols if any(m[key].get(c) is not None for m in ms)]
-            lines += _table(title, [(m["name"], m[key]) for m in ms], used)
-    if not lines:
-        lines = ["No metric could be computed (see the notes).", ""]
-    meta = [f"beats: {res['beats_method']}, percent"]
-    if res.get("classifier"):
-        meta.append(f"motion features: {res['classifier']} ({res['classifier_label']} classifier)")
-    lines.append("; ".join(meta) + ".")
-    notes = [(m["name"], n) for m in ms for n in m["notes"]]
-    if notes:
-        lines += ["", "Notes:", ""] + [f"- {name}: {n}" for name, n in notes]
-    return "\n".join(lines) + "\n"

@@ -5,9 +5,18 @@ Models come from finished runs: `runs/vae` (BiCoR-VAE), `runs/motion2music` and
 generated with DDIM + classifier-free guidance (one direction) or cross-guidance (joint),
 decoded by the VAE; motion gets the bone-length correction of appendix E and is then smoothed
 (postprocess.py), music a vocoder.
+
+Two levels: `MoMuPipeline` (models + vocoder; `joint`, `dance_for_music`, `music_for_dance`
+return a `GenerationResult` whose `save` writes momu-generate's files), and the array-level
+functions it composes (`load_models`, `generate_joint`, `generate_motion`, `generate_music`).
+
+    pipe = MoMuPipeline.from_pretrained("runs/")
+    result = pipe.joint(length="30s", num_samples=2, seed=0)
+    result.save("outputs/")          # joint_s0_0.mp4, .wav, .npy, .json, _beats.png; joint_s0_1...
 """
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,18 +24,36 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from momu_data import features
 from momu_data import timebase as A
-
-from momu_models.generate.postprocess import SMOOTH_SECONDS, finish_motion
+from momu_data.extract import motion_from_video
+from momu_data.io import to_jsonable
+from momu_data.media import MediaError, load_audio
+from momu_models.device import resolve_device
 from momu_models.diffusion.sampling import joint_sample, sample
+from momu_models.generate.length import parse_length
+from momu_models.generate.outputs import GenerationResult
+from momu_models.generate.postprocess import SMOOTH_SECONDS, finish_motion
+from momu_models.generate.vocoders import Vocoder, get_vocoder
 from momu_models.models.dit import load_diffusion
 from momu_models.models.vae import BiCoRVAE
+
+log = logging.getLogger(__name__)
 
 TRAIN_COMMANDS = {
     "vae": "momu-train vae shards/",
     "motion2music": "momu-train diffusion shards/ --task motion2music",
     "music2motion": "momu-train diffusion shards/ --task music2motion",
 }
+
+# The diffusion runs each kind of generation needs.
+MODE_TASKS = {
+    "joint": ("motion2music", "music2motion"),
+    "dance_for_music": ("music2motion",),
+    "music_for_dance": ("motion2music",),
+}
+
+DEFAULT_JOINT_LENGTH = "10s"
 
 
 class GenerateError(Exception):
@@ -53,20 +80,20 @@ class Models:
         return None
 
 
-def load_models(root, tasks: tuple[str, ...], device: str = "cpu") -> Models:
+def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float = SMOOTH_SECONDS) -> Models:
     """Load the VAE and the diffusion runs `tasks` from `root` (e.g. runs/)."""
     root = Path(root)
     missing = [n for n in ("vae", *tasks) if not (root / n / "model.safetensors").exists()]
     if missing:
         n = missing[0]
-        raise GenerateError(f"no trained {n} model in {root / n}: train it with `{TRAIN_COMMANDS[n]}`"
-                            + (f" (or pass --checkpoints DIR holding {', '.join(missing)})" if root != Path("runs") else ""))
+        hint = f" (or pass --checkpoints DIR holding {', '.join(missing)})" if root != Path("runs") else ""
+        raise GenerateError(f"no trained {n} model in {root / n}: train it with `{TRAIN_COMMANDS[n]}`" + hint)
     dev = torch.device(device)
     vae = BiCoRVAE.from_pretrained(root / "vae").to(dev)
-    m = Models(vae=vae, device=dev)
+    m = Models(vae=vae, device=dev, smooth_seconds=smooth_seconds)
     for t in tasks:
         dit, cfg = load_diffusion(root / t)
-        if cfg["vae_config"] != _jsonable(vae.cfg.to_dict()):
+        if cfg["vae_config"] != to_jsonable(vae.cfg.to_dict()):
             raise GenerateError(f"{root / t} was trained on another VAE than {root / 'vae'}: retrain it or "
                                 "point --checkpoints at a consistent set of runs")
         m.dits[t], m.cfgs[t] = dit.to(dev), cfg
@@ -75,12 +102,6 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu") -> Models:
         if any(abs(a[k] - b[k]) > 1e-3 * abs(a[k]) for k in a):
             raise GenerateError("the two diffusion runs used different latent scales (trained on different data?)")
     return m
-
-
-def _jsonable(d: dict) -> dict:
-    import json
-
-    return json.loads(json.dumps(d))
 
 
 @torch.no_grad()
@@ -151,33 +172,151 @@ def generate_music(models: Models, pose: np.ndarray, n: int = 1, seed: int = 0, 
     return Generated(None, mels, timings)
 
 
-def write_outputs(out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video: Path | None = None,
-                  title: str | None = None) -> dict:
-    """The sample's files: mp4 (skeleton + music; side by side with the source video for
-    dance-to-music), 16 kHz wav, keypoints .npy [T, 14, 2] with a .json sidecar (fps), and a
-    PNG of music onsets against kinematic beats. Returns paths and timings."""
-    import soundfile as sf
+# --------------------------------------------------------------------------- inputs
 
-    from momu_data.io import atomic_path, write_json
 
-    from momu_models.generate.render import plot_beats, render_side_by_side, render_skeleton_video
+def read_music(music) -> tuple[np.ndarray, str, Path | None]:
+    """(16 kHz mono float32 waveform, name for file names, source path or None) of an audio or
+    video file (anything PyAV decodes) or of a waveform already at 16 kHz."""
+    if isinstance(music, (str, Path)):
+        path = Path(music)
+        if not path.exists():
+            raise GenerateError(f"no such file: {path}")
+        try:
+            y, _ = load_audio(path)
+        except MediaError as e:
+            raise GenerateError(f"{path}: {e}") from None
+        return y, path.stem, path
+    y = np.asarray(music, dtype=np.float32)
+    if y.ndim != 1:
+        raise GenerateError(f"music: expected a mono 16 kHz waveform [n] or a file path, got shape {y.shape}")
+    return y, "music", None
 
-    out.mkdir(parents=True, exist_ok=True)
-    n = min(len(pose), len(wav) // A.HOP)
-    pose, wav = pose[:n], wav[: n * A.HOP]
-    t = time.perf_counter()
-    mp4 = out / f"{stem}.mp4"
-    if video is not None:
-        render_side_by_side(mp4, video, pose, wav, fps=A.FPS, sr=A.SR)
-    else:
-        render_skeleton_video(mp4, pose, wav, fps=A.FPS, sr=A.SR, title=title)
-    t_render = time.perf_counter() - t
-    with atomic_path(out / f"{stem}.wav") as tmp:
-        sf.write(tmp, np.clip(wav, -1, 1), A.SR, format="WAV", subtype="PCM_16")
-    with atomic_path(out / f"{stem}.npy") as tmp:
-        with open(tmp, "wb") as f:
-            np.save(f, pose.astype(np.float32))
-    write_json(out / f"{stem}.json", {"fps": A.FPS, "sr": A.SR, "frames": n, "seconds": n / A.FPS,
-                                      "units": "torso units, centred on the hips, x right, y down"})
-    onsets, kin = plot_beats(out / f"{stem}_beats.png", wav, pose, fps=A.FPS, sr=A.SR, title=title)
-    return {"mp4": str(mp4), "render": t_render, "onsets": len(onsets), "kinematic_beats": len(kin)}
+
+def read_dance(dance) -> tuple[np.ndarray, str, Path | None]:
+    """(pose [T, 14, 2] at 62.5 frames/s, name for file names, source video or None) of a video
+    (pose extracted with mediapipe, as the dataset's) or of keypoints already in our layout."""
+    if isinstance(dance, (str, Path)):
+        path = Path(dance)
+        if not path.exists():
+            raise GenerateError(f"no such file: {path}")
+        try:
+            pose, _ = motion_from_video(path)
+        except MediaError as e:
+            raise GenerateError(f"{path}: {e}") from None
+        return pose, path.stem, path
+    pose = np.asarray(dance, dtype=np.float32)
+    if pose.ndim != 3 or pose.shape[1:] != (14, 2):
+        raise GenerateError(f"dance: expected keypoints [T, 14, 2] or a video path, got shape {pose.shape}")
+    return pose, "dance", None
+
+
+# --------------------------------------------------------------------------- pipeline
+
+
+class MoMuPipeline:
+    """The trained models and a vocoder, composed into the three kinds of generation.
+
+    Every method seeds torch's global generator and a sampling generator with `seed`: the
+    same call on the same checkpoints gives the same arrays (and `save` the same files) as
+    `momu-generate` with the same options. `length`: frames at 62.5 frames/s (int) or text
+    as --length takes it ("30s", "0:30", "1875").
+    """
+
+    def __init__(self, models: Models, vocoder: str | Vocoder = "auto", vocoder_checkpoint=None):
+        self.models = models
+        self.vocoder_name = vocoder.name if isinstance(vocoder, Vocoder) else vocoder
+        self.vocoder_checkpoint = str(vocoder_checkpoint) if vocoder_checkpoint else None
+        self._vocoder = vocoder if isinstance(vocoder, Vocoder) else None
+
+    @classmethod
+    def from_pretrained(cls, root="runs", tasks: tuple[str, ...] = MODE_TASKS["joint"], device: str = "auto",
+                        vocoder: str | Vocoder = "auto", vocoder_checkpoint=None,
+                        smooth: float = SMOOTH_SECONDS) -> MoMuPipeline:
+        """Load runs/vae and the diffusion runs `tasks` (default both; MODE_TASKS says which one
+        each method needs) from `root`. device: "auto" (cuda when available), "cpu", "cuda".
+        vocoder: a name for `get_vocoder` (built on first use, with `vocoder_checkpoint`) or a
+        `Vocoder`. smooth: Gaussian sigma in seconds for generated motion (0: off)."""
+        if smooth < 0:
+            raise ValueError("smooth must be 0 (off) or a positive number of seconds")
+        dev = resolve_device(device)
+        models = load_models(root, tuple(tasks), dev, smooth_seconds=smooth)
+        log.info("loaded vae + %s from %s on %s", ", ".join(tasks), root, dev)
+        return cls(models, vocoder, vocoder_checkpoint)
+
+    @property
+    def device(self) -> torch.device:
+        return self.models.device
+
+    @property
+    def vocoder(self) -> Vocoder:
+        """The vocoder, built on first use (dance_for_music needs none)."""
+        return self.load_vocoder()
+
+    def load_vocoder(self) -> Vocoder:
+        if self._vocoder is None:
+            self._vocoder = get_vocoder(self.vocoder_name, self.vocoder_checkpoint, device=str(self.device))
+        return self._vocoder
+
+    def _check(self, mode: str, num_samples: int, steps: int) -> None:
+        if num_samples < 1 or steps < 1:
+            raise ValueError("num_samples and steps must be at least 1")
+        missing = [t for t in MODE_TASKS[mode] if t not in self.models.dits]
+        if missing:
+            raise GenerateError(f"{mode} needs the {' and '.join(missing)} model: load it with "
+                                f"MoMuPipeline.from_pretrained(root, tasks={MODE_TASKS[mode]!r})")
+
+    @staticmethod
+    def _vocode(voc: Vocoder, mels: np.ndarray, timings: dict) -> np.ndarray:
+        t = time.perf_counter()
+        wavs = np.stack([voc(m) for m in mels])
+        timings["vocoder"] = time.perf_counter() - t
+        return wavs
+
+    def joint(self, length: str | int | None = DEFAULT_JOINT_LENGTH, num_samples: int = 1, seed: int = 0,
+              steps: int = 50, guidance_scale: float = 3.0, cross_start: float = 0.5) -> GenerationResult:
+        """Music and dance together by cross-guidance. cross_start: fraction of the steps sampled
+        unconditionally before cross-guidance starts (paper: 0.3-0.7 robust)."""
+        self._check("joint", num_samples, steps)
+        frames = parse_length(length if length is not None else DEFAULT_JOINT_LENGTH, A.FPS)
+        torch.manual_seed(seed)
+        voc = self.load_vocoder()  # before sampling: a vocoder problem fails fast
+        res = generate_joint(self.models, frames, num_samples, seed, steps, guidance_scale, cross_start)
+        wavs = self._vocode(voc, res.mels, res.timings)
+        return GenerationResult("joint", res.poses, res.mels, wavs, res.timings, seed)
+
+    def dance_for_music(self, music, length: str | int | None = None, num_samples: int = 1, seed: int = 0,
+                        steps: int = 50, guidance_scale: float = 3.0) -> GenerationResult:
+        """Dance for a music: an audio/video file path or a 16 kHz mono waveform; length: the
+        first part of it (default all of it). The result's waveforms are the input music."""
+        self._check("dance_for_music", num_samples, steps)
+        frames = parse_length(length, A.FPS) if length is not None else None
+        torch.manual_seed(seed)
+        y, condition, source = read_music(music)
+        mel = features.log_mel(y)
+        if frames:
+            if frames > mel.shape[1]:
+                name = source.name if source is not None else "the music"
+                raise GenerateError(f"--length is {frames / A.FPS:.1f} s but {name} lasts "
+                                    f"{mel.shape[1] / A.FPS:.1f} s")
+            mel = mel[:, :frames]
+        res = generate_motion(self.models, mel, num_samples, seed, steps, guidance_scale)
+        wav = y[: mel.shape[1] * A.HOP]
+        return GenerationResult("dance_for_music", res.poses, None, np.repeat(wav[None], num_samples, axis=0),
+                                res.timings, seed, condition, source)
+
+    def music_for_dance(self, dance, length: str | int | None = None, num_samples: int = 1, seed: int = 0,
+                        steps: int = 50, guidance_scale: float = 3.0) -> GenerationResult:
+        """Music for a dance: a video path (pose extracted with mediapipe) or keypoints [T, 14, 2]
+        at 62.5 frames/s; length: the first part of it (default all of it)."""
+        self._check("music_for_dance", num_samples, steps)
+        frames = parse_length(length, A.FPS) if length is not None else None
+        torch.manual_seed(seed)
+        voc = self.load_vocoder()  # before pose extraction and sampling: fail fast
+        pose, condition, source = read_dance(dance)
+        if frames:
+            pose = pose[:frames]
+        res = generate_music(self.models, pose, num_samples, seed, steps, guidance_scale)
+        wavs = self._vocode(voc, res.mels, res.timings)
+        return GenerationResult("music_for_dance", np.repeat(pose[None], num_samples, axis=0), res.mels, wavs,
+                                res.timings, seed, condition, source)

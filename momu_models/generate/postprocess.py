@@ -39,7 +39,7 @@ from collections import deque
 
 import numpy as np
 
-from momu_data.skeleton import BONES, J, NUM_JOINTS, bone_lengths
+from momu_data.skeleton import BONES, NUM_JOINTS, J, bone_lengths
 
 ROOT = J["neck"]
 SMOOTH_SECONDS = 0.032  # Gaussian sigma of smooth_motion (2 frames at 62.5 frames/s)

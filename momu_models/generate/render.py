@@ -23,19 +23,18 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import cv2
 import numpy as np
 
-from momu_data import timebase as _audio
-
 from momu_data import features
-from momu_data.skeleton import BONES, J, JOINTS, NUM_JOINTS
-from momu_data.media import AudioMuxer
+from momu_data import timebase as _audio
+from momu_data.media import AudioMuxer, iter_frames, probe_video
+from momu_data.skeleton import BONES, JOINTS, NUM_JOINTS, J
 
 # ---------------------------------------------------------------------------------------
 # Style. Colours are RGB (frames are RGB end to end; cv2 does not care about the order).
@@ -397,8 +396,6 @@ def render_side_by_side(path, video_path, pose, audio, fps: float = _audio.FPS, 
     frame rate, at most 30). The pose is held at its last frame if it is shorter.
     Returns the path.
     """
-    from momu_data.media import iter_frames, probe_video
-
     pose = _check_pose(pose)
     y = _check_audio(audio)
     if start < 0:

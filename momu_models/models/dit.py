@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from momu_models.models.pretrained import load_pretrained
+from momu_models.models.pretrained import load_pretrained, save_pretrained
 
 
 @dataclass(frozen=True)
@@ -235,6 +235,7 @@ class DiT(nn.Module):
         # the same centred window directly.
         self.out_proj = nn.Conv1d(cfg.hidden, cfg.out_channels, cfg.out_kernel, padding=cfg.out_kernel // 2)
         self._init_weights()
+        self.config_extra: dict = {}  # the rest of config.json (task, latent scales, ...) once loaded
 
     def _init_weights(self) -> None:
         # As DiT / Make-An-Audio 2: xavier linears with zero bias, small-normal timestep MLP.
@@ -325,9 +326,25 @@ class DiT(nn.Module):
         return eps * x_mask[:, None].to(eps.dtype)
 
 
+    # -- persistence: safetensors weights + a JSON config, no pickle -----------------------
+    def save_pretrained(self, path, extra: dict | None = None) -> None:
+        """Write `model.safetensors` and `config.json` ({"dit": config, **extra}) into the
+        folder `path` atomically."""
+        save_pretrained(self, path, {"dit": self.config.to_dict(), **(extra or {})})
+
+    @classmethod
+    def from_pretrained(cls, path, map_location: str = "cpu") -> "DiT":
+        """Load a finished run (its folder or its model.safetensors); the rest of its
+        config.json is in `model.config_extra`."""
+        cfg, state = load_pretrained(path, map_location)
+        model = cls(DiTConfig.from_dict(cfg["dit"]))
+        model.load_state_dict(state)
+        model.config_extra = {k: v for k, v in cfg.items() if k != "dit"}
+        return model.eval()
+
+
 def load_diffusion(path, map_location: str = "cpu") -> tuple[DiT, dict]:
-    """A finished diffusion run (EMA weights) and its config (task, latent scales, bone lengths)."""
-    cfg, state = load_pretrained(path, map_location)
-    model = DiT(DiTConfig.from_dict(cfg["dit"]))
-    model.load_state_dict(state)
-    return model.eval(), cfg
+    """A finished diffusion run (EMA weights) and its config: task, latent scales, bone
+    lengths, the VAE's config, ... and the DiT's under "dit" (every field, defaults filled in)."""
+    model = DiT.from_pretrained(path, map_location)
+    return model, {"dit": model.config.to_dict(), **model.config_extra}

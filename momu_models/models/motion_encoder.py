@@ -31,8 +31,11 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from momu_data.timebase import FPS
+from momu_data.features import resample_to_fps
 from momu_data.skeleton import NUM_JOINTS
+from momu_data.timebase import FPS
+
+from momu_models.models.pretrained import load_pretrained, save_pretrained
 
 IN_PER_FRAME = 2 * NUM_JOINTS * 2  # 28 coordinates + 28 velocities
 # Velocities in torso units per 0.1 s: dance moves cover about a torso length in that time,
@@ -155,15 +158,13 @@ class MotionClassifier(nn.Module):
 
     def save_pretrained(self, path, extra: dict | None = None) -> None:
         """model.safetensors + config.json (encoder config, label, class list) in `path`."""
-        from momu_models.models.pretrained import save_pretrained
-
         save_pretrained(self, path, {"kind": "motion-classifier", "encoder": self.cfg.to_dict(),
                                      "label": self.label, "classes": self.classes, "fps": FPS, **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path, map_location: str = "cpu") -> "MotionClassifier":
-        from momu_models.models.pretrained import load_pretrained
-
+        """Load a finished run (its folder or its model.safetensors); the rest of its
+        config.json is in `model.config_extra`."""
         cfg, state = load_pretrained(path, map_location)
         if cfg.get("kind") != "motion-classifier" or "classes" not in cfg:
             raise ValueError(f"{path} is not a motion classifier run (train one with `momu-train classifier`)")
@@ -181,8 +182,6 @@ def load_classifier(run_dir, map_location: str = "cpu") -> MotionClassifier:
 # ---- features of motion arrays ----------------------------------------------------------
 
 def _prepare(poses, fps) -> list[np.ndarray]:
-    from momu_data.features import resample_to_fps
-
     poses = list(poses)
     rates = list(fps) if isinstance(fps, (list, tuple, np.ndarray)) else [fps] * len(poses)
     if len(rates) != len(poses):

@@ -4,9 +4,9 @@ Section 3.1 and appendix A of MoMu-Diffusion (NeurIPS 2024), table 8 for the siz
 VAEs share one architecture (an LDM-style 1D encoder-decoder: residual blocks, a temporal
 Conv1d downsampling layer, a middle block with self-attention, the mirror decoder) and one
 temporal downsampling factor, so the music latent and the motion latent of a clip have
-the same length and line up frame for frame. The contrastive stage-2 loss lives in
-contrastive.py; the adversarial stage-1 pieces (discriminator, losses) and pure-torch
-training steps for both stages are at the end of this file.
+the same length and line up frame for frame. The rhythmic contrast that aligns them is in
+contrastive.py, the stage-1 mel discriminator in discriminator.py, and the losses and
+training steps of both stages in momu_models/train/vae_steps.py.
 
 Shapes (time base 62.5 frames/s, see momu_data.timebase):
     mel  [B, 80, T] natural-log mel        pose [B, T, 14, 2] torso units, hip-centred
@@ -15,7 +15,6 @@ Design decisions and their reasons are in docs/bicor_vae.md.
 """
 from __future__ import annotations
 
-import contextlib
 import math
 from dataclasses import asdict, dataclass, fields
 
@@ -27,6 +26,7 @@ from momu_data.timebase import FPS, N_MELS
 from momu_data.skeleton import NUM_JOINTS
 
 from momu_models.models.contrastive import RhythmicContrast, RhythmicContrastConfig, downsample_mask
+from momu_models.models.pretrained import load_pretrained, save_pretrained
 
 
 # ---------------------------------------------------------------------------------------
@@ -112,11 +112,6 @@ PRESETS: dict[str, VAEConfig] = {
     # table 8 sizes: 212,755,868 parameters for the pair (the paper reports 213M)
     "paper": VAEConfig(base_channels=240),
 }
-
-
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of parameters (works on meta-device models too)."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
 # ---------------------------------------------------------------------------------------
@@ -449,8 +444,8 @@ class SequenceVAE(nn.Module):
 class BiCoRVAE(nn.Module):
     """The music VAE, the motion VAE and the rhythmic contrastive loss that aligns them.
 
-    Stage 1 trains `music` (music_stage_step), stage 2 freezes it and trains `motion` and
-    `contrast` (motion_stage_step). Both VAEs downsample time by the same factor, so
+    Stage 1 trains `music`, stage 2 freezes it and trains `motion` and `contrast` (the
+    steps are in train/vae_steps.py). Both VAEs downsample time by the same factor, so
     encode_music(mel) and encode_motion(pose) of one clip give latents of equal length.
     """
 
@@ -460,6 +455,7 @@ class BiCoRVAE(nn.Module):
         self.music = SequenceVAE(cfg, cfg.mel_channels, cfg.base_channels)
         self.motion = SequenceVAE(cfg, 2 * cfg.num_joints, cfg.motion_base_channels or cfg.base_channels)
         self.contrast = RhythmicContrast(contrast or RhythmicContrastConfig(), cfg.latent_channels)
+        self.config_extra: dict = {}  # the rest of config.json (preset, steps, val metrics) once loaded
 
     @property
     def factor(self) -> int:
@@ -495,16 +491,12 @@ class BiCoRVAE(nn.Module):
     # -- persistence: safetensors weights + a JSON config, no pickle -----------------------
     def save_pretrained(self, path, extra: dict | None = None) -> None:
         """Write `model.safetensors` and `config.json` into the folder `path` atomically."""
-        from momu_models.models.pretrained import save_pretrained
-
         save_pretrained(self, path, {"vae": self.cfg.to_dict(), "contrast": self.contrast.cfg.to_dict(),
                                      **(extra or {})})
 
     @classmethod
     def from_pretrained(cls, path, map_location: str = "cpu") -> "BiCoRVAE":
         """Load a finished run (its folder, e.g. runs/vae/, or the model.safetensors file)."""
-        from momu_models.models.pretrained import load_pretrained
-
         cfg, state = load_pretrained(path, map_location)
         model = cls(VAEConfig.from_dict(cfg["vae"]), RhythmicContrastConfig.from_dict(cfg.get("contrast", {})))
         model.load_state_dict(state)
@@ -519,228 +511,3 @@ class BiCoRVAE(nn.Module):
         if stage == 2:
             return list(self.motion.parameters()) + list(self.contrast.parameters())
         raise ValueError(f"stage must be 1 or 2, not {stage}")
-
-
-# ---------------------------------------------------------------------------------------
-# stage-1 discriminator
-# ---------------------------------------------------------------------------------------
-
-class PatchDiscriminator(nn.Module):
-    """PatchGAN on the mel as a 1-channel image [B, 1, 80, T] -> logits map [B, 1, F', T'].
-
-    Stride-2 5x5 convolutions (ceil halving, so any T >= 1 works), LeakyReLU, no
-    normalisation layer (batch statistics would mix padded and real frames)."""
-
-    def __init__(self, channels: int, num_layers: int):
-        super().__init__()
-        layers = [nn.Conv2d(1, channels, 3, padding=1), nn.LeakyReLU(0.2)]
-        c = channels
-        for i in range(num_layers):
-            c_out = channels * min(2 ** (i + 1), 8)
-            layers += [nn.Conv2d(c, c_out, 5, stride=2, padding=2), nn.LeakyReLU(0.2)]
-            c = c_out
-        layers.append(nn.Conv2d(c, 1, 3, padding=1))
-        self.net = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-
-class MelDiscriminator(nn.Module):
-    """Multi-scale PatchGAN on log-mels: one PatchDiscriminator per time scale (the mel,
-    then average-pooled over time by 2, 4, ...), as MelGAN does for waveforms. Fine scales
-    judge transients and harmonics, coarse scales longer texture.
-
-    forward(mel [B, 80, T]) -> list of logits maps, one per scale.
-    """
-
-    def __init__(self, channels: int = 32, num_scales: int = 3, num_layers: int = 3,
-                 mel_shift: float = -5.0, mel_scale: float = 2.5):
-        super().__init__()
-        self.mel_shift, self.mel_scale = mel_shift, mel_scale
-        self.scales = nn.ModuleList(PatchDiscriminator(channels, num_layers) for _ in range(num_scales))
-
-    @classmethod
-    def from_config(cls, cfg: VAEConfig) -> "MelDiscriminator":
-        return cls(cfg.disc_channels, cfg.disc_scales, cfg.disc_layers, cfg.mel_shift, cfg.mel_scale)
-
-    def forward(self, mel: torch.Tensor) -> list[torch.Tensor]:
-        x = ((mel - self.mel_shift) / self.mel_scale).unsqueeze(1)
-        out = []
-        for s, d in enumerate(self.scales):
-            if s:
-                x = F.avg_pool2d(x, (1, 2), ceil_mode=True)
-            out.append(d(x))
-        return out
-
-
-# ---------------------------------------------------------------------------------------
-# losses
-# ---------------------------------------------------------------------------------------
-
-def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None,
-                        time_dim: int = -1) -> torch.Tensor:
-    """Mean absolute error over the valid frames (L1, as the LDM/Make-An-Audio VAEs).
-
-    x, x_hat: same shape with time on `time_dim` (-1 for mels [B, 80, T], 1 for poses
-    [B, T, 14, 2]); mask [B, T] bool. Every valid element counts once, so long items weigh
-    more than short ones, like unpadded data would.
-    """
-    err = (x_hat.float() - x.float()).abs()
-    if mask is None:
-        return err.mean()
-    td = time_dim % x.ndim
-    shape = [1] * x.ndim
-    shape[0], shape[td] = x.shape[0], x.shape[td]
-    m = mask.reshape(shape).to(err.dtype)
-    per_frame = err.numel() // (x.shape[0] * x.shape[td])
-    return (err * m).sum() / (m.sum() * per_frame).clamp(min=1.0)
-
-
-def kl_loss(posterior: DiagonalGaussian, mask: torch.Tensor | None = None) -> torch.Tensor:
-    """KL to N(0, I) per valid latent element, averaged over the batch's valid elements.
-
-    mask: latent-resolution mask [B, T'] (defaults to the posterior's own). Being a mean
-    per element, like reconstruction_loss, its weight (1e-5) does not depend on T.
-    """
-    return posterior.kl(mask).sum() / posterior.num_valid(mask).sum().clamp(min=1.0)
-
-
-def generator_adv_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """LSGAN generator loss: mean over scales of mean((1 - D(fake))^2)."""
-    return sum((1.0 - f.float()).pow(2).mean() for f in fake_logits) / len(fake_logits)
-
-
-def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
-    """LSGAN discriminator loss: mean over scales of mean((1 - D(real))^2) + mean(D(fake)^2)."""
-    total = sum((1.0 - r.float()).pow(2).mean() + f.float().pow(2).mean()
-                for r, f in zip(real_logits, fake_logits))
-    return total / len(real_logits)
-
-
-# ---------------------------------------------------------------------------------------
-# training steps (pure torch; the trainer owns data, schedules, logging, checkpoints)
-# ---------------------------------------------------------------------------------------
-
-@dataclass
-class StageConfig:
-    kl_weight: float = 1e-5          # appendix A.2, both stages
-    adv_weight: float = 0.5          # stage 1 GAN weight (appendix A.2)
-    contrast_weight: float = 0.2     # stage 2 rhythmic contrast (paper: 1 on its own loss scale; docs/bicor_vae.md)
-    adv_start_step: int = 0          # stage 1: no GAN (neither G term nor D update) before this step
-    sample_posterior: bool = True    # decode a posterior sample (False: the mean)
-
-
-def _autocast(spec, device: torch.device):
-    """None -> no autocast; a dtype -> torch.autocast on the batch's device with it;
-    anything else is taken as a zero-argument factory of a context manager."""
-    if spec is None:
-        return contextlib.nullcontext()
-    if isinstance(spec, torch.dtype):
-        return torch.autocast(device_type=device.type, dtype=spec)
-    return spec()
-
-
-def _optimizer_params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for g in opt.param_groups for p in g["params"]]
-
-
-def _f(t: torch.Tensor) -> float:
-    return float(t.detach())
-
-
-def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, grad_clip: float | None) -> float | None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = None
-    if grad_clip is not None:
-        norm = float(torch.nn.utils.clip_grad_norm_(_optimizer_params(opt), grad_clip))
-    opt.step()
-    return norm
-
-
-def music_stage_step(model: BiCoRVAE, disc: MelDiscriminator, batch: dict,
-                     opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                     cfg: StageConfig | None = None, *, step: int = 0, autocast=None,
-                     grad_clip: float | None = None,
-                     generator: torch.Generator | None = None) -> dict[str, float]:
-    """One stage-1 update: the music VAE (generator) first, then the discriminator.
-
-    Generator loss: L1 + kl_weight * KL + adv_weight * LSGAN(D(mel_hat)); discriminator
-    loss: LSGAN(D(mel), D(mel_hat.detach())). With a mask, padded frames of the
-    reconstruction are replaced by the input's before D sees them, so D gets no signal
-    there. opt_g should hold model.stage_parameters(1), opt_d disc.parameters().
-    """
-    cfg = cfg or StageConfig()
-    mel, mask = batch["mel"], batch.get("mask")
-    T = mel.shape[-1]
-    use_adv = cfg.adv_weight > 0 and step >= cfg.adv_start_step
-    model.music.train()
-    disc.train()
-
-    # generator update; D's weights get no gradient from it
-    disc.requires_grad_(False)
-    with _autocast(autocast, mel.device):
-        post = model.encode_music(mel, mask)
-        z = post.sample(generator) if cfg.sample_posterior else post.mean
-        mel_hat = model.decode_music(z, T, post.mask).float()
-    rec = reconstruction_loss(mel, mel_hat, mask)
-    kl = kl_loss(post)
-    loss = rec + cfg.kl_weight * kl
-    fake = mel_hat if mask is None else torch.where(mask[:, None, :], mel_hat, mel)
-    g_adv = torch.zeros((), device=mel.device)
-    if use_adv:
-        with _autocast(autocast, mel.device):
-            g_adv = generator_adv_loss(disc(fake))
-        loss = loss + cfg.adv_weight * g_adv
-    gnorm = _step(loss, opt_g, grad_clip)
-    disc.requires_grad_(True)
-
-    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "g_adv": _f(g_adv)}
-    if gnorm is not None:
-        out["grad_norm"] = gnorm
-    if use_adv:
-        with _autocast(autocast, mel.device):
-            d_loss = discriminator_loss(disc(mel), disc(fake.detach()))
-        dnorm = _step(d_loss, opt_d, grad_clip)
-        out["d_loss"] = _f(d_loss)
-        if dnorm is not None:
-            out["d_grad_norm"] = dnorm
-    return out
-
-
-def motion_stage_step(model: BiCoRVAE, batch: dict, opt: torch.optim.Optimizer,
-                      cfg: StageConfig | None = None, *, autocast=None,
-                      grad_clip: float | None = None,
-                      generator: torch.Generator | None = None) -> dict[str, float]:
-    """One stage-2 update of the motion VAE: L1 + kl_weight * KL + contrast_weight * the
-    rhythmic contrastive loss between the motion and (frozen) music posterior means.
-
-    The music VAE runs in eval mode under no_grad, so its parameters cannot change even if
-    opt holds them. opt should hold model.stage_parameters(2).
-    """
-    cfg = cfg or StageConfig()
-    mel, pose, amp, mask = batch["mel"], batch["pose"], batch["amp"], batch.get("mask")
-    T = pose.shape[1]
-    if mel.shape[-1] != T or amp.shape[-1] != T:
-        raise ValueError(f"mel {tuple(mel.shape)}, pose {tuple(pose.shape)} and amp {tuple(amp.shape)} "
-                         "must share the frame axis")
-    model.music.eval()
-    model.motion.train()
-    model.contrast.train()
-    with torch.no_grad(), _autocast(autocast, mel.device):
-        music_latent = model.encode_music(mel, mask).mean.float()
-    with _autocast(autocast, pose.device):
-        post = model.encode_motion(pose, mask)
-        z = post.sample(generator) if cfg.sample_posterior else post.mean
-        pose_hat = model.decode_motion(z, T, post.mask).float()
-    rec = reconstruction_loss(pose, pose_hat, mask, time_dim=1)
-    kl = kl_loss(post)
-    con = model.contrast(post.mean.float(), music_latent, amp, model.factor, mask, generator)
-    loss = rec + cfg.kl_weight * kl + cfg.contrast_weight * con
-    norm = _step(loss, opt, grad_clip)
-    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "contrast": _f(con),
-           "temperature": _f(model.contrast.temperature)}
-    if norm is not None:
-        out["grad_norm"] = norm
-    return out

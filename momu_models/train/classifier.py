@@ -8,7 +8,7 @@ are random crops of the train clips (mirrored and rescaled at random), as for th
 trainers; validation classifies whole val clips (what the metrics later encode) and reports
 accuracy next to chance, the accuracy of the best constant answer (the largest val class).
 
-The loop follows train_vae.py: an endless resumable BatchStream, safetensors checkpoints
+The loop follows train/vae.py: an endless resumable BatchStream, safetensors checkpoints
 (`--resume` continues exactly), metrics.jsonl/.csv (+ TensorBoard), torchrun gradient
 averaging, and `model.safetensors` + `config.json` (encoder config, label, class list,
 final val metrics) at the end.
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import math
 import tarfile
 import time
@@ -27,44 +28,40 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from momu_data.io import write_json
+from momu_data.loader import loader, shard_urls
 from momu_data.manifest import LABELS
 from momu_data.skeleton import MIRROR
 
 from momu_models.device import resolve_device
-from momu_models.train import distributed as D
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.models.motion_encoder import PRESETS, MotionClassifier
+from momu_models.train import distributed as D
+from momu_models.train.args import TrainArgs
+from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, crop_frames, grad_sync_hooks, to_device
 from momu_models.train.runlog import RunLog
-from momu_models.train.loop import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
-class ClassifierTrainConfig:
-    shards: str = "shards"
+class ClassifierTrainConfig(TrainArgs):
+    # shared fields (train/args.py) whose default differs here
     run_dir: str = "runs/classifier"
-    label: str = "genre"
-    preset: str = "small"
-    steps: int = 1000
     batch_size: int = 16
-    crop_seconds: float = 4.0
     # The paper fine-tunes a pretrained MotionBert with Adam at 1e-4 for 100 epochs; this
     # encoder starts from scratch and is small, so it takes a larger rate.
     lr: float = 1e-3
-    weight_decay: float = 0.01
     warmup_steps: int = 50
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    shuffle_buffer: int = 256
     val_every: int = 200
     ckpt_every: int = 200
-    log_every: int = 10
     val_batches: int = 50
+    # the classifier trainer's own
+    label: str = "genre"  # the manifest label to predict (momu_data.manifest.LABELS)
+    steps: int = 1000
     # Random left-right mirror and +-10% scale of each train crop: a label never depends on
     # them, and with a few dozen clips the encoder otherwise memorises bodies, not movement.
     augment: bool = True
-    resume: bool = False
 
 
 def lr_factor(step: int, warmup: int, total: int) -> float:
@@ -79,8 +76,6 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
 def label_counts(shards, split: str, label: str) -> Counter:
     """{value: clips} of one label over a split's shards ("" counts the unlabelled clips).
     Reads only the meta.json members of the tars, so it is quick even for large shards."""
-    from momu_data.loader import shard_urls
-
     counts: Counter = Counter()
     for url in shard_urls(shards, split):
         if Path(url).is_file():
@@ -128,8 +123,6 @@ def validate(model: MotionClassifier, cfg: ClassifierTrainConfig, device) -> dic
     """Accuracy and loss on whole val clips (train if there is no val split), and chance:
     the accuracy of the best constant answer on these clips (the largest class's share),
     which no classifier that ignores the motion can beat."""
-    from momu_data.loader import loader
-
     root = Path(cfg.shards)
     split = "val" if list((root / "val").glob("*.tar")) else "train"
     index = {c: i for i, c in enumerate(model.classes)}
@@ -144,7 +137,7 @@ def validate(model: MotionClassifier, cfg: ClassifierTrainConfig, device) -> dic
         sel = [k for k, m in enumerate(b["meta"]) if keep({"meta": m})]
         if not sel:
             continue
-        b = _to(b, device)
+        b = to_device(b, device)
         y = targets({"meta": [b["meta"][k] for k in sel]}, cfg.label, index, device)
         logits = model(b["pose"][sel], b["mask"][sel])
         loss += float(F.cross_entropy(logits.float(), y, reduction="sum"))
@@ -186,7 +179,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
 
     ck = latest_checkpoint(run) if cfg.resume else None
     if cfg.resume and ck is None and D.is_main():
-        print(f"no checkpoint in {run}/checkpoints: starting from scratch")
+        log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
         if saved.get("encoder") != mcfg.to_dict() or saved.get("classes") != classes or saved.get("label") != cfg.label:
@@ -199,14 +192,13 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
         step = state["step"]
         epoch, consumed = state["data"]["epoch"], state["data"]["consumed"]
 
-    hooks = _grad_sync_hooks([model], world) if world > 1 else []
-    log = RunLog(run, enabled=D.is_main())
+    hooks = grad_sync_hooks([model], world) if world > 1 else []
+    runlog = RunLog(run, enabled=D.is_main())
     if D.is_main():
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
-        print(f"{cfg.label}: {len(classes)} classes, train clips per class "
-              + ", ".join(f"{c} {counts[c]}" for c in classes)
-              + (f"; {counts['']} unlabelled skipped" if counts.get("") else ""))
+        write_json(run / "train_config.json", asdict(cfg))
+        log.info("%s: %d classes, train clips per class %s%s", cfg.label, len(classes),
+                 ", ".join(f"{c} {counts[c]}" for c in classes),
+                 f"; {counts['']} unlabelled skipped" if counts.get("") else "")
     stream = BatchStream(cfg, crop_frames(cfg, model.factor), rank, world, epoch, consumed,
                          select=HasLabel(cfg.label, classes))
     autocast = torch.bfloat16 if device.type == "cuda" else None
@@ -215,7 +207,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     t_last, clips_since = time.perf_counter(), 0
     try:
         while step < cfg.steps:
-            batch = _to(next(stream), device)
+            batch = to_device(next(stream), device)
             y = targets(batch, cfg.label, index, device)
             pose = augment(batch["pose"], gen) if cfg.augment else batch["pose"]
             with torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext():
@@ -232,13 +224,13 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
                 dt = time.perf_counter() - t_last
                 out = {"loss": loss.item(), "acc": float((logits.argmax(-1) == y).float().mean()),
                        "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0], "clips_per_s": clips_since / dt}
-                log.log(step, out, prefix="train/")
+                runlog.log(step, out, prefix="train/")
                 bar.update(step, cfg.label, out["loss"], out["clips_per_s"])
                 t_last, clips_since = time.perf_counter(), 0
             if step % cfg.val_every == 0 or step == cfg.steps:
                 if D.is_main():
                     metrics = validate(model, cfg, device)
-                    log.log(step, metrics, prefix="val/")
+                    runlog.log(step, metrics, prefix="val/")
                     bar.note(step, metrics)
                 D.barrier()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
@@ -256,7 +248,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
                                         "val": metrics})
     finally:
         bar.close()
-        log.close()
+        runlog.close()
         for h in hooks:
             h.remove()
         D.cleanup()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,17 +19,23 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from momu_data.io import to_jsonable, write_json
+from momu_data.loader import loader
+from momu_data.timebase import FPS
+
 from momu_models.device import resolve_device
-from momu_models.train import distributed as D
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.diffusion.process import Diffusion
-from momu_models.models.dit import load_diffusion, PRESETS as DIT_PRESETS
-from momu_models.models.dit import DiT, DiTConfig, make_config
 from momu_models.generate.postprocess import mean_bone_lengths
-from momu_models.models.pretrained import save_pretrained
-from momu_models.train.runlog import RunLog
-from momu_models.train.loop import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards
+from momu_models.models.dit import PRESETS as DIT_PRESETS
+from momu_models.models.dit import DiT, DiTConfig, load_diffusion, make_config
 from momu_models.models.vae import BiCoRVAE
+from momu_models.train import distributed as D
+from momu_models.train.args import TrainArgs
+from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, grad_sync_hooks, to_device
+from momu_models.train.runlog import RunLog
+
+log = logging.getLogger(__name__)
 
 TASKS = ("motion2music", "music2motion")
 # Paper preset: lr 1.6e-5 with 10k warm-up steps (appendix B.3) for 200 epochs on 8 GPUs.
@@ -37,34 +44,26 @@ PRESET_LR = {"paper": (1.6e-5, 10000), "small": (1e-3, 100), "tiny": (2e-3, 5)}
 
 
 @dataclass
-class DiffusionTrainConfig:
-    shards: str = "shards"
-    task: str = "motion2music"
+class DiffusionTrainConfig(TrainArgs):
+    # shared fields (train/args.py) whose default differs here
     run_dir: str | None = None  # default runs/<task>
+    crop_seconds: float | None = None  # default: the DiT's max_len
+    lr: float | None = None  # default per preset (PRESET_LR)
+    warmup_steps: int | None = None  # default per preset (PRESET_LR)
+    weight_decay: float = 0.0
+    val_every: int = 500
+    ckpt_every: int = 500
+    val_batches: int = 10
+    # the diffusion trainer's own
+    task: str = "motion2music"
     vae: str = "runs/vae"
-    preset: str = "small"
     positions: str | None = None  # DiT position layout, "aligned" or "offset" (default: the preset's)
     frame_cond: bool | None = None  # DiTConfig.frame_cond (default: the preset's)
     init: str | None = None  # start from the weights of a finished diffusion run (fine-tuning)
     steps: int = 3000
-    batch_size: int = 8
-    crop_seconds: float | None = None  # default: the DiT's max_len
-    lr: float | None = None  # default per preset (PRESET_LR)
-    warmup_steps: int | None = None
-    weight_decay: float = 0.0
     p_uncond: float = 0.1
     ema_decay: float = 0.999
-    grad_clip: float = 1.0
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    shuffle_buffer: int = 256
-    val_every: int = 500
-    ckpt_every: int = 500
-    log_every: int = 10
-    val_batches: int = 10
     stats_batches: int = 20  # batches for the latent scales and the mean bone lengths
-    resume: bool = False
 
 
 def load_vae(path) -> BiCoRVAE:
@@ -97,7 +96,7 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
     sums = {"music": [0.0, 0.0, 0.0], "motion": [0.0, 0.0, 0.0]}
     poses = []
     for _ in range(cfg.stats_batches):
-        b = _to(next(stream), device)
+        b = to_device(next(stream), device)
         mu, mo, lm = encode_pair(vae, b, {"music": 1.0, "motion": 1.0})
         m = lm[:, None].float()
         for name, z in (("music", mu), ("motion", mo)):
@@ -129,8 +128,6 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     evaluations), conditional and unconditional, over `val_batches` batches. A val split
     smaller than that is read again with new noise levels: one draw of diffusion steps for a
     handful of clips swings the loss by a factor of two."""
-    from momu_data.loader import loader
-
     root = Path(cfg.shards)
     split = "val" if list((root / "val").glob("*.tar")) else "train"
     dit.eval()
@@ -150,7 +147,7 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     for i, b in enumerate(batches()):
         if i >= cfg.val_batches:
             break
-        b = _to(b, device)
+        b = to_device(b, device)
         mu, mo, lm = encode_pair(vae, b, stats["latent_scales"])
         lm = lm[:, : dit.config.max_len]
         mu, mo = mu[..., : dit.config.max_len], mo[..., : dit.config.max_len]
@@ -183,7 +180,7 @@ def init_from_run(dit: DiT, cfg: DiffusionTrainConfig) -> dict:
     dit.load_state_dict(state, strict=False)
     new = sorted(k for k in own if k not in state)
     if new and D.is_main():
-        print(f"--init {cfg.init}: loaded; new (initialised here): {', '.join(new)}")
+        log.info("--init %s: loaded; new (initialised here): %s", cfg.init, ", ".join(new))
     return {"latent_scales": saved["latent_scales"], "bone_lengths": saved["bone_lengths"]}
 
 
@@ -220,16 +217,14 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
     max_frames = dcfg.max_len * vae.factor
-    from momu_data.timebase import FPS
-
     frames = max_frames if cfg.crop_seconds is None else min(max_frames, int(cfg.crop_seconds * FPS))
     frames -= frames % vae.factor
     step, epoch, consumed = 0, 0, 0
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
         # Fields a checkpoint predates take their DiTConfig default (e.g. frame_cond = False).
-        was = json.loads(json.dumps(DiTConfig.from_dict(saved.get("dit_config", {})).to_dict()))
-        now = json.loads(json.dumps(dcfg.to_dict()))
+        was = to_jsonable(DiTConfig.from_dict(saved.get("dit_config", {})).to_dict())
+        now = to_jsonable(dcfg.to_dict())
         if was != now:
             diff = ", ".join(f"{k} {was[k]!r} (now {now[k]!r})" for k in now if was.get(k) != now[k])
             raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r} and {diff}: "
@@ -242,13 +237,12 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     else:
         if cfg.resume and D.is_main():
             start = f"the weights of {cfg.init}" if cfg.init else "scratch"
-            print(f"no checkpoint in {run}/checkpoints: starting from {start}")
+            log.info("no checkpoint in %s/checkpoints: starting from %s", run, start)
         stats = init_stats or data_statistics(vae, cfg, device, frames)
-    hooks = _grad_sync_hooks([dit], world) if world > 1 else []
-    log = RunLog(run, enabled=D.is_main())
+    hooks = grad_sync_hooks([dit], world) if world > 1 else []
+    runlog = RunLog(run, enabled=D.is_main())
     if D.is_main():
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        write_json(run / "train_config.json", asdict(cfg))
     stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     bar = Bar(cfg.steps, step, enabled=progress and D.is_main(), name=cfg.task)
@@ -256,7 +250,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     t_last, clips_since = time.perf_counter(), 0
     try:
         while step < cfg.steps:
-            b = _to(next(stream), device)
+            b = to_device(next(stream), device)
             mu, mo, lm = encode_pair(vae, b, stats["latent_scales"])
             x0, cond = (mu, mo) if cfg.task == "motion2music" else (mo, mu)
             dit.train()
@@ -277,13 +271,13 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.perf_counter() - t_last
                 thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / vae.factor / dt}
-                log.log(step, {"loss": float(loss.detach()), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
+                runlog.log(step, {"loss": float(loss.detach()), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
                 bar.update(step, "train", float(loss.detach()), thr["clips_per_s"])
                 t_last, clips_since = time.perf_counter(), 0
             if step % cfg.val_every == 0 or step == cfg.steps:
                 if D.is_main():
                     metrics = validate(ema, vae, diffusion, cfg, stats, device)
-                    log.log(step, metrics, prefix="val/")
+                    runlog.log(step, metrics, prefix="val/")
                     bar.note(step, metrics)
                 D.barrier()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
@@ -297,14 +291,14 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         if world > 1:
             D.check_in_sync([dit], device)
         if D.is_main():
-            save_pretrained(ema, run, {
+            ema.save_pretrained(run, {
                 "task": cfg.task, "preset": cfg.preset, "dit": dcfg.to_dict(), "steps": step,
                 "vae": str(Path(cfg.vae).resolve()), "vae_config": vae.cfg.to_dict(),
                 "latent_fps": vae.cfg.latent_fps, "factor": vae.factor, **stats, "val": metrics,
             })
     finally:
         bar.close()
-        log.close()
+        runlog.close()
         for h in hooks:
             h.remove()
         D.cleanup()

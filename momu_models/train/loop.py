@@ -1,12 +1,17 @@
 """Training plumbing shared by the trainers: an endless, resumable batch stream over the
-train shards, shard checks with one-line errors, gradient averaging under torchrun, and
-a progress bar. The trainers themselves stay one readable loop each."""
+train shards, shard checks with one-line errors, steps per epoch, gradient averaging under
+torchrun, and a progress bar. The trainers themselves stay one readable loop each."""
 from __future__ import annotations
 
+import os
+import random
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
+from momu_data.timebase import FPS
 
 
 class TrainError(Exception):
@@ -15,8 +20,6 @@ class TrainError(Exception):
 
 def crop_frames(cfg, factor: int) -> int:
     """cfg.crop_seconds as mel frames, a whole number of latent frames."""
-    from momu_data.timebase import FPS
-
     n = int(round(cfg.crop_seconds * FPS))
     return max(factor, n - n % factor)  # whole latent frames
 
@@ -36,8 +39,6 @@ class BatchStream:
 
     def _epoch_loader(self):
         import webdataset as wds
-
-        from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
 
         urls = shard_urls(self.cfg.shards, "train")
         # Shard order is seeded per epoch and equal on every rank, then split by rank.
@@ -86,19 +87,16 @@ def _all_shards(urls):
 
 
 def _py_rng(seed: int):
-    import random
-
     return random.Random(seed)
 
 
-def _to(batch: dict, device) -> dict:
+def to_device(batch: dict, device) -> dict:
+    """The batch with its tensors moved to `device` (other entries, e.g. keys, as they are)."""
     return {k: (v.to(device, non_blocking=True) if torch.is_tensor(v) else v) for k, v in batch.items()}
 
 
 def check_shards(cfg) -> dict:
     """Fail early, in one line, on a missing/empty shard folder or shards of another format."""
-    from momu_data.loader import shard_urls
-
     root = Path(cfg.shards)
     if not root.exists():
         raise TrainError(f"shard folder {root} does not exist: build it with `momu-data shard`")
@@ -121,7 +119,19 @@ def check_shards(cfg) -> dict:
     return {"train_urls": len(urls)}
 
 
-def _grad_sync_hooks(modules, world: int):
+def steps_per_epoch(shards, batch_size: int, world: int | None = None) -> int:
+    """Batches of one pass over the train split, per process: train clips of the shard
+    manifest // (batch_size * world); world defaults to torchrun's WORLD_SIZE (1 without)."""
+    import pyarrow.parquet as pq
+
+    world = world or int(os.environ.get("WORLD_SIZE", "1"))
+    man = Path(shards) / "manifest.parquet"
+    if not man.exists():
+        raise TrainError(f"{man} not found: --epochs needs the shard manifest")
+    n = sum(1 for r in pq.read_table(man, columns=["split"]).to_pylist() if r["split"] == "train")
+    return max(1, n // (batch_size * world))
+
+def grad_sync_hooks(modules, world: int):
     """Average each parameter's gradient across ranks as soon as it is accumulated."""
     import torch.distributed as dist
 

@@ -11,6 +11,7 @@ ranks after every backward pass (the semantics of DistributedDataParallel).
 from __future__ import annotations
 
 import json
+import logging
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -18,13 +19,21 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from momu_data.io import to_jsonable, write_json
+from momu_data.loader import loader
+
 from momu_models.device import resolve_device
-from momu_models.train import distributed as D
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from momu_models.models.contrastive import RhythmicContrastConfig, retrieval_accuracy
+from momu_models.models.discriminator import MelDiscriminator
+from momu_models.models.vae import PRESETS, BiCoRVAE
+from momu_models.train import distributed as D
+from momu_models.train.args import TrainArgs
+from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, crop_frames, grad_sync_hooks, to_device
 from momu_models.train.runlog import RunLog
-from momu_models.train.loop import Bar, BatchStream, TrainError, _grad_sync_hooks, _to, check_shards, crop_frames
-from momu_models.models.vae import PRESETS, BiCoRVAE, MelDiscriminator, StageConfig, music_stage_step, motion_stage_step
+from momu_models.train.vae_steps import StageConfig, motion_stage_step, music_stage_step
+
+log = logging.getLogger(__name__)
 
 STAGES = {"music": ("music",), "motion": ("motion",), "all": ("music", "motion")}
 # Stage-2 (motion VAE) learning rate per preset. The paper trains at 2e-4 for 300 epochs on
@@ -34,33 +43,16 @@ MOTION_LR = {"paper": 2e-4, "small": 1e-3, "tiny": 1e-3}
 
 
 @dataclass
-class VAETrainConfig:
-    shards: str = "shards"
-    run_dir: str = "runs/vae"
-    preset: str = "small"
-    stage: str = "all"
+class VAETrainConfig(TrainArgs):
+    # The shared fields (train/args.py) have the VAE's defaults: run_dir runs/vae, lr 2e-4, ...
+    stage: str = "all"  # music, motion or all (STAGES)
     music_steps: int = 2000
     motion_steps: int = 2000
-    batch_size: int = 8
-    crop_seconds: float = 4.0
-    lr: float = 2e-4  # appendix A.2 (stage 1, and stage 2 of the paper preset)
     motion_lr: float | None = None  # stage 2; default MOTION_LR[preset]
-    weight_decay: float = 0.01
-    warmup_steps: int = 100
-    grad_clip: float = 1.0
     # The paper's weight is 1 against its reconstruction loss, whose normalisation it does not
     # give; ours is a per-element mean, against which 1 lets the contrast drown reconstruction.
     # 0.2 measured better on both counts (docs/bicor_vae.md). 0: ablation #3, no contrast.
     contrast_weight: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    num_workers: int = 0
-    shuffle_buffer: int = 256
-    val_every: int = 250
-    ckpt_every: int = 250
-    log_every: int = 10
-    val_batches: int = 20
-    resume: bool = False
     init: str | None = None  # stage motion: a finished run whose music VAE to start from
 
 
@@ -68,8 +60,6 @@ class VAETrainConfig:
 def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
     """Reconstruction L1 of both VAEs (posterior means) and motion-to-music retrieval
     accuracy of latent windows, on the val split (falls back to train if val is empty)."""
-    from momu_data.loader import loader
-
     root = Path(cfg.shards)
     split = "val" if list((root / "val").glob("*.tar")) else "train"
     model.eval()
@@ -79,7 +69,7 @@ def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
     for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
         if i >= cfg.val_batches:
             break
-        b = _to(b, device)
+        b = to_device(b, device)
         mask = b["mask"]
         m = mask[:, None, :].float()
         pm = model.encode_music(b["mel"], mask)
@@ -133,10 +123,10 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
 
     ck = latest_checkpoint(run) if cfg.resume else None
     if cfg.resume and ck is None and D.is_main():
-        print(f"no checkpoint in {run}/checkpoints: starting from scratch")
+        log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
-        if saved.get("vae_config") != json.loads(json.dumps(vcfg.to_dict())):  # JSON has lists, not tuples
+        if saved.get("vae_config") != to_jsonable(vcfg.to_dict()):  # JSON has lists, not tuples
             raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
                              f"pass --preset {saved.get('preset')} or another --run-dir")
         state = load_checkpoint(ck, {"vae": model, "disc": disc}, opts)
@@ -158,11 +148,10 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
             raise TrainError(f"{src} holds a VAE of another preset than {cfg.preset!r}")
         model.music.load_state_dict(trained.music.state_dict())
 
-    hooks = _grad_sync_hooks([model, disc], world) if world > 1 else []
-    log = RunLog(run, enabled=D.is_main())
+    hooks = grad_sync_hooks([model, disc], world) if world > 1 else []
+    runlog = RunLog(run, enabled=D.is_main())
     if D.is_main():
-        run.mkdir(parents=True, exist_ok=True)
-        (run / "train_config.json").write_text(json.dumps(asdict(cfg), indent=1))
+        write_json(run / "train_config.json", asdict(cfg))
     frames = crop_frames(cfg, model.factor)
     stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
     autocast = torch.bfloat16 if device.type == "cuda" else None
@@ -175,7 +164,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
             stage, n_steps = plan[stage_idx]
             stage_start = sum(n for _, n in plan[:stage_idx])
             while step < stage_start + n_steps:
-                batch = _to(next(stream), device)
+                batch = to_device(next(stream), device)
                 if stage == "music":
                     out = music_stage_step(model, disc, batch, opts["music"], opts["disc"], stage_cfg, step=step,
                                            autocast=autocast, grad_clip=cfg.grad_clip, generator=gen)
@@ -189,14 +178,14 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                 if step % cfg.log_every == 0 or step == stage_start + n_steps:
                     dt = time.perf_counter() - t_last
                     thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / model.factor / dt}
-                    log.log(step, {**{f"{stage}/{k}": v for k, v in out.items()}, **thr})
+                    runlog.log(step, {**{f"{stage}/{k}": v for k, v in out.items()}, **thr})
                     bar.update(step, stage, out["loss"], thr["clips_per_s"])
                     t_last, clips_since = time.perf_counter(), 0
                 finished_stage = step == stage_start + n_steps
                 if step % cfg.val_every == 0 or finished_stage:
                     if D.is_main():
                         metrics = validate(model, cfg, device, stage)
-                        log.log(step, metrics, prefix="val/")
+                        runlog.log(step, metrics, prefix="val/")
                         bar.note(step, metrics)
                     D.barrier()
                 if step % cfg.ckpt_every == 0 or finished_stage:
@@ -218,7 +207,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                                         "contrast_weight": cfg.contrast_weight, "val": metrics})
     finally:
         bar.close()
-        log.close()
+        runlog.close()
         for h in hooks:
             h.remove()
         D.cleanup()

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data.skeleton import COCO17_TO_14
-from momu_data.pose.track import PoseTrack
 from momu_data.media import MediaError
+from momu_data.pose.importers.common import check_fps, make_track
+from momu_data.pose.track import PoseTrack
 from momu_data.safe_pickle import UnsafePickleError, safe_load
-from momu_data.pose.importers import check_fps, make_track
+from momu_data.skeleton import COCO17_TO_14
 
 WIDTH, HEIGHT = 1920, 1080
 AIST_FPS = 60.0

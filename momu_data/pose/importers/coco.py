@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data.skeleton import COCO17_TO_14
-from momu_data.pose.track import PoseTrack
 from momu_data.media import MediaError
-from momu_data.pose.importers import check_fps, make_track, trailing_number
+from momu_data.pose.importers.common import check_fps, make_track, trailing_number
+from momu_data.pose.track import PoseTrack
+from momu_data.skeleton import COCO17_TO_14
 
 _KEYPOINT_COUNTS = (17, 26, 133, 136)  # COCO-17, Halpe-26, COCO-WholeBody, Halpe-136
 

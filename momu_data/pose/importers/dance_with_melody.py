@@ -41,9 +41,14 @@ from pathlib import Path
 
 import numpy as np
 
+from momu_data.features import directogram, kinematic_flux
+from momu_data.media import MediaError, load_audio
+from momu_data.pose.importers.common import make_track
+from momu_data.pose.interpolate import resample
 from momu_data.pose.track import PoseTrack
-from momu_data.media import MediaError
-from momu_data.pose.importers import make_track
+from momu_data.skeleton import map_keypoints
+from momu_data.timebase import FPS as MEL_FPS
+from momu_data.timebase import HOP
 
 FPS = 25.0
 VIEWS = ("fixed", "frontal")
@@ -223,10 +228,6 @@ def audio_start(path) -> float:
 def _flux(xy: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Kinematic flux (eq. 2, unnormalised) of a 2D motion [L, J, 2] on the mel time base,
     starting at times[0]."""
-    from momu_data.timebase import FPS as MEL_FPS
-    from momu_data.pose.interpolate import resample
-    from momu_data.features import directogram, kinematic_flux
-
     t = times[0] + np.arange(int((times[-1] - times[0]) * MEL_FPS) + 1) / MEL_FPS
     return kinematic_flux(directogram(resample(xy.astype(np.float32), times, t)))
 
@@ -235,8 +236,6 @@ def _standardise(x: np.ndarray) -> np.ndarray:
     """Remove a 2 s moving average (loudness and activity changes, not beats) and scale to
     unit variance."""
     from scipy.ndimage import uniform_filter1d
-
-    from momu_data.timebase import FPS as MEL_FPS
 
     x = np.asarray(x, dtype=np.float64)
     x = x - uniform_filter1d(x, int(2 * MEL_FPS))
@@ -270,9 +269,6 @@ def _envelopes(dance: Dance, y: np.ndarray, a0: float, sr: int, scale: float = 1
     motion covers, on the mel time base."""
     import librosa
 
-    from momu_data.timebase import FPS as MEL_FPS
-    from momu_data.timebase import HOP
-
     times = a0 + (dance.start_position + scale * np.arange(len(dance))) / FPS
     fluxes = [_flux(map_to_14(project(dance, v)), times) for v in VIEWS]
     env = librosa.onset.onset_strength(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=HOP)
@@ -284,8 +280,6 @@ def _envelopes(dance: Dance, y: np.ndarray, a0: float, sr: int, scale: float = 1
 def _scale_corr(a_music: np.ndarray, a_motion: np.ndarray, grid: np.ndarray, stretch: float = 1.0) -> np.ndarray:
     """Correlation of the music's autocorrelation (optionally as if played `stretch` times
     slower) with the motion's stretched by each scale in grid, over the fitted lags."""
-    from momu_data.timebase import FPS as MEL_FPS
-
     lags = np.arange(int(FIT_MAX_LAG_S * MEL_FPS)) / MEL_FPS
     lo = int(FIT_MIN_LAG_S * MEL_FPS)
     music = np.interp(lags[lo:] * stretch, np.arange(len(a_music)) / MEL_FPS, a_music)
@@ -317,8 +311,6 @@ def fit_time_scale(dance: Dance, y: np.ndarray, a0: float = 0.0, sr: int = 16000
     the scale stays 1. This is conservative for music with strong bar-level periodicity
     (waltz), whose stretched copies still match well.
     """
-    from momu_data.timebase import FPS as MEL_FPS
-
     env, fluxes = _envelopes(dance, y, a0, sr)
     if len(env) < 4 * FIT_MAX_LAG_S * MEL_FPS:  # too short to see a 1 % stretch
         return ScaleFit(1.0, 1.0, float("nan"), float("nan"), float("nan"), False)
@@ -336,8 +328,6 @@ def fit_time_scale(dance: Dance, y: np.ndarray, a0: float = 0.0, sr: int = 16000
 
 def map_to_14(xy23: np.ndarray) -> np.ndarray:
     """[L, 23, 2] -> [L, 14, 2] in the paper's joint order."""
-    from momu_data.skeleton import map_keypoints
-
     xy, _ = map_keypoints(xy23, np.ones(xy23.shape[:-1], np.float32), DWM23_TO_14)
     return xy
 
@@ -365,8 +355,6 @@ def load_dance_with_melody(path, views="fixed", time_scale="none", time_offset="
     meta: dict = {**dance_labels(dance.name), "music": dance.name, "start_position": dance.start_position,
                   "end_position": dance.end_position}
     if scale_opt == "fit":
-        from momu_data.media import load_audio
-
         y, a0 = load_audio(audio)
         fit = fit_time_scale(dance, y, a0)
         meta.update({"time_scale_best": fit.best, "time_scale_corr": round(fit.corr, 4),

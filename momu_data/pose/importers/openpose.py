@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data.skeleton import BODY25_TO_14
-from momu_data.pose.track import PoseTrack
 from momu_data.media import MediaError
-from momu_data.pose.importers import OPENPOSE_FILE_RE, check_fps, make_track, map_clean
+from momu_data.pose.importers.common import OPENPOSE_FILE_RE, check_fps, make_track, map_clean
+from momu_data.pose.track import PoseTrack
+from momu_data.skeleton import BODY25_TO_14
 
 COCO18_TO_14 = tuple(range(14))
 _LAYOUTS = {75: ("BODY_25", 25, BODY25_TO_14), 54: ("COCO-18", 18, COCO18_TO_14)}

@@ -32,17 +32,13 @@ reference is the musical beats of the ground-truth music (appendix B.5).
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from momu_data import timebase as _audio
-
 from momu_data import features
-from momu_data.media import AUDIO_EXTENSIONS  # noqa: F401  (re-exported: the files beats reads)
+from momu_data.timebase import SR
 
 DEFAULT_BIN_S = 1.0  # LORIS bins beats per second
 # Floating-point slack for bin edges and tolerance windows: 0.6 / 0.2 is 2.9999999999999996,
@@ -176,60 +172,11 @@ def aggregate(scores: list[PairScore]) -> dict:
     }
 
 
-# ---- beats of files ---------------------------------------------------------------------
+# ---- beats of signals -------------------------------------------------------------------
 
-MOTION_EXTENSIONS = (".npy",)
-
-
-def load_music(path) -> np.ndarray:
-    """Mono 16 kHz samples of any audio or video file (PyAV)."""
-    from momu_data.media import load_audio
-
-    y, _ = load_audio(path, sr=_audio.SR)
-    return y
-
-
-def music_beats(y: np.ndarray, sr: int = _audio.SR) -> np.ndarray:
+def music_beats(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """Onset times (s) with the appendix B.4 detector."""
     return features.onsets(y, sr)
-
-
-def motion_fps(path, fps: float | None = None) -> float:
-    """Frame rate of a motion .npy: its sidecar ``<stem>.json`` {"fps": ...}, else ``fps``.
-
-    The sidecar wins because it is written per file by whatever produced the motion; fps is
-    the fallback for files without one.
-    """
-    side = Path(path).with_suffix(".json")
-    if side.is_file():
-        try:
-            meta = json.loads(side.read_text())
-            val = float(meta["fps"])
-        except (OSError, ValueError, KeyError, TypeError) as e:
-            raise ValueError(f"{side}: cannot read 'fps' ({type(e).__name__}: {e})") from None
-        if not val > 0:
-            raise ValueError(f"{side}: fps must be positive, got {val}")
-        return val
-    if fps is None:
-        raise ValueError(f"{path}: no fps: write {side.name} with {{\"fps\": ...}} or pass --fps")
-    if not fps > 0:
-        raise ValueError(f"fps must be positive, got {fps}")
-    return float(fps)
-
-
-def load_motion(path) -> np.ndarray:
-    """A [T, 14, 2] pose sequence from .npy, checked for shape and finiteness."""
-    try:
-        pose = np.load(path, allow_pickle=False)
-    except (OSError, ValueError) as e:
-        raise ValueError(f"{path}: unreadable .npy ({type(e).__name__}: {e})") from None
-    if pose.ndim != 3 or pose.shape[1:] != (14, 2):
-        raise ValueError(f"{path}: expected a motion [T, 14, 2], got {list(pose.shape)}")
-    if pose.shape[0] < 2:
-        raise ValueError(f"{path}: motion has {pose.shape[0]} frame(s); need at least 2")
-    if not np.isfinite(pose).all():
-        raise ValueError(f"{path}: motion contains NaN/inf (fill gaps before evaluating)")
-    return pose.astype(np.float32)
 
 
 def motion_beats(pose: np.ndarray, fps: float) -> np.ndarray:

@@ -16,7 +16,7 @@ B.4's on motion features; a single "Diversity" number is the inter-diversity.
 """
 from __future__ import annotations
 
-from typing import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from scipy.spatial.distance import pdist

@@ -20,15 +20,14 @@ Embedders (all take mono 16 kHz float audio and return one row per window):
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from momu_data import timebase as _audio
-
 from momu_data import features
-
+from momu_data import timebase as _audio
+from momu_models.evaluate.files import load_music
 from momu_models.evaluate.metrics.frechet import frechet_from_features
 
 SR = _audio.SR
@@ -155,7 +154,7 @@ def _map_vggish_keys(sd: dict) -> dict:
     for k, v in sd.items():
         if k.startswith("module."):
             k = k[len("module."):]
-        if k.startswith("pproc.") or k.startswith("_pca") or "pca_" in k:
+        if k.startswith(("pproc.", "_pca")) or "pca_" in k:
             continue
         k = k.replace("features_network.", "features.").replace("embedding_network.", "embeddings.")
         out[k] = v
@@ -271,8 +270,7 @@ def embed_files(paths, embedder: Embedder, loader=None) -> tuple[np.ndarray, lis
     A file too short for one window (0.96 s) is an error rather than silently skipped:
     dropping clips changes the statistics that FAD compares.
     """
-    if loader is None:
-        from momu_models.evaluate.metrics.beats import load_music as loader
+    loader = loader or load_music
     rows, counts, short = [], [], []
     for p in paths:
         e = embedder.embed(loader(p), SR)

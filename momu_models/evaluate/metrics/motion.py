@@ -15,7 +15,7 @@ Features and logits come from `momu_models.models.motion_encoder.encode_motions`
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

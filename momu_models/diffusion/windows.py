@@ -1,0 +1,95 @@
+"""Long sequences: overlapping windows of a model's max_len and how they are joined.
+
+Past a model's ``max_len`` the samplers generate window by window (``window_starts``): each
+new window holds its first frames to the previous result by inpainting at every DDIM step
+(Diffusion.replace_known), then the overlap is crossfaded (or cut) into the output
+(``blend_overlap``). ``sliding_windows`` runs that loop for any per-window sampler.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+
+def window_starts(total: int, window: int, overlap: int) -> list[int]:
+    """Start frames of the windows covering [0, total): hop = window - overlap; the last
+    window is moved back to end exactly at `total`, so every window is full length (the
+    lengths the model was trained on) and overlaps its predecessor by at least `overlap`."""
+    if window < 1:
+        raise ValueError(f"window must be positive, got {window}")
+    if not 0 <= overlap < window:
+        raise ValueError(f"overlap must be in [0, window={window}), got {overlap}")
+    starts = [0]
+    while starts[-1] + window < total:
+        starts.append(min(starts[-1] + window - overlap, total - window))
+    return starts
+
+
+def blend_overlap(prev: torch.Tensor, new: torch.Tensor, blend: str) -> torch.Tensor:
+    """Join the previous result and a new window over their n shared frames (last axis).
+
+    crossfade: linear, the new window's weight rising (j + 1) / (n + 1) so both ends keep a
+    little of the other and neither seam is a jump; cut: previous frames up to the middle of
+    the overlap, the new window's after it.
+    """
+    n = prev.shape[-1]
+    if blend == "crossfade":
+        w = torch.arange(1, n + 1, device=prev.device, dtype=prev.dtype) / (n + 1)
+        return (1 - w) * prev + w * new
+    if blend == "cut":
+        out = prev.clone()
+        out[..., n // 2:] = new[..., n // 2:]
+        return out
+    raise ValueError(f"unknown blend {blend!r}; use 'crossfade' or 'cut'")
+
+
+WindowFn = Callable[[int, int, int, list | None, torch.Tensor | None], list[torch.Tensor]]
+WindowCallback = Callable[[int, int, int, list[torch.Tensor]], None]
+
+
+def sliding_windows(
+    total: int,
+    window: int,
+    overlap: int | None,
+    blend: str,
+    run_window: WindowFn,
+    on_window: WindowCallback | None,
+) -> list[torch.Tensor]:
+    """Generate [.., total] outputs (one per modality) window by window.
+
+    run_window(k, start, end, known, known_mask) returns window k's latents; `known` are the
+    output so far over the window's frames (None for the first window), of which only the
+    first ones, marked by known_mask [B, end - start], are already generated.
+    on_window(start, end, n_known, latents) sees each window's own result before blending.
+    """
+    if total < 1:
+        raise ValueError(f"length must be at least 1 frame, got {total}")
+    if overlap is None:
+        overlap = window // 4
+    outs: list[torch.Tensor] = []
+    prev_end = 0
+    for k, s in enumerate(window_starts(total, window, overlap)):
+        e = min(s + window, total)
+        n_known = prev_end - s if k else 0
+        if n_known > 0:
+            known = [o[..., s:e] for o in outs]
+            km = (torch.arange(e - s, device=outs[0].device) < n_known).expand(outs[0].shape[0], -1)
+            res = run_window(k, s, e, known, km)
+        else:
+            res = run_window(k, s, e, None, None)
+        if on_window is not None:
+            on_window(s, e, n_known, res)
+        if not outs:
+            outs = [r.new_zeros(r.shape[:-1] + (total,)) for r in res]
+        for o, r in zip(outs, res):
+            if n_known > 0:
+                o[..., s:prev_end] = blend_overlap(o[..., s:prev_end], r[..., :n_known], blend)
+            o[..., s + n_known:e] = r[..., n_known:]
+        prev_end = e
+    return outs
+
+
+def window_slice(m: torch.Tensor | None, s: int, e: int) -> torch.Tensor | None:
+    """Frames [s, e) of a tensor's last axis (None stays None)."""
+    return None if m is None else m[..., s:e]
