@@ -12,28 +12,17 @@ import pyarrow.parquet as pq
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 from rich.table import Table
 
 from momu_data.extract import POSE_SOURCES, ExtractConfig
 from momu_data.inspect import plot_clip, summarise
+from momu_data.cli.common import console, fail, progress, setup_logging
 from momu_data.jobs import JobError, extract_dataset
 from momu_data.recipes import RecipeError, Runner, load_recipe
 from momu_data.shards import parse_split, write_shards
 from momu_data.synth import synthesize
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
-
-
-def fail(msg: str, code: int = 2):
-    console.print(f"[red]error:[/red] {msg}")
-    raise typer.Exit(code)
 
 
 @app.command()
@@ -48,7 +37,7 @@ def synth(
     generated music, with ground-truth 14 keypoints and beat times: the embedded default
     dataset of the demo and the tests (no download)."""
     t = time.perf_counter()
-    with _progress() as pb:
+    with progress() as pb:
         task = pb.add_task("synthesizing", total=n)
         synthesize(n, seconds, out, seed=seed, jobs=jobs, progress=lambda *_: pb.advance(task))
     console.print(f"wrote {n} videos of {seconds:g} s to {out}/ in {time.perf_counter() - t:.1f} s")
@@ -90,21 +79,21 @@ def extract(
                         clip_seconds=clip_seconds, hop_seconds=hop_seconds, min_clip_seconds=min_clip_seconds,
                         max_interp_frac=max_interp, max_no_person_frac=max_no_person, bins=bins, fps=fps,
                         cameras=cameras)
-    progress = _progress()
+    pbar = progress()
     bars = {}
 
     def planned(plan):
         if plan.skipped:
             console.print(f"skipping {plan.skipped} finished of {len(plan.jobs)} (resume)")
-        progress.start()
-        bars["videos"] = progress.add_task("videos", total=len(plan.todo))
-        bars["frames"] = progress.add_task("frames", total=None)
+        pbar.start()
+        bars["videos"] = pbar.add_task("videos", total=len(plan.todo))
+        bars["frames"] = pbar.add_task("frames", total=None)
 
     def finished(rec):
-        progress.advance(bars["videos"])
-        progress.advance(bars["frames"], sum(v["video_frames"] for v in rec["views"]))
+        pbar.advance(bars["videos"])
+        pbar.advance(bars["frames"], sum(v["video_frames"] for v in rec["views"]))
         if rec["status"] != "ok":
-            progress.console.print(f"[yellow]failed[/yellow] {rec['path']}: {rec['reason']}")
+            pbar.console.print(f"[yellow]failed[/yellow] {rec['path']}: {rec['reason']}")
 
     try:
         res = extract_dataset(inputs, out, cfg, audio, dataset, metadata, jobs, backend, scheduler, retry_failed,
@@ -112,7 +101,7 @@ def extract(
     except (JobError, FileNotFoundError) as e:
         fail(str(e))
     finally:
-        progress.stop()
+        pbar.stop()
     _summary(res, out)
     if res.ok == 0:
         fail("no video succeeded", 1)
@@ -157,7 +146,7 @@ def shard(
         fail(f"{data}/clips.parquet not found: run `momu-data extract VIDEOS --out {data}` first")
     total = sum(1 for r in pq.read_table(data / "clips.parquet", columns=["status"]).to_pylist() if r["status"] == "ok")
     t = time.perf_counter()
-    with _progress() as pb:
+    with progress() as pb:
         task = pb.add_task("clips", total=total)
         try:
             info = write_shards(data, out, ratios, group_by, seed, shard_size, progress=lambda k: pb.advance(task, k))
@@ -215,7 +204,7 @@ def run(
         results = Runner(rec, out=out, source=source, train=train, jobs=jobs, force=force,
                          log=lambda m: console.print(escape(m), highlight=False)).run(dry_run)
     except (RecipeError, FileNotFoundError) as e:
-        fail(escape(str(e)))  # messages name [sections]: not rich markup
+        fail(str(e))  # fail() escapes: messages name [sections], not rich markup
     tab = Table(title=f"{rec.name} -> {out or rec['recipe']['out'] or 'work/' + rec.name}")
     for c in ("stage", "status", "seconds", "detail"):
         tab.add_column(c)
@@ -226,6 +215,7 @@ def run(
 
 
 def main():
+    setup_logging()
     app()
 
 

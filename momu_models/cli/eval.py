@@ -25,12 +25,12 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import NoReturn
 
 import typer
 from rich.console import Console
 
 from momu_data import io
+from momu_data.cli.common import fail, setup_logging
 from momu_models.evaluate import report
 from momu_models.evaluate.alignment import evaluate_beats
 from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
@@ -48,18 +48,13 @@ app = typer.Typer(
 
 # ---- console ----------------------------------------------------------------------------
 
-def _fail(msg: str) -> NoReturn:
-    typer.echo(f"error: {msg}", err=True)
-    raise typer.Exit(1)
-
-
 @contextmanager
 def _one_line_errors():
     """A problem with the inputs ends the command with its one-line reason, not a traceback."""
     try:
         yield
     except (EvalError, F.EmbedderError, ValueError, OSError) as e:
-        _fail(str(e))
+        fail(str(e), 1)
 
 
 def _tolerance(text: str | None) -> float | None:
@@ -268,7 +263,7 @@ def ceiling(
     mismatched pairs), scored as `beats` scores a generated pair."""
     names = list(name or [])
     if names and len(names) != len(data):
-        _fail(f"{len(names)} --name for {len(data)} data folders")
+        fail(f"{len(names)} --name for {len(data)} data folders", 1)
     tol = _tolerance(tolerance)
     with _one_line_errors():
         results = ceiling_report(list(zip(names or [d.name for d in data], data)), tolerance=tol, bin_s=bin_seconds,
@@ -283,6 +278,7 @@ def ceiling(
 
 
 def main() -> None:
+    setup_logging()
     app()
 
 

@@ -18,17 +18,11 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
 
+from momu_data.cli.common import console, fail, setup_logging
 from momu_data.timebase import FPS
 from momu_models.generate.length import parse_length
 
-console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
-
-
-def _fail(msg: str):
-    console.print(f"[red]error:[/red] {msg}")
-    raise typer.Exit(2)
 
 
 def generate(
@@ -55,19 +49,19 @@ def generate(
 
     modes = [m for m, on in (("joint", joint), ("music", music is not None), ("video", video is not None)) if on]
     if len(modes) > 1:
-        _fail("choose one of --joint, --music FILE, --video FILE")
+        fail("choose one of --joint, --music FILE, --video FILE")
     mode = modes[0] if modes else "joint"
     if num_samples < 1 or steps < 1:
-        _fail("--num-samples and --steps must be at least 1")
+        fail("--num-samples and --steps must be at least 1")
     if smooth < 0:
-        _fail("--smooth must be 0 (off) or a positive number of seconds")
+        fail("--smooth must be 0 (off) or a positive number of seconds")
     try:
         frames = parse_length(length, FPS) if length else None
     except ValueError as e:
-        _fail(str(e))
+        fail(str(e))
     for p in (music, video):
         if p is not None and not p.exists():
-            _fail(f"no such file: {p}")
+            fail(f"no such file: {p}")
     method = {"joint": "joint", "music": "dance_for_music", "video": "music_for_dance"}[mode]
     try:
         pipe = MoMuPipeline.from_pretrained(checkpoints, tasks=MODE_TASKS[method], device=device, vocoder=vocoder,
@@ -82,7 +76,7 @@ def generate(
             result = pipe.music_for_dance(video, frames, **common)
         written = result.save(out)
     except (GenerateError, VocoderError) as e:  # vocoder problems (missing package / checkpoint) are one line too
-        _fail(str(e))
+        fail(str(e))
     total = time.perf_counter() - t0
     for w in written:
         console.print(f"wrote {w['mp4']} (+ .wav, .npy, .json, _beats.png)")
@@ -90,6 +84,7 @@ def generate(
 
 
 def main():
+    setup_logging()
     typer.run(generate)
 
 

@@ -11,20 +11,18 @@ on the command line win over the file, the file over the defaults.
 """
 from __future__ import annotations
 
-import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
-from rich.markup import escape
+
+from momu_data.cli.common import console, fail, setup_logging
 
 from momu_models.train.args import SettingsError, read_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
-console = Console(stderr=True, soft_wrap=True)  # one-line errors stay one line
 
 # Options every trainer has: defined once here (names, help); each command sets its default.
 Shards = Annotated[Path, typer.Argument(help="Shard folder of `momu-data shard` (uses train/ and val/).")]
@@ -221,8 +219,7 @@ def _one_line_errors():
     try:
         yield
     except (SettingsError, TrainError, RuntimeError) as e:
-        console.print(f"[red]error:[/red] {escape(str(e))}")
-        raise typer.Exit(2) from None
+        fail(str(e))
 
 
 def _finished(run_dir, metrics: dict) -> None:
@@ -232,12 +229,7 @@ def _finished(run_dir, metrics: dict) -> None:
 
 
 def main():
-    # The library logs through `logging` (resume notes, class counts): show them as plain lines.
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    for name in ("momu_data", "momu_models"):
-        logging.getLogger(name).addHandler(handler)
-        logging.getLogger(name).setLevel(logging.INFO)
+    setup_logging()  # the library logs resume notes, class counts, ... through `logging`
     app()
 
 
