@@ -1,4 +1,5 @@
 """`python -m benchmarks` (`make bench`): runs every benchmark and appends to RESULTS.md."""
+
 import os
 import sys
 

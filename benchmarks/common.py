@@ -1,4 +1,5 @@
 """Machine description and result recording for the benchmarks."""
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -59,16 +60,25 @@ def peak_rss_mb(children: bool = False) -> float:
 def append_results(title: str, rows: list[tuple[str, str]], notes: str = "") -> str:
     m, v = machine(), versions()
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M")
-    lines = [f"## {title} ({now})", "",
-             f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}. "
-             + "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".", "",
-             "| measure | value |", "|---|---|"]
+    lines = [
+        f"## {title} ({now})",
+        "",
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}. "
+        + "Versions: "
+        + ", ".join(f"{k} {x}" for k, x in v.items())
+        + ".",
+        "",
+        "| measure | value |",
+        "|---|---|",
+    ]
     lines += [f"| {a} | {b} |" for a, b in rows]
     if notes:
         lines += ["", notes]
     text = "\n".join(lines) + "\n\n"
     if not RESULTS.exists():
-        RESULTS.write_text("# Benchmark results\n\nAppended by `make bench` (`python -m benchmarks`), newest last.\n\n")
+        RESULTS.write_text(
+            "# Benchmark results\n\nAppended by `make bench` (`python -m benchmarks`), newest last.\n\n"
+        )
     with open(RESULTS, "a") as f:
         f.write(text)
     return text

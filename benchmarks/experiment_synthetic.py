@@ -14,6 +14,7 @@
    - the ceiling: the real motion's kinematic beats vs its own music's onsets.
    Next to them, the envelope sync (momu_models.evaluate.metrics.sync_correlation, docs/metrics.md).
 """
+
 from __future__ import annotations
 
 import io
@@ -57,22 +58,47 @@ def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
         if tars:
             for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False).decode():
                 y, _ = sf.read(io.BytesIO(s["audio.flac"]), dtype="float32")
-                out.append({"key": s["__key__"], "pose": s["pose.npy"], "mel": s["mel.npy"],
-                            "onsets": music_beats(y), "kin": motion_beats(s["pose.npy"], A.FPS)})
+                out.append(
+                    {
+                        "key": s["__key__"],
+                        "pose": s["pose.npy"],
+                        "mel": s["mel.npy"],
+                        "onsets": music_beats(y),
+                        "kin": motion_beats(s["pose.npy"], A.FPS),
+                    }
+                )
     return out
 
 
 def vae_runs(shards: Path, out: Path, steps: int) -> dict:
-    common = dict(shards=str(shards), preset="small", batch_size=8, crop_seconds=4.0, val_every=10**9,
-                  ckpt_every=10**9, val_batches=50)
+    common = dict(
+        shards=str(shards),
+        preset="small",
+        batch_size=8,
+        crop_seconds=4.0,
+        val_every=10**9,
+        ckpt_every=10**9,
+        val_batches=50,
+    )
     res = {}
     t = time.perf_counter()
-    res["music_stage"] = train_vae(VAETrainConfig(run_dir=str(out / "vae_music"), stage="music",
-                                                  music_steps=steps, motion_steps=0, **common), progress=False)
+    res["music_stage"] = train_vae(
+        VAETrainConfig(run_dir=str(out / "vae_music"), stage="music", music_steps=steps, motion_steps=0, **common),
+        progress=False,
+    )
     for name, w in (("vae", 1.0), ("vae_no_contrast", 0.0)):
-        res[name] = train_vae(VAETrainConfig(run_dir=str(out / name), stage="motion", music_steps=0,
-                                             motion_steps=steps, contrast_weight=w, init=str(out / "vae_music"),
-                                             **common), progress=False)
+        res[name] = train_vae(
+            VAETrainConfig(
+                run_dir=str(out / name),
+                stage="motion",
+                music_steps=0,
+                motion_steps=steps,
+                contrast_weight=w,
+                init=str(out / "vae_music"),
+                **common,
+            ),
+            progress=False,
+        )
     res["seconds"] = time.perf_counter() - t
     return res
 
@@ -81,16 +107,31 @@ def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
     res = {}
     for task in ("motion2music", "music2motion"):
         t = time.perf_counter()
-        cfg = DiffusionTrainConfig(shards=str(shards), task=task, run_dir=str(out / "runs" / task),
-                                   vae=str(out / "vae"), preset="small", steps=steps, batch_size=8,
-                                   crop_seconds=4.0, val_every=10**9, ckpt_every=10**9)
+        cfg = DiffusionTrainConfig(
+            shards=str(shards),
+            task=task,
+            run_dir=str(out / "runs" / task),
+            vae=str(out / "vae"),
+            preset="small",
+            steps=steps,
+            batch_size=8,
+            crop_seconds=4.0,
+            val_every=10**9,
+            ckpt_every=10**9,
+        )
         res[task] = train_diffusion(cfg, progress=False)
         res[task]["seconds"] = time.perf_counter() - t
     return res
 
 
-def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0,
-                 splits=("val", "test"), tasks=("motion2music", "music2motion")) -> dict:
+def beat_figures(
+    shards,
+    runs: Path,
+    steps: int = 50,
+    guidance: float = 3.0,
+    splits=("val", "test"),
+    tasks=("motion2music", "music2motion"),
+) -> dict:
     """Beat scores of the trained runs in RUNS (vae/ + the diffusion `tasks`) on the clips of
     `splits` of one shard folder or several, conditioned (guidance) and unconditional (scale
     0, same model, same seeds), next to the ceiling (the real motion's kinematic beats vs its
@@ -138,14 +179,16 @@ def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0,
                 sync[f"d2m_{tag}"].append(sync_correlation(mel_flux(mel), onset_env, A.FPS))
                 sync[f"d2m_{tag}_vs_dance"].append(sync_correlation(mel_flux(mel), kin_env, A.FPS))
     res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
-    res.update({f"{k}/sync": {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)}
-                for k, v in sync.items() if v})
+    res.update(
+        {f"{k}/sync": {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for k, v in sync.items() if v}
+    )
     res["clips"] = len(clips)
     return res
 
 
-def joint_figures(runs: Path, n: int = 16, seconds: float = 6.0, steps: int = 50, guidance: float = 3.0,
-                  cross_start: float = 0.5) -> dict:
+def joint_figures(
+    runs: Path, n: int = 16, seconds: float = 6.0, steps: int = 50, guidance: float = 3.0, cross_start: float = 0.5
+) -> dict:
     """Are jointly generated music and dance in sync? For seeds 0..n-1, the onsets of the
     generated music (Griffin-Lim) against the kinematic beats of the dance generated with it,
     by cross-guidance ("joint") and with cross_start 1 (the same two models and seeds, never

@@ -6,6 +6,7 @@
 - peak memory of one worker for a short and a 4x longer video (should not grow with length);
 - sharding (MB/s of tar written) and the loader (clips/s, MB/s read).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,8 @@ from .common import append_results
 
 
 def _bare_pose_ms(video: Path, max_side: int) -> tuple[float, int]:
-    from momu_data.pose.mediapipe_pose import MediapipePose
     from momu_data.media import iter_frames, probe_video
+    from momu_data.pose.mediapipe_pose import MediapipePose
 
     info = probe_video(video)
     frames = [img for _, img in iter_frames(video, max_side=max_side)]
@@ -44,8 +45,12 @@ print(json.dumps({"status": rec["status"], "rss_mb": resource.getrusage(resource
 
 
 def _worker_peak_mb(video: Path, out: Path) -> float:
-    r = subprocess.run([sys.executable, "-c", _MEM_SCRIPT, str(video), str(out)], capture_output=True, text=True,
-                       env={**os.environ, "GLOG_minloglevel": "2"})
+    r = subprocess.run(
+        [sys.executable, "-c", _MEM_SCRIPT, str(video), str(out)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GLOG_minloglevel": "2"},
+    )
     line = [x for x in r.stdout.splitlines() if x.startswith("{")]
     if not line:
         raise RuntimeError(f"memory probe failed: {r.stderr[-500:]}")
@@ -99,11 +104,20 @@ def run(n_videos: int = 4, seconds: float = 12.0) -> str:
     rows = [
         ("videos", f"{n_videos} synthetic x {seconds:g} s, {frames} frames ({frames / n_videos:.0f} per video)"),
         ("bare pose model (mediapipe, 1 core)", f"{ms:.1f} ms/frame = {1000 / ms:.1f} frames/s ({nf} frames)"),
-        ("end to end, 1 worker", f"{fps1:.1f} frames/s per core; {1000 / fps1:.1f} ms/frame = {1000 / fps1 / ms:.2f}x the bare model"),
+        (
+            "end to end, 1 worker",
+            f"{fps1:.1f} frames/s per core; {1000 / fps1:.1f} ms/frame = {1000 / fps1 / ms:.2f}x the bare model",
+        ),
         ("end to end, 2 workers", f"{frames / t2:.1f} frames/s; speed-up {t1 / t2:.2f}x over 1 worker"),
-        ("peak memory of one worker", f"{mem_short:.0f} MB for a {seconds:g} s video, {mem_long:.0f} MB for {4 * seconds:g} s"),
+        (
+            "peak memory of one worker",
+            f"{mem_short:.0f} MB for a {seconds:g} s video, {mem_long:.0f} MB for {4 * seconds:g} s",
+        ),
         ("sharding", f"{mb:.1f} MB in {ts:.2f} s = {mb / ts:.1f} MB/s"),
         ("loader (1 process)", f"{n / tl:.0f} clips/s, {train_mb / tl:.1f} MB/s"),
     ]
-    return append_results("Extraction and sharding", rows,
-                          "Target: end to end no slower than 1.3x the bare pose model; worker memory independent of video length.")
+    return append_results(
+        "Extraction and sharding",
+        rows,
+        "Target: end to end no slower than 1.3x the bare pose model; worker memory independent of video length.",
+    )

@@ -1,6 +1,7 @@
 """Latency of a 30 s joint generation (50 DDIM steps, guidance, both DiTs by cross-guidance,
 VAE decode, vocoder, rendering) per preset, with the share of each stage. Random weights:
 the time does not depend on what the models learned."""
+
 from __future__ import annotations
 
 import tempfile
@@ -20,8 +21,14 @@ from momu_models.models.dit import DiT, make_config
 from momu_models.models.vae import PRESETS, BiCoRVAE
 
 
-def run(device: str = "cpu", presets=("tiny", "small", "paper"), seconds: float = 30.0, steps: int = 50,
-        vocoder: str = "auto", measured_steps: dict | None = None) -> str:
+def run(
+    device: str = "cpu",
+    presets=("tiny", "small", "paper"),
+    seconds: float = 30.0,
+    steps: int = 50,
+    vocoder: str = "auto",
+    measured_steps: dict | None = None,
+) -> str:
     """measured_steps: {preset: n} runs that preset's diffusion with n DDIM steps and scales
     the time to `steps` (every step costs the same: a fixed-length sequence, and the switch
     to cross-guidance stays at the same fraction of the steps), for presets too slow to run

@@ -10,6 +10,7 @@ scores LORIS 1 s bins and +-0.1 s matching, plus the envelope sync
 (momu_models.evaluate.metrics.sync_correlation, docs/metrics.md); the ceiling is the real motion
 against its own music. Used for the Dance-with-Melody figures in the README.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,19 +33,32 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=50)
     ap.add_argument("--guidance", type=float, default=3.0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--joint", type=int, default=0,
-                    help="also N joint samples (cross-guidance vs independent), needs both tasks")
+    ap.add_argument(
+        "--joint", type=int, default=0, help="also N joint samples (cross-guidance vs independent), needs both tasks"
+    )
     ap.add_argument("--joint-seconds", type=float, default=6.0)
     a = ap.parse_args(argv)
     torch.set_num_threads(a.threads)
     t = time.perf_counter()
-    res = beat_figures([Path(p) for p in a.shards.split(",")], a.runs, steps=a.steps, guidance=a.guidance,
-                       splits=tuple(a.splits.split(",")), tasks=tuple(a.tasks.split(",")))
+    res = beat_figures(
+        [Path(p) for p in a.shards.split(",")],
+        a.runs,
+        steps=a.steps,
+        guidance=a.guidance,
+        splits=tuple(a.splits.split(",")),
+        tasks=tuple(a.tasks.split(",")),
+    )
     if a.joint:
         res.update(joint_figures(a.runs, a.joint, a.joint_seconds, a.steps, a.guidance))
     res["seconds"] = time.perf_counter() - t
-    res["settings"] = {"steps": a.steps, "guidance": a.guidance, "splits": a.splits, "tasks": a.tasks,
-                       "shards": a.shards, "joint": a.joint}
+    res["settings"] = {
+        "steps": a.steps,
+        "guidance": a.guidance,
+        "splits": a.splits,
+        "tasks": a.tasks,
+        "shards": a.shards,
+        "joint": a.joint,
+    }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(res, indent=1))
     for k, v in res.items():

@@ -1,5 +1,6 @@
 """Training throughput of the BiCoR-VAE stages and the DiT, per preset, on random batches
 of the shard format (timing only: the numbers do not depend on the data's content)."""
+
 from __future__ import annotations
 
 import time
@@ -18,10 +19,12 @@ from .common import append_results, peak_rss_mb
 
 def _batch(B: int, T: int, device) -> dict:
     g = torch.Generator().manual_seed(0)
-    return {"mel": (torch.randn(B, 80, T, generator=g) * 2 - 5).to(device),
-            "pose": torch.randn(B, T, 14, 2, generator=g).to(device),
-            "amp": torch.rand(B, T, generator=g).to(device),
-            "mask": torch.ones(B, T, dtype=torch.bool, device=device)}
+    return {
+        "mel": (torch.randn(B, 80, T, generator=g) * 2 - 5).to(device),
+        "pose": torch.randn(B, T, 14, 2, generator=g).to(device),
+        "amp": torch.rand(B, T, generator=g).to(device),
+        "mask": torch.ones(B, T, dtype=torch.bool, device=device),
+    }
 
 
 def _time(fn, warmup: int, steps: int, device) -> float:
@@ -54,10 +57,18 @@ def vae_rows(device, presets=("tiny", "small", "paper"), seconds: float = 4.0) -
         s1 = _time(lambda: music_stage_step(model, disc, b, og, od, autocast=ac), 1, steps, device)
         s2 = _time(lambda: motion_stage_step(model, b, om, autocast=ac), 1, steps, device)
         lat = T // model.factor
-        rows.append((f"VAE {name} ({count_parameters(model) / 1e6:.2f} M), stage 1, batch {B} x {seconds:g} s",
-                     f"{B / s1:.1f} clips/s, {B * lat / s1:.0f} latent frames/s ({s1 * 1000:.0f} ms/step)"))
-        rows.append((f"VAE {name}, stage 2, batch {B} x {seconds:g} s",
-                     f"{B / s2:.1f} clips/s, {B * lat / s2:.0f} latent frames/s ({s2 * 1000:.0f} ms/step)"))
+        rows.append(
+            (
+                f"VAE {name} ({count_parameters(model) / 1e6:.2f} M), stage 1, batch {B} x {seconds:g} s",
+                f"{B / s1:.1f} clips/s, {B * lat / s1:.0f} latent frames/s ({s1 * 1000:.0f} ms/step)",
+            )
+        )
+        rows.append(
+            (
+                f"VAE {name}, stage 2, batch {B} x {seconds:g} s",
+                f"{B / s2:.1f} clips/s, {B * lat / s2:.0f} latent frames/s ({s2 * 1000:.0f} ms/step)",
+            )
+        )
     return rows
 
 
@@ -82,14 +93,23 @@ def dit_rows(device, presets=("tiny", "small", "paper")) -> list[tuple[str, str]
             opt.step()
 
         s = _time(step, 1, steps, device)
-        rows.append((f"DiT {name} ({model.num_params() / 1e6:.2f} M), batch {B} x {L} latent frames ({L / 31.25:.1f} s)",
-                     f"{B / s:.1f} clips/s, {B * L / s:.0f} latent frames/s ({s * 1000:.0f} ms/step)"))
+        rows.append(
+            (
+                f"DiT {name} ({model.num_params() / 1e6:.2f} M), batch {B} x {L} latent frames ({L / 31.25:.1f} s)",
+                f"{B / s:.1f} clips/s, {B * L / s:.0f} latent frames/s ({s * 1000:.0f} ms/step)",
+            )
+        )
     return rows
 
 
 def run(device: str = "cpu", presets=("tiny", "small", "paper")) -> str:
     dev = torch.device(device)
     rows = vae_rows(dev, presets) + dit_rows(dev, presets)
-    rows.append(("peak memory (process)", f"{peak_rss_mb():.0f} MB"
-                 + (f", GPU {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if dev.type == "cuda" else "")))
+    rows.append(
+        (
+            "peak memory (process)",
+            f"{peak_rss_mb():.0f} MB"
+            + (f", GPU {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB" if dev.type == "cuda" else ""),
+        )
+    )
     return append_results(f"Training throughput ({device}, {torch.get_num_threads()} threads)", rows)

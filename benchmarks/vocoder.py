@@ -11,6 +11,7 @@ Material: 10 s (from 5 s in) of four librosa example tracks in ../shared/data/mu
 folder exists, else two procedural songs (chords + bass + drums, numpy only), so the
 benchmark runs from a fresh clone.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
@@ -26,8 +27,12 @@ from momu_models.generate import vocoders as V
 
 MUSIC = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "music"
 # Four styles: electronic, drum & bass, string orchestra, ragtime piano.
-TRACKS = ("Kevin_MacLeod_-_Vibe_Ace", "admiralbob77_-_Choice_-_Drum-bass",
-          "Hungarian_Dance_number_5", "happy-music-pistachio-ice-cream-ragtime")
+TRACKS = (
+    "Kevin_MacLeod_-_Vibe_Ace",
+    "admiralbob77_-_Choice_-_Drum-bass",
+    "Hungarian_Dance_number_5",
+    "happy-music-pistachio-ice-cream-ragtime",
+)
 SR = 16000
 
 
@@ -57,11 +62,11 @@ def synthetic_music(seconds: float, seed: int = 0, bpm: float = 120.0) -> np.nda
         m = min(n - s, int(0.25 * SR))
         tt = np.arange(m) / SR
         if b % 4 == 0:  # kick: falling sine
-            y[s:s + m] += 0.5 * np.exp(-tt / 0.08) * np.sin(2 * np.pi * (50 + 100 * np.exp(-tt / 0.02)) * tt)
+            y[s : s + m] += 0.5 * np.exp(-tt / 0.08) * np.sin(2 * np.pi * (50 + 100 * np.exp(-tt / 0.02)) * tt)
         elif b % 4 == 2:  # snare: noise burst + tone
-            y[s:s + m] += 0.25 * np.exp(-tt / 0.06) * (rng.standard_normal(m) + np.sin(2 * np.pi * 190 * tt))
+            y[s : s + m] += 0.25 * np.exp(-tt / 0.06) * (rng.standard_normal(m) + np.sin(2 * np.pi * 190 * tt))
         hat = np.diff(rng.standard_normal(m + 1))  # differenced noise: bright
-        y[s:s + m] += 0.05 * np.exp(-tt / 0.02) * hat
+        y[s : s + m] += 0.05 * np.exp(-tt / 0.02) * hat
     return (0.5 * y / np.abs(y).max()).astype(np.float32)
 
 
@@ -74,7 +79,7 @@ def material(seconds: float = 10.0, n_tracks: int = 4) -> tuple[str, list[tuple[
         for p in chosen:
             y, _ = load_audio(p)
             start = 5 * SR if len(y) >= int((5 + seconds) * SR) else 0
-            clips.append((p.stem[:40], y[start:start + int(seconds * SR)]))
+            clips.append((p.stem[:40], y[start : start + int(seconds * SR)]))
         if clips:
             return f"{len(clips)} real tracks x {seconds:g} s ({MUSIC})", clips
     clips = [(f"synthetic seed {k}", synthetic_music(seconds, seed=k, bpm=100 + 20 * k)) for k in range(2)]
@@ -84,8 +89,9 @@ def material(seconds: float = 10.0, n_tracks: int = 4) -> tuple[str, list[tuple[
 def _mel_other(y: np.ndarray, n_fft: int = 512, hop: int = 128) -> np.ndarray:
     import librosa
 
-    m = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=n_fft, hop_length=hop, power=1.0,
-                                       n_mels=80, fmin=0.0, fmax=8000.0, norm="slaney")
+    m = librosa.feature.melspectrogram(
+        y=y, sr=SR, n_fft=n_fft, hop_length=hop, power=1.0, n_mels=80, fmin=0.0, fmax=8000.0, norm="slaney"
+    )
     return np.log(np.maximum(m, 1e-5))
 
 
@@ -109,7 +115,7 @@ def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = 
     mels = [features.log_mel(y) for _, y in clips]
     others = [_mel_other(y) for _, y in clips]
     lines = ["| vocoder | log-mel L1 | L1 @ 512/128 | RTF (s/s) | per clip L1 |", "|---|---|---|---|---|"]
-    for label, factory in (vocoders or default_vocoders()):
+    for label, factory in vocoders or default_vocoders():
         try:
             voc = factory()
         except V.VocoderError as e:
@@ -121,23 +127,31 @@ def run(seconds: float = 10.0, n_tracks: int = 4, vocoders=None, record: bool = 
             t = time.perf_counter()
             out = voc(m)
             dt += time.perf_counter() - t
-            l1.append(float(np.abs(m - features.log_mel(out)[:, :m.shape[1]]).mean()))
+            l1.append(float(np.abs(m - features.log_mel(out)[:, : m.shape[1]]).mean()))
             o = _mel_other(out[: len(y)])
             k = min(o.shape[1], mo.shape[1])
             l1o.append(float(np.abs(mo[:, :k] - o[:, :k]).mean()))
         total = sum(len(c[1]) for c in clips) / SR
-        lines.append(f"| {label} | {np.mean(l1):.3f} | {np.mean(l1o):.3f} | {dt / total:.3f} | "
-                     + " / ".join(f"{x:.3f}" for x in l1) + " |")
+        lines.append(
+            f"| {label} | {np.mean(l1):.3f} | {np.mean(l1o):.3f} | {dt / total:.3f} | "
+            + " / ".join(f"{x:.3f}" for x in l1)
+            + " |"
+        )
     m, v = machine(), versions()
-    head = (f"## Vocoders ({_dt.datetime.now().strftime('%Y-%m-%d %H:%M')})\n\n"
-            f"Material: {desc}: " + ", ".join(name for name, _ in clips) + ".\n"
-            f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}. "
-            + "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".\n\n")
+    head = (
+        f"## Vocoders ({_dt.datetime.now().strftime('%Y-%m-%d %H:%M')})\n\n"
+        f"Material: {desc}: " + ", ".join(name for name, _ in clips) + ".\n"
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}, GPU: {m['gpu']}. "
+        + "Versions: "
+        + ", ".join(f"{k} {x}" for k, x in v.items())
+        + ".\n\n"
+    )
     text = head + "\n".join(lines) + "\n\n"
     if record:
         if not RESULTS.exists():
-            RESULTS.write_text("# Benchmark results\n\n"
-                               "Appended by `make bench` (`python -m benchmarks`), newest last.\n\n")
+            RESULTS.write_text(
+                "# Benchmark results\n\nAppended by `make bench` (`python -m benchmarks`), newest last.\n\n"
+            )
         with open(RESULTS, "a") as f:
             f.write(text)
     return text

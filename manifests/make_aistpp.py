@@ -11,11 +11,12 @@ which applies it to your copy:
 It runs the recipe's data stages (keypoints + wav, no pose model) and copies the run's
 manifest.csv to manifests/aistpp.csv.
 """
+
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_manifest import main  # noqa: E402
+from make_manifest import main
 
 if __name__ == "__main__":
     argv = sys.argv[1:]

@@ -9,6 +9,7 @@ and prints the differences, so a changed split or checksum is never committed un
 
 Run it from the repository root (recipe paths are relative to the working directory).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -17,8 +18,14 @@ import sys
 from pathlib import Path
 
 
-def make(recipe: str, source: str | None = None, out: str | None = None, dest: str | None = None,
-         jobs: int | None = None, overrides=()) -> Path:
+def make(
+    recipe: str,
+    source: str | None = None,
+    out: str | None = None,
+    dest: str | None = None,
+    jobs: int | None = None,
+    overrides=(),
+) -> Path:
     from momu_data.recipes import RecipeError, Runner, load_recipe, read_manifest_csv
 
     rec = load_recipe(recipe, overrides)

@@ -4,6 +4,7 @@ features -> clips -> WebDataset shards -> a torch loader.
 The names below are the public API; the modules behind them (media, pose/, features,
 clips, extract, jobs, shards, loader, recipes/, synth/) are the implementation.
 """
+
 import os
 from pathlib import Path
 
@@ -12,27 +13,48 @@ from pathlib import Path
 # (every entry point imports momu_data before librosa) and respect a caller's own setting.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
 
-from momu_data.extract import ExtractConfig, load_item, motion_from_video  # noqa: E402
-from momu_data.features import directogram, kinematic_amplitude, kinematic_beats, log_mel, onsets  # noqa: E402
-from momu_data.jobs import ExtractionResult, JobError, build_jobs, extract_dataset  # noqa: E402
-from momu_data.loader import dataset, loader  # noqa: E402
-from momu_data.media import MediaError, iter_frames, load_audio, probe_video  # noqa: E402
-from momu_data.pose.mediapipe_pose import estimate_video  # noqa: E402
-from momu_data.pose.track import PoseTrack  # noqa: E402
-from momu_data.recipes import RecipeError, load_recipe, run_recipe  # noqa: E402
-from momu_data.shards import write_shards  # noqa: E402
-from momu_data.synth import synthesize  # noqa: E402
-from momu_data.timebase import FPS, SR  # noqa: E402
+from momu_data.extract import ExtractConfig, load_item, motion_from_video
+from momu_data.features import directogram, kinematic_amplitude, kinematic_beats, log_mel, onsets
+from momu_data.jobs import ExtractionResult, JobError, build_jobs, extract_dataset
+from momu_data.loader import dataset, loader
+from momu_data.media import MediaError, iter_frames, load_audio, probe_video
+from momu_data.pose.mediapipe_pose import estimate_video
+from momu_data.pose.track import PoseTrack
+from momu_data.recipes import RecipeError, load_recipe, run_recipe
+from momu_data.shards import write_shards
+from momu_data.synth import synthesize
+from momu_data.timebase import FPS, SR
 
 __all__ = [
-    "FPS", "SR",
+    "FPS",
+    "SR",
     # media and poses
-    "MediaError", "PoseTrack", "estimate_video", "iter_frames", "load_audio", "probe_video", "motion_from_video",
+    "MediaError",
+    "PoseTrack",
+    "estimate_video",
+    "iter_frames",
+    "load_audio",
+    "probe_video",
+    "motion_from_video",
     # features
-    "directogram", "kinematic_amplitude", "kinematic_beats", "log_mel", "onsets",
+    "directogram",
+    "kinematic_amplitude",
+    "kinematic_beats",
+    "log_mel",
+    "onsets",
     # the dataset: extract -> shard -> load
-    "ExtractConfig", "ExtractionResult", "JobError", "build_jobs", "extract_dataset", "load_item",
-    "write_shards", "dataset", "loader",
+    "ExtractConfig",
+    "ExtractionResult",
+    "JobError",
+    "build_jobs",
+    "extract_dataset",
+    "load_item",
+    "write_shards",
+    "dataset",
+    "loader",
     # recipes and synthetic data
-    "RecipeError", "load_recipe", "run_recipe", "synthesize",
+    "RecipeError",
+    "load_recipe",
+    "run_recipe",
+    "synthesize",
 ]

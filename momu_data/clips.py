@@ -1,4 +1,5 @@
 """Cut a video's frame-aligned features into clips, and judge each clip's pose quality."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -6,8 +7,9 @@ import numpy as np
 from momu_data.timebase import FPS
 
 
-def cut_clips(num_frames: int, clip_seconds: float, hop_seconds: float | None = None,
-              min_seconds: float | None = None) -> list[tuple[int, int]]:
+def cut_clips(
+    num_frames: int, clip_seconds: float, hop_seconds: float | None = None, min_seconds: float | None = None
+) -> list[tuple[int, int]]:
     """Clip boundaries [start, end) in mel frames.
 
     Clips of clip_seconds start every hop_seconds (default: clip_seconds, no overlap). The
@@ -31,8 +33,9 @@ def cut_clips(num_frames: int, clip_seconds: float, hop_seconds: float | None = 
     return out
 
 
-def assess_clip(interpolated: np.ndarray, person: np.ndarray, max_interp_frac: float,
-                max_no_person_frac: float) -> dict:
+def assess_clip(
+    interpolated: np.ndarray, person: np.ndarray, max_interp_frac: float, max_no_person_frac: float
+) -> dict:
     """Quality stats of one clip and whether it is kept.
 
     interpolated: [T, 14] bool, joints filled in; person: [T] bool, a person was detected.

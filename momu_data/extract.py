@@ -6,6 +6,7 @@ last, all atomically; the record is the "done" marker, so a rerun skips finished
 redoes anything a killed run left behind. A failure becomes a record with a one-line
 reason instead of an exception, so one bad video never ends a run.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -93,8 +94,16 @@ def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
     """Process one job and write its outputs; never raises for bad input."""
     out = Path(out)
     t_start = time.perf_counter()
-    base = {"id": job.id, "path": str(job.source), "audio_path": job.audio, "dataset": job.dataset,
-            "labels": job.labels, "pose_source": cfg.pose_source, "settings": cfg.digest(), "schema": SCHEMA}
+    base = {
+        "id": job.id,
+        "path": str(job.source),
+        "audio_path": job.audio,
+        "dataset": job.dataset,
+        "labels": job.labels,
+        "pose_source": cfg.pose_source,
+        "settings": cfg.digest(),
+        "schema": SCHEMA,
+    }
     try:
         views = _extract(job, cfg, out)
         rec = {**base, "status": "ok", "reason": "", "views": views}
@@ -118,7 +127,11 @@ def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
         if info:
             kw["width"], kw["height"] = info.width, info.height
     elif cfg.pose_source == "aistpp":
-        kw["cameras"] = "all" if cfg.cameras == "all" else [c if c.startswith("c") else int(c) for c in str(cfg.cameras).split(",")]
+        kw["cameras"] = (
+            "all"
+            if cfg.cameras == "all"
+            else [c if c.startswith("c") else int(c) for c in str(cfg.cameras).split(",")]
+        )
     elif cfg.pose_source == "dance_with_melody":
         kw["audio"] = job.audio  # the pose clock is the music's: its first-sample time offsets it
     kw.update(cfg.source_options)
@@ -152,11 +165,21 @@ def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
         with atomic_path(out / "items" / f"{vid}.flac") as tmp:
             sf.write(tmp, np.clip(info.pop("audio"), -1, 1), A.SR, format="FLAC", subtype="PCM_16")
         clips = []
-        for k, (s, e) in enumerate(cut_clips(feats["pose"].shape[0], cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds)):
+        for k, (s, e) in enumerate(
+            cut_clips(feats["pose"].shape[0], cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds)
+        ):
             q = assess_clip(feats["interp"][s:e], feats["person"][s:e], cfg.max_interp_frac, cfg.max_no_person_frac)
             clips.append({"key": f"{vid}-{k:04d}", "start": s, "end": e, **q})
-        views.append({"id": vid, "view": tr.view, "sha256": sha, **info, "clips": clips,
-                      **{k: v for k, v in tr.meta.items() if isinstance(v, (str, int, float))}})
+        views.append(
+            {
+                "id": vid,
+                "view": tr.view,
+                "sha256": sha,
+                **info,
+                "clips": clips,
+                **{k: v for k, v in tr.meta.items() if isinstance(v, (str, int, float))},
+            }
+        )
     return views
 
 
@@ -184,9 +207,13 @@ def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray) -> d
     near = nearest_index(track.times, t_mel)
     interp = miss[near]
     return {
-        "pose": pose, "interp": interp, "person": track.person[near],
+        "pose": pose,
+        "interp": interp,
+        "person": track.person[near],
         "conf": np.where(interp, 0.0, track.conf[near]).astype(np.float32),
-        "centre": centre, "scale": scale, "miss": miss,
+        "centre": centre,
+        "scale": scale,
+        "miss": miss,
     }
 
 
@@ -198,8 +225,13 @@ def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarra
     t0, t1 = float(track.times[0]), float(track.times[-1]) + frame_step(track.times)
     t_mel = t0 + np.arange(int(np.floor((t1 - t0) * A.FPS))) / A.FPS
     m = resample_track(track, cfg, t_mel)
-    return m["pose"], {"t0": t0, "centre": m["centre"].tolist(), "scale": m["scale"],
-                       "width": track.width, "height": track.height}
+    return m["pose"], {
+        "t0": t0,
+        "centre": m["centre"].tolist(),
+        "scale": m["scale"],
+        "width": track.width,
+        "height": track.height,
+    }
 
 
 def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: ExtractConfig):
@@ -216,9 +248,11 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     t0 = max(float(times[0]), a_start)
     t1 = min(float(times[-1]) + dt, a_start + len(y) / A.SR)
     if t1 - t0 < cfg.min_seconds:
-        raise MediaError(f"too short: {max(t1 - t0, 0):.2f} s of overlapping audio and video (minimum {cfg.min_seconds:g} s)")
+        raise MediaError(
+            f"too short: {max(t1 - t0, 0):.2f} s of overlapping audio and video (minimum {cfg.min_seconds:g} s)"
+        )
     i0 = int(round((t0 - a_start) * A.SR))
-    seg = y[i0:i0 + int((t1 - t0) * A.SR)]
+    seg = y[i0 : i0 + int((t1 - t0) * A.SR)]
     mel = features.log_mel(seg)
     T = mel.shape[1]
     t_mel = t0 + np.arange(T) * A.HOP / A.SR
@@ -227,20 +261,31 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     dgram = directogram(pose, cfg.bins)
     flux = kinematic_flux(dgram).astype(np.float32)
     feats = {
-        "pose": pose, "conf": m["conf"], "interp": m["interp"], "person": m["person"], "mel": mel,
-        "dirgram": dgram, "flux": flux,
+        "pose": pose,
+        "conf": m["conf"],
+        "interp": m["interp"],
+        "person": m["person"],
+        "mel": mel,
+        "dirgram": dgram,
+        "flux": flux,
         "kin_beats": beats_from_envelope(normalise01(flux)).astype(np.float64),
         "onsets": features.onsets(seg).astype(np.float64),
     }
     info = {
         "audio": seg,
-        "width": track.width, "height": track.height,
-        "centre": m["centre"].tolist(), "scale": m["scale"],
-        "t0": t0, "duration": T / A.FPS, "frames": T,
-        "video_frames": int(len(times)), "video_fps": 1.0 / dt if dt > 0 else 0.0,
+        "width": track.width,
+        "height": track.height,
+        "centre": m["centre"].tolist(),
+        "scale": m["scale"],
+        "t0": t0,
+        "duration": T / A.FPS,
+        "frames": T,
+        "video_frames": int(len(times)),
+        "video_fps": 1.0 / dt if dt > 0 else 0.0,
         "person_frac": float(track.person.mean()),
         "interp_frac": float(miss[track.person].mean()),
-        "audio_trim_start": t0 - a_start, "video_trim_start": t0 - float(times[0]),
+        "audio_trim_start": t0 - a_start,
+        "video_trim_start": t0 - float(times[0]),
     }
     return feats, info
 

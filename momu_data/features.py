@@ -11,6 +11,7 @@ peak picker and parameters the paper uses for music onsets, so both modalities a
 judged alike. All functions are pure numpy on [T, 14, 2] poses at the mel time base
 (62.5 frames/s) unless told otherwise.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -84,9 +85,7 @@ def beats_from_envelope(envelope: np.ndarray, fps: float = FPS) -> np.ndarray:
         sr, hop = SR, HOP
     else:
         sr, hop = int(round(fps * 1000)), 1000
-    return librosa.onset.onset_detect(
-        onset_envelope=env, sr=sr, hop_length=hop, units="time", **ONSET_KWARGS
-    )
+    return librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, units="time", **ONSET_KWARGS)
 
 
 def resample_to_fps(seq: np.ndarray, fps_in: float, fps_out: float = FPS) -> np.ndarray:
@@ -116,9 +115,20 @@ def log_mel(y: np.ndarray, sr: int = SR) -> np.ndarray:
         raise ValueError(f"log_mel expects {SR} Hz audio, got {sr} Hz; resample first")
     y = np.asarray(y, dtype=np.float32)
     mel = librosa.feature.melspectrogram(
-        y=y, sr=SR, n_fft=N_FFT, hop_length=HOP, win_length=WIN, window="hann",
-        center=True, pad_mode="reflect", power=1.0, n_mels=N_MELS, fmin=FMIN, fmax=FMAX,
-        htk=False, norm="slaney",
+        y=y,
+        sr=SR,
+        n_fft=N_FFT,
+        hop_length=HOP,
+        win_length=WIN,
+        window="hann",
+        center=True,
+        pad_mode="reflect",
+        power=1.0,
+        n_mels=N_MELS,
+        fmin=FMIN,
+        fmax=FMAX,
+        htk=False,
+        norm="slaney",
     )
     return np.log(np.maximum(mel, LOG_FLOOR)).astype(np.float32)
 

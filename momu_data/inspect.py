@@ -1,4 +1,5 @@
 """Summaries and a one-clip plot of a data folder (extract output) or a shard folder."""
+
 from __future__ import annotations
 
 from collections import Counter
@@ -31,19 +32,26 @@ def summarise(path) -> list[Table]:
         clips = pq.read_table(path / "clips.parquet").to_pylist()
         ok = [c for c in clips if c["status"] == "ok"]
         t = Table(title=f"data: {path}", show_header=False)
-        t.add_row("videos ok / failed", f"{sum(v['status'] == 'ok' for v in videos)} / {sum(v['status'] != 'ok' for v in videos)}")
+        t.add_row(
+            "videos ok / failed",
+            f"{sum(v['status'] == 'ok' for v in videos)} / {sum(v['status'] != 'ok' for v in videos)}",
+        )
         t.add_row("clips kept / rejected", f"{len(ok)} / {len(clips) - len(ok)}")
         t.add_row("hours kept", f"{sum(c['duration'] for c in ok) / 3600:.3f}")
         good = [v for v in videos if v["status"] == "ok"]
         if good:
-            t.add_row("mean person / interpolated fraction",
-                      f"{np.mean([v['person_frac'] for v in good]):.3f} / {np.mean([v['interp_frac'] for v in good]):.3f}")
+            t.add_row(
+                "mean person / interpolated fraction",
+                f"{np.mean([v['person_frac'] for v in good]):.3f} / {np.mean([v['interp_frac'] for v in good]):.3f}",
+            )
         tables.append(t)
         fails = Counter(v["reason"] for v in videos if v["status"] != "ok")
         rej = Counter(c["reason"].split(" (")[0] for c in clips if c["status"] != "ok")
         if fails or rej:
             f = Table(title="failures by reason")
-            f.add_column("what"); f.add_column("reason"); f.add_column("count")
+            f.add_column("what")
+            f.add_column("reason")
+            f.add_column("count")
             for r, n in fails.most_common():
                 f.add_row("video", r, str(n))
             for r, n in rej.most_common():
@@ -56,7 +64,9 @@ def summarise(path) -> list[Table]:
             t.add_column(c)
         for split in ("train", "val", "test"):
             r = [x for x in rows if x["split"] == split]
-            t.add_row(split, str(len(r)), f"{sum(x['duration'] for x in r) / 3600:.3f}", str(len({x['shard'] for x in r})))
+            t.add_row(
+                split, str(len(r)), f"{sum(x['duration'] for x in r) / 3600:.3f}", str(len({x["shard"] for x in r}))
+            )
         tables.append(t)
     return tables
 

@@ -3,6 +3,7 @@
 A run killed at any point (even kill -9) leaves either the old file or the complete new
 one, never a half-written file that a rerun would take for finished.
 """
+
 from __future__ import annotations
 
 import hashlib

@@ -8,6 +8,7 @@ their audio and labels -> the jobs not yet done -> records and manifests.
     from momu_data.jobs import extract_dataset
     res = extract_dataset(["videos/"], "data", ExtractConfig(clip_seconds=4.0))
 """
+
 from __future__ import annotations
 
 import csv
@@ -131,8 +132,9 @@ class ExtractionPlan:
         return len(self.jobs) - len(self.todo)
 
 
-def plan_extraction(inputs, out, cfg: ExtractConfig, audio=None, dataset: str = "", metadata=None,
-                    retry_failed: bool = False) -> ExtractionPlan:
+def plan_extraction(
+    inputs, out, cfg: ExtractConfig, audio=None, dataset: str = "", metadata=None, retry_failed: bool = False
+) -> ExtractionPlan:
     """The jobs of `inputs` and those of them still to do in `out` (resume: finished jobs of
     the same settings are skipped). Prepares `out/items` (stale temporary files removed).
     metadata: {id: labels} or the path of a metadata CSV (see read_metadata)."""
@@ -150,8 +152,9 @@ def plan_extraction(inputs, out, cfg: ExtractConfig, audio=None, dataset: str = 
     return ExtractionPlan(jobs, [j for j in jobs if not is_done(out, j, cfg, retry_failed)])
 
 
-def run_extraction(jobs, cfg: ExtractConfig, out, n_jobs: int = -1, backend: str = "joblib",
-                   scheduler: str | None = None) -> Iterator[dict]:
+def run_extraction(
+    jobs, cfg: ExtractConfig, out, n_jobs: int = -1, backend: str = "joblib", scheduler: str | None = None
+) -> Iterator[dict]:
     """Extract the jobs in parallel (see parallel.map_unordered); yields each job's record
     as it finishes. Failures are records with a reason, never exceptions."""
     yield from map_unordered(partial(run_job, cfg=cfg, out=Path(out)), jobs, n_jobs, backend, scheduler)
@@ -175,10 +178,20 @@ class ExtractionResult:
         return sum(r["status"] != "ok" for r in self.new)
 
 
-def extract_dataset(inputs, out, cfg: ExtractConfig, audio=None, dataset: str = "", metadata=None,
-                    n_jobs: int = -1, backend: str = "joblib", scheduler: str | None = None,
-                    retry_failed: bool = False, on_plan: Callable[[ExtractionPlan], None] | None = None,
-                    on_record: Callable[[dict], None] | None = None) -> ExtractionResult:
+def extract_dataset(
+    inputs,
+    out,
+    cfg: ExtractConfig,
+    audio=None,
+    dataset: str = "",
+    metadata=None,
+    n_jobs: int = -1,
+    backend: str = "joblib",
+    scheduler: str | None = None,
+    retry_failed: bool = False,
+    on_plan: Callable[[ExtractionPlan], None] | None = None,
+    on_record: Callable[[dict], None] | None = None,
+) -> ExtractionResult:
     """Extract every input under `inputs` into `out` (items/, videos.parquet, clips.parquet),
     resuming an earlier run: `momu-data extract` as a function. on_plan(plan) is called once
     the jobs are known, on_record(record) after each job."""

@@ -3,6 +3,7 @@
 A webdataset pipeline of small stages: list shards -> split by node and worker -> decode
 .npy/.json -> pick the arrays -> optional random crop -> pad and batch with a mask.
 """
+
 from __future__ import annotations
 
 import glob
@@ -75,8 +76,14 @@ class RandomCrop:
             return s
         a = int(self.rng.integers(0, T - self.frames + 1))
         b = a + self.frames
-        return {**s, "pose": s["pose"][a:b], "conf": s["conf"][a:b], "mel": s["mel"][:, a:b],
-                "amp": s["amp"][a:b], "offset": a}
+        return {
+            **s,
+            "pose": s["pose"][a:b],
+            "conf": s["conf"][a:b],
+            "mel": s["mel"][:, a:b],
+            "amp": s["amp"][a:b],
+            "offset": a,
+        }
 
 
 def collate(samples: list[dict]) -> dict:
@@ -97,19 +104,39 @@ def collate(samples: list[dict]) -> dict:
         mel[i, :, :n] = torch.from_numpy(s["mel"])
         amp[i, :n] = torch.from_numpy(s["amp"])
         mask[i, :n] = True
-    return {"key": [s["key"] for s in samples], "pose": pose, "conf": conf, "mel": mel, "amp": amp,
-            "mask": mask, "length": mask.sum(1), "meta": [s.get("meta", {}) for s in samples]}
+    return {
+        "key": [s["key"] for s in samples],
+        "pose": pose,
+        "conf": conf,
+        "mel": mel,
+        "amp": amp,
+        "mask": mask,
+        "length": mask.sum(1),
+        "meta": [s.get("meta", {}) for s in samples],
+    }
 
 
-def dataset(source, split: str | None = None, crop_frames: int | None = None, shuffle: int = 0,
-            seed: int = 0, resampled: bool = False):
+def dataset(
+    source,
+    split: str | None = None,
+    crop_frames: int | None = None,
+    shuffle: int = 0,
+    seed: int = 0,
+    resampled: bool = False,
+):
     """The webdataset pipeline of samples (unbatched), split by node and worker."""
     import webdataset as wds
 
     urls = shard_urls(source, split)
-    ds = wds.WebDataset(urls, resampled=resampled, shardshuffle=(100 if shuffle else False), seed=seed,
-                        nodesplitter=wds.split_by_node, workersplitter=wds.split_by_worker,
-                        empty_check=False)
+    ds = wds.WebDataset(
+        urls,
+        resampled=resampled,
+        shardshuffle=(100 if shuffle else False),
+        seed=seed,
+        nodesplitter=wds.split_by_node,
+        workersplitter=wds.split_by_worker,
+        empty_check=False,
+    )
     if shuffle:
         ds = ds.shuffle(shuffle, seed=seed) if _shuffle_takes_seed() else ds.shuffle(shuffle)
     ds = ds.decode().map(to_arrays)
@@ -126,13 +153,22 @@ def _shuffle_takes_seed() -> bool:
     return "seed" in inspect.signature(wds.filters.shuffle).parameters
 
 
-def loader(source, split: str | None = None, batch_size: int = 8, crop_frames: int | None = None,
-           shuffle: int = 0, num_workers: int = 0, seed: int = 0, resampled: bool = False):
+def loader(
+    source,
+    split: str | None = None,
+    batch_size: int = 8,
+    crop_frames: int | None = None,
+    shuffle: int = 0,
+    num_workers: int = 0,
+    seed: int = 0,
+    resampled: bool = False,
+):
     """A torch DataLoader yielding padded batches:
     {"key": [B], "pose": [B,T,14,2], "conf": [B,T,14], "mel": [B,80,T], "amp": [B,T],
      "mask": [B,T] bool, "length": [B], "meta": [B] dicts (meta.json: labels, source...)}."""
     import torch
 
     ds = dataset(source, split, crop_frames, shuffle, seed, resampled)
-    return torch.utils.data.DataLoader(ds.batched(batch_size, collation_fn=collate, partial=True),
-                                       batch_size=None, num_workers=num_workers)
+    return torch.utils.data.DataLoader(
+        ds.batched(batch_size, collation_fn=collate, partial=True), batch_size=None, num_workers=num_workers
+    )

@@ -1,6 +1,7 @@
 """Manifests as plain data: the per-job JSON records under DATA/items/ compiled into
 `videos.parquet` (one row per extracted video or view, failures included) and
 `clips.parquet` (one row per clip, rejected ones included, with the reason)."""
+
 from __future__ import annotations
 
 import json
@@ -9,8 +10,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from momu_data.timebase import FPS
 from momu_data.io import atomic_path
+from momu_data.timebase import FPS
 
 LABELS = ("genre", "music", "dancer", "style", "choreo")
 
@@ -34,20 +35,50 @@ def _labels(rec: dict, view: dict) -> dict:
 def video_rows(recs: list[dict]) -> list[dict]:
     rows = []
     for r in recs:
-        common = {"job": r["id"], "path": r["path"], "dataset": r.get("dataset", ""), "status": r["status"],
-                  "reason": r.get("reason", ""), "pose_source": r.get("pose_source", ""),
-                  "seconds_taken": r.get("seconds", 0.0)}
+        common = {
+            "job": r["id"],
+            "path": r["path"],
+            "dataset": r.get("dataset", ""),
+            "status": r["status"],
+            "reason": r.get("reason", ""),
+            "pose_source": r.get("pose_source", ""),
+            "seconds_taken": r.get("seconds", 0.0),
+        }
         if r["status"] != "ok":
-            rows.append({"id": r["id"], "view": "", "sha256": "", "duration": 0.0, "frames": 0,
-                         "video_frames": 0, "person_frac": 0.0, "interp_frac": 0.0, "clips": 0, "clips_ok": 0,
-                         **common, **{k: "" for k in LABELS}})
+            rows.append(
+                {
+                    "id": r["id"],
+                    "view": "",
+                    "sha256": "",
+                    "duration": 0.0,
+                    "frames": 0,
+                    "video_frames": 0,
+                    "person_frac": 0.0,
+                    "interp_frac": 0.0,
+                    "clips": 0,
+                    "clips_ok": 0,
+                    **common,
+                    **dict.fromkeys(LABELS, ""),
+                }
+            )
             continue
         for v in r["views"]:
-            rows.append({"id": v["id"], "view": v.get("view", ""), "sha256": v.get("sha256", ""),
-                         "duration": v["duration"], "frames": v["frames"], "video_frames": v["video_frames"],
-                         "person_frac": v["person_frac"], "interp_frac": v["interp_frac"],
-                         "clips": len(v["clips"]), "clips_ok": sum(c["status"] == "ok" for c in v["clips"]),
-                         **common, **_labels(r, v)})
+            rows.append(
+                {
+                    "id": v["id"],
+                    "view": v.get("view", ""),
+                    "sha256": v.get("sha256", ""),
+                    "duration": v["duration"],
+                    "frames": v["frames"],
+                    "video_frames": v["video_frames"],
+                    "person_frac": v["person_frac"],
+                    "interp_frac": v["interp_frac"],
+                    "clips": len(v["clips"]),
+                    "clips_ok": sum(c["status"] == "ok" for c in v["clips"]),
+                    **common,
+                    **_labels(r, v),
+                }
+            )
     return rows
 
 
@@ -58,15 +89,27 @@ def clip_rows(recs: list[dict]) -> list[dict]:
             continue
         for v in r["views"]:
             for c in v["clips"]:
-                rows.append({
-                    "key": c["key"], "video": v["id"], "job": r["id"], "path": r["path"],
-                    "sha256": v.get("sha256", ""), "dataset": r.get("dataset", ""),
-                    "frame_start": c["start"], "frame_end": c["end"], "frames": c["end"] - c["start"],
-                    "start": c["start"] / FPS, "end": c["end"] / FPS, "duration": (c["end"] - c["start"]) / FPS,
-                    "status": c["status"], "reason": c["reason"],
-                    "interp_frac": c["interp_frac"], "no_person_frac": c["no_person_frac"],
-                    **_labels(r, v),
-                })
+                rows.append(
+                    {
+                        "key": c["key"],
+                        "video": v["id"],
+                        "job": r["id"],
+                        "path": r["path"],
+                        "sha256": v.get("sha256", ""),
+                        "dataset": r.get("dataset", ""),
+                        "frame_start": c["start"],
+                        "frame_end": c["end"],
+                        "frames": c["end"] - c["start"],
+                        "start": c["start"] / FPS,
+                        "end": c["end"] / FPS,
+                        "duration": (c["end"] - c["start"]) / FPS,
+                        "status": c["status"],
+                        "reason": c["reason"],
+                        "interp_frac": c["interp_frac"],
+                        "no_person_frac": c["no_person_frac"],
+                        **_labels(r, v),
+                    }
+                )
     return rows
 
 

@@ -4,12 +4,13 @@ Frames are yielded one at a time (never the whole video in memory) with their
 presentation time, so variable frame rate needs no special case. Rotation metadata
 (portrait phone video) is applied so that frames are upright, as a player shows them.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -194,14 +195,16 @@ class AudioMuxer:
         self.pos = 0
 
     def feed(self, until: int) -> None:
-        import av
         from fractions import Fraction
+
+        import av
 
         until = min(int(until), self.audio.size)
         while self.pos < until:
             n = min(self.chunk, until - self.pos)
-            af = av.AudioFrame.from_ndarray(np.ascontiguousarray(self.audio[None, self.pos:self.pos + n]),
-                                            format="fltp", layout="mono")
+            af = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(self.audio[None, self.pos : self.pos + n]), format="fltp", layout="mono"
+            )
             af.sample_rate = self.sr
             af.pts = self.pos
             af.time_base = Fraction(1, self.sr)

@@ -4,18 +4,20 @@
 (default: all cores) or a Dask cluster (an existing scheduler address, or a LocalCluster on
 loopback). fn must be picklable (a module-level function or a functools.partial of one).
 """
+
 from __future__ import annotations
 
 import os
-from typing import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-def map_unordered(fn: Callable, items: Iterable, n_jobs: int = -1, backend: str = "joblib",
-                  scheduler: str | None = None) -> Iterator:
+def map_unordered(
+    fn: Callable, items: Iterable, n_jobs: int = -1, backend: str = "joblib", scheduler: str | None = None
+) -> Iterator:
     items = list(items)
     if not items:
         return
@@ -38,8 +40,13 @@ def map_unordered(fn: Callable, items: Iterable, n_jobs: int = -1, backend: str 
         if scheduler:
             client = Client(scheduler)
         else:
-            cluster = LocalCluster(n_workers=min(n_jobs, len(items)), threads_per_worker=1, processes=True,
-                                   host="127.0.0.1", dashboard_address=None)
+            cluster = LocalCluster(
+                n_workers=min(n_jobs, len(items)),
+                threads_per_worker=1,
+                processes=True,
+                host="127.0.0.1",
+                dashboard_address=None,
+            )
             client = Client(cluster)
         try:
             futures = client.map(fn, items, pure=False)

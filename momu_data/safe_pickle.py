@@ -9,6 +9,7 @@ imported, so a refused pickle executes no code of its own.
 
 What this does not defend against: a pickle that is merely huge (memory exhaustion).
 """
+
 from __future__ import annotations
 
 import _compat_pickle
@@ -36,8 +37,20 @@ def _latin1_encode(obj, encoding="utf-8", errors="strict"):
 
 # Builtins that only construct plain values from plain arguments.
 _SAFE_BUILTINS = (
-    "dict", "list", "tuple", "set", "frozenset", "int", "float", "complex", "bool",
-    "str", "bytes", "bytearray", "slice", "range",
+    "dict",
+    "list",
+    "tuple",
+    "set",
+    "frozenset",
+    "int",
+    "float",
+    "complex",
+    "bool",
+    "str",
+    "bytes",
+    "bytearray",
+    "slice",
+    "range",
 )
 
 # numpy callables used by ndarray/dtype/scalar pickling, by (submodule, name). numpy 2
@@ -77,8 +90,8 @@ def _resolve(module: str, name: str):
 
         return getattr(numpy, name)
     for pkg in ("numpy.core.", "numpy._core."):
-        if module.startswith(pkg) and (module[len(pkg):], name) in _NUMPY_CORE:
-            return _numpy_core(module[len(pkg):], name)
+        if module.startswith(pkg) and (module[len(pkg) :], name) in _NUMPY_CORE:
+            return _numpy_core(module[len(pkg) :], name)
     return None
 
 

@@ -11,6 +11,7 @@ extension at the first dot):
   audio.flac   16 kHz mono, exactly T * 256 samples
   meta.json    the clip's manifest row plus time base and normalisation
 """
+
 from __future__ import annotations
 
 import io
@@ -33,7 +34,7 @@ GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}
 
 
 def parse_split(spec: str) -> tuple[float, float, float]:
-    """"90/5/5" -> (0.9, 0.05, 0.05)."""
+    """ "90/5/5" -> (0.9, 0.05, 0.05)."""
     try:
         parts = [float(p) for p in spec.split("/")]
     except ValueError:
@@ -81,9 +82,18 @@ def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
         return (b[(b >= t0) & (b < t1)] - t0).round(4).tolist()
 
     meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
-    meta.update({"fps": A.FPS, "sr": A.SR, "hop": A.HOP, "n_mels": A.N_MELS,
-                 "centre": view.get("centre"), "scale": view.get("scale"),
-                 "width": view.get("width"), "height": view.get("height")})
+    meta.update(
+        {
+            "fps": A.FPS,
+            "sr": A.SR,
+            "hop": A.HOP,
+            "n_mels": A.N_MELS,
+            "centre": view.get("centre"),
+            "scale": view.get("scale"),
+            "width": view.get("width"),
+            "height": view.get("height"),
+        }
+    )
     return {
         "__key__": row["key"],
         "pose.npy": feats["pose"][s:e].astype(np.float32),
@@ -92,13 +102,21 @@ def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
         "amp.npy": normalise01(feats["flux"][s:e]),
         "dirgram.npy": feats["dirgram"][s:e].astype(np.float32),
         "beats.json": {"kinematic": within(feats["kin_beats"]), "onsets": within(feats["onsets"])},
-        "audio.flac": _flac_bytes(audio[s * A.HOP:e * A.HOP]),
+        "audio.flac": _flac_bytes(audio[s * A.HOP : e * A.HOP]),
         "meta.json": meta,
     }
 
 
-def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", seed: int = 0,
-                 shard_size: int = 1000, shard_bytes: int = 512 << 20, progress=None) -> dict:
+def write_shards(
+    data,
+    out,
+    ratios=(0.9, 0.05, 0.05),
+    group_by: str = "video",
+    seed: int = 0,
+    shard_size: int = 1000,
+    shard_bytes: int = 512 << 20,
+    progress=None,
+) -> dict:
     """Build shards from DATA (extract's output) into OUT, replacing OUT at the end.
 
     Everything is written into a sibling temporary folder first and swapped in when
@@ -139,7 +157,9 @@ def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", s
         vids = sorted(by_video)
         vids = [vids[i] for i in rng.permutation(len(vids))]
         written = []
-        with wds.ShardWriter(str(tmp / split / "%06d.tar"), maxcount=shard_size, maxsize=shard_bytes, verbose=0) as sink:
+        with wds.ShardWriter(
+            str(tmp / split / "%06d.tar"), maxcount=shard_size, maxsize=shard_bytes, verbose=0
+        ) as sink:
             for vid in vids:
                 feats = load_item(data, vid)
                 audio, _ = sf.read(data / "items" / f"{vid}.flac", dtype="float32")
@@ -159,13 +179,25 @@ def write_shards(data, out, ratios=(0.9, 0.05, 0.05), group_by: str = "video", s
         for w in written:
             counts[w["shard"]] = counts.get(w["shard"], 0) + 1
         index[split] = {
-            "__kind__": "wids-shard-index-v1", "wids_version": 1, "name": split,
-            "shardlist": [{"url": f"{split}/{p.name}", "nsamples": counts.get(f"{split}/{p.name}", 0),
-                           "filesize": p.stat().st_size} for p in shards],
+            "__kind__": "wids-shard-index-v1",
+            "wids_version": 1,
+            "name": split,
+            "shardlist": [
+                {
+                    "url": f"{split}/{p.name}",
+                    "nsamples": counts.get(f"{split}/{p.name}", 0),
+                    "filesize": p.stat().st_size,
+                }
+                for p in shards
+            ],
         }
-        stats[split] = {"clips": len(written), "hours": sum(w["duration"] for w in written) / 3600,
-                        "groups": len({w[col] for w in written}), "shards": len(shards),
-                        "bytes": sum(p.stat().st_size for p in shards)}
+        stats[split] = {
+            "clips": len(written),
+            "hours": sum(w["duration"] for w in written) / 3600,
+            "groups": len({w[col] for w in written}),
+            "shards": len(shards),
+            "bytes": sum(p.stat().st_size for p in shards),
+        }
     for split in SPLITS:
         write_json(tmp / f"{split}.wids.json", index[split])
     pq.write_table(pa.Table.from_pylist(manifest), tmp / "manifest.parquet")

@@ -5,16 +5,26 @@ elbow, right wrist, left shoulder, left elbow, left wrist, right hip, right knee
 ankle, left hip, left knee, left ankle. "Right" is the person's right. This is the
 OpenPose BODY_25 order with MidHip (index 8) removed, so BODY_25 maps by index.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
 JOINTS = (
-    "nose", "neck",
-    "right_shoulder", "right_elbow", "right_wrist",
-    "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle",
-    "left_hip", "left_knee", "left_ankle",
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
 )
 NUM_JOINTS = len(JOINTS)
 J = {name: i for i, name in enumerate(JOINTS)}
@@ -25,10 +35,18 @@ MIRROR = tuple(J[n.replace("right_", "@").replace("left_", "right_").replace("@"
 # Bones as (parent, child) pairs; used for rendering, bone-length statistics and checks.
 BONES = (
     (J["nose"], J["neck"]),
-    (J["neck"], J["right_shoulder"]), (J["right_shoulder"], J["right_elbow"]), (J["right_elbow"], J["right_wrist"]),
-    (J["neck"], J["left_shoulder"]), (J["left_shoulder"], J["left_elbow"]), (J["left_elbow"], J["left_wrist"]),
-    (J["neck"], J["right_hip"]), (J["right_hip"], J["right_knee"]), (J["right_knee"], J["right_ankle"]),
-    (J["neck"], J["left_hip"]), (J["left_hip"], J["left_knee"]), (J["left_knee"], J["left_ankle"]),
+    (J["neck"], J["right_shoulder"]),
+    (J["right_shoulder"], J["right_elbow"]),
+    (J["right_elbow"], J["right_wrist"]),
+    (J["neck"], J["left_shoulder"]),
+    (J["left_shoulder"], J["left_elbow"]),
+    (J["left_elbow"], J["left_wrist"]),
+    (J["neck"], J["right_hip"]),
+    (J["right_hip"], J["right_knee"]),
+    (J["right_knee"], J["right_ankle"]),
+    (J["neck"], J["left_hip"]),
+    (J["left_hip"], J["left_knee"]),
+    (J["left_knee"], J["left_ankle"]),
 )
 
 # Source indices for each of our joints; a tuple means "mean of these" (the neck is the

@@ -9,8 +9,8 @@ max(x, 1e-5)) so that a HiFi-GAN-style vocoder can invert it. Frames are centred
 (librosa's default): frame t covers the audio around t * HOP / SR seconds, and a signal of
 n samples gives 1 + n // HOP frames.
 """
-from __future__ import annotations
 
+from __future__ import annotations
 
 SR = 16000
 N_FFT = 1024

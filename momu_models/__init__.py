@@ -11,6 +11,7 @@ subpackages follow the flow: models/ (networks), diffusion/ (noise process and s
 train/ (trainers), generate/ (pipeline, post-processing, rendering, vocoders), evaluate/
 (metrics, pairing of files, the suite), cli/ (the commands).
 """
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """Small media files made by the tests themselves with PyAV."""
+
 from __future__ import annotations
 
 import json
@@ -7,8 +8,19 @@ from pathlib import Path
 import numpy as np
 
 
-def write_av(path, seconds=2.0, fps=25, size=(64, 48), audio=True, video=True, sr=22050,
-             freq=440.0, frame_fn=None, audio_fn=None, codec="libx264"):
+def write_av(
+    path,
+    seconds=2.0,
+    fps=25,
+    size=(64, 48),
+    audio=True,
+    video=True,
+    sr=22050,
+    freq=440.0,
+    frame_fn=None,
+    audio_fn=None,
+    codec="libx264",
+):
     """Write an mp4 with noise frames (or frame_fn(i) -> rgb) and a sine (or audio_fn(t))."""
     import av
 
@@ -36,7 +48,7 @@ def write_av(path, seconds=2.0, fps=25, size=(64, 48), audio=True, video=True, s
             y = audio_fn(t) if audio_fn else 0.3 * np.sin(2 * np.pi * freq * t)
             y = y.astype(np.float32)[None]
             for k in range(0, n, 1024):
-                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, k:k + 1024]), format="fltp", layout="mono")
+                fr = av.AudioFrame.from_ndarray(np.ascontiguousarray(y[:, k : k + 1024]), format="fltp", layout="mono")
                 fr.sample_rate = sr
                 fr.pts = k
                 for p in as_.encode(fr):
@@ -54,7 +66,7 @@ def click_track(seconds: float, bpm: float, sr: int = 16000, offset: float = 0.2
     burst = (rng.standard_normal(int(0.03 * sr)) * np.exp(-np.linspace(0, 8, int(0.03 * sr)))).astype(np.float32)
     for b in beats:
         i = int(b * sr)
-        y[i:i + len(burst)] += 0.8 * burst[: len(y) - i]
+        y[i : i + len(burst)] += 0.8 * burst[: len(y) - i]
     return y, beats
 
 
@@ -63,15 +75,44 @@ def make_coco_item(folder: Path, name: str, seconds=6.0, fps=30.0, bpm=120.0, se
     rng = np.random.default_rng(seed)
     n = int(seconds * fps)
     t = np.arange(n) / fps
-    base = np.array([[50, 20], [48, 18], [52, 18], [46, 19], [54, 19], [40, 30], [60, 30], [36, 45], [64, 45],
-                     [34, 60], [66, 60], [44, 60], [56, 60], [44, 80], [56, 80], [44, 98], [56, 98]], float) * 4
+    base = (
+        np.array(
+            [
+                [50, 20],
+                [48, 18],
+                [52, 18],
+                [46, 19],
+                [54, 19],
+                [40, 30],
+                [60, 30],
+                [36, 45],
+                [64, 45],
+                [34, 60],
+                [66, 60],
+                [44, 60],
+                [56, 60],
+                [44, 80],
+                [56, 80],
+                [44, 98],
+                [56, 98],
+            ],
+            float,
+        )
+        * 4
+    )
     tri = np.abs(((t / (60 / bpm)) % 2) - 1)
     entries = []
     for i in range(n):
         kp = base + rng.normal(0, 0.3, base.shape)
         kp[[9, 10], 1] -= 60 * tri[i]
-        entries.append({"image_id": f"{i}.jpg", "category_id": 1, "score": 2.5,
-                        "keypoints": np.concatenate([kp, np.full((17, 1), 0.9)], 1).ravel().tolist()})
+        entries.append(
+            {
+                "image_id": f"{i}.jpg",
+                "category_id": 1,
+                "score": 2.5,
+                "keypoints": np.concatenate([kp, np.full((17, 1), 0.9)], 1).ravel().tolist(),
+            }
+        )
     folder.mkdir(parents=True, exist_ok=True)
     (folder / f"{name}.json").write_text(json.dumps(entries))
     import soundfile as sf

@@ -1,6 +1,7 @@
 """The curated public API: every exported name resolves, the README's Python example uses
 only exported names with keyword arguments their signatures accept, and the same flow runs
 end to end through the public names alone (tiny settings)."""
+
 import ast
 import inspect
 import json
@@ -59,8 +60,11 @@ def test_readme_example_uses_the_public_api():
                 assert kw.arg in params, f"README calls {node.func.id}({kw.arg}=...): no such parameter"
             assert len(node.args) <= len(params)
             calls += 1
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr in (
-                "from_pretrained", "joint", "dance_for_music", "music_for_dance"):
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr in ("from_pretrained", "joint", "dance_for_music", "music_for_dance")
+        ):
             method = getattr(momu_models.MoMuPipeline, node.func.attr)
             params = inspect.signature(method).parameters
             for kw in node.keywords:
@@ -80,8 +84,13 @@ def test_the_flow_through_the_public_api(tmp_path):
 
     for k in range(4):
         make_coco_item(tmp_path / "src", f"d{k}", seconds=6.0, bpm=100 + 10 * k, seed=k)
-    res = extract_dataset([tmp_path / "src"], tmp_path / "data", ExtractConfig(pose_source="coco", fps=30.0,
-                          clip_seconds=3.0), audio=tmp_path / "src", n_jobs=1)
+    res = extract_dataset(
+        [tmp_path / "src"],
+        tmp_path / "data",
+        ExtractConfig(pose_source="coco", fps=30.0, clip_seconds=3.0),
+        audio=tmp_path / "src",
+        n_jobs=1,
+    )
     assert res.ok == 4 and len([c for c in res.clips if c["status"] == "ok"]) == 8
     info = write_shards(tmp_path / "data", tmp_path / "shards", ratios=(0.5, 0.25, 0.25))
     assert sum(v["clips"] for v in info["splits"].values()) == 8
@@ -91,8 +100,11 @@ def test_the_flow_through_the_public_api(tmp_path):
     tiny = dict(shards=str(tmp_path / "shards"), preset="tiny", batch_size=2, crop_seconds=1.0, val_batches=1)
     train_vae(VAETrainConfig(run_dir=str(runs / "vae"), music_steps=2, motion_steps=2, **tiny))
     for task in ("motion2music", "music2motion"):
-        train_diffusion(DiffusionTrainConfig(task=task, vae=str(runs / "vae"), run_dir=str(runs / task), steps=2,
-                                             stats_batches=1, **tiny))
+        train_diffusion(
+            DiffusionTrainConfig(
+                task=task, vae=str(runs / "vae"), run_dir=str(runs / task), steps=2, stats_batches=1, **tiny
+            )
+        )
     pipe = MoMuPipeline.from_pretrained(runs, device="cpu", vocoder="griffinlim")
     written = pipe.joint(length="1s", seed=0, steps=2).save(tmp_path / "out")
     assert written[0]["mp4"].endswith("joint_s0_0.mp4")

@@ -1,6 +1,7 @@
 """`momu-train classifier` and the motion encoder: training on tiny hand-made shards beats
 chance, unlabelled clips are skipped, kill + resume equals an uninterrupted run, features do
 not depend on batching or frame rate, one-line errors; synthetic videos carry their genre."""
+
 import json
 from pathlib import Path
 
@@ -11,8 +12,14 @@ from safetensors.torch import load_file
 from typer.testing import CliRunner
 
 import momu_models.train.classifier as TC
-from momu_models.models.motion_encoder import PRESETS, MotionClassifier, encode_motions, load_classifier, motion_features
 from momu_models.cli.train import app
+from momu_models.models.motion_encoder import (
+    PRESETS,
+    MotionClassifier,
+    encode_motions,
+    load_classifier,
+    motion_features,
+)
 
 FPS = 62.5
 FREQS = {"slow": 0.8, "mid": 2.0, "fast": 4.0}  # Hz of each class's movement
@@ -33,8 +40,9 @@ def dance_clip(freq: float, seconds: float, rng) -> np.ndarray:
     return (pose + 0.02 * rng.standard_normal(pose.shape)).astype(np.float32)
 
 
-def write_label_shards(root: Path, per_class=(20, 5), seconds: float = 4.0, unlabelled: int = 2,
-                       label: str = "genre", seed: int = 0) -> Path:
+def write_label_shards(
+    root: Path, per_class=(20, 5), seconds: float = 4.0, unlabelled: int = 2, label: str = "genre", seed: int = 0
+) -> Path:
     """Shards in the `momu-data shard` format (pose/conf/mel/amp/meta) without any media:
     train and val clips of each class in FREQS, plus `unlabelled` train clips with label ""."""
     import webdataset as wds
@@ -49,10 +57,16 @@ def write_label_shards(root: Path, per_class=(20, 5), seconds: float = 4.0, unla
             for c, k in samples:
                 pose = dance_clip(FREQS.get(c, 3.0), seconds, rng)
                 T = pose.shape[0]
-                sink.write({"__key__": f"{split}_{c or 'none'}_{k}", "pose.npy": pose,
-                            "conf.npy": np.ones((T, 14), np.float32), "mel.npy": np.zeros((80, T), np.float32),
-                            "amp.npy": np.zeros(T, np.float32),
-                            "meta.json": {"key": f"{split}_{c}_{k}", label: c, "dancer": "d0"}})
+                sink.write(
+                    {
+                        "__key__": f"{split}_{c or 'none'}_{k}",
+                        "pose.npy": pose,
+                        "conf.npy": np.ones((T, 14), np.float32),
+                        "mel.npy": np.zeros((80, T), np.float32),
+                        "amp.npy": np.zeros(T, np.float32),
+                        "meta.json": {"key": f"{split}_{c}_{k}", label: c, "dancer": "d0"},
+                    }
+                )
     return root
 
 
@@ -62,8 +76,20 @@ def shards(tmp_path_factory):
 
 
 def cfg(shards, run, **kw):
-    base = dict(shards=str(shards), run_dir=str(run), preset="tiny", steps=100, batch_size=12, crop_seconds=2.0,
-                lr=3e-3, warmup_steps=1, val_every=1000, ckpt_every=1000, log_every=5, shuffle_buffer=50)
+    base = dict(
+        shards=str(shards),
+        run_dir=str(run),
+        preset="tiny",
+        steps=100,
+        batch_size=12,
+        crop_seconds=2.0,
+        lr=3e-3,
+        warmup_steps=1,
+        val_every=1000,
+        ckpt_every=1000,
+        log_every=5,
+        shuffle_buffer=50,
+    )
     base.update(kw)
     return TC.ClassifierTrainConfig(**base)
 
@@ -87,7 +113,11 @@ def test_classifier_learns_above_chance_and_loads(shards, tmp_path):
     model = load_classifier(run)
     assert model.classes == ["fast", "mid", "slow"] and model.label == "genre"
     cfgjson = json.loads((run / "config.json").read_text())
-    assert cfgjson["classes"] == ["fast", "mid", "slow"] and cfgjson["train_counts"] == {"fast": 20, "mid": 20, "slow": 20}
+    assert cfgjson["classes"] == ["fast", "mid", "slow"] and cfgjson["train_counts"] == {
+        "fast": 20,
+        "mid": 20,
+        "slow": 20,
+    }
     saved = load_file(str(run / "model.safetensors"))
     assert all(torch.equal(saved[k], v) for k, v in model.state_dict().items())
     # the loaded model classifies fresh clips of each class
@@ -132,8 +162,11 @@ def test_features_ignore_batching_and_frame_rate():
     assert together.shape == (4, PRESETS["tiny"].dim)
     np.testing.assert_allclose(together, alone, atol=1e-5)
     p30 = dance_clip(1.0, 2.0, rng)[::2]  # any [T, 14, 2]; call it 31.25 fps
-    np.testing.assert_allclose(motion_features(model, [p30], 31.25),
-                               motion_features(model, [resample_to_fps(p30, 31.25, FPS)], FPS), atol=1e-6)
+    np.testing.assert_allclose(
+        motion_features(model, [p30], 31.25),
+        motion_features(model, [resample_to_fps(p30, 31.25, FPS)], FPS),
+        atol=1e-6,
+    )
     with pytest.raises(ValueError, match=r"expected \[T, 14, 2\]"):
         motion_features(model, [np.zeros((10, 13, 2))], FPS)
     with pytest.raises(ValueError, match="2 motions but 1 frame rates"):
@@ -145,7 +178,9 @@ def test_cli_errors_are_one_line(shards, tmp_path):
     res = r.invoke(app, ["classifier", str(shards), "--label", "mood", "--preset", "tiny"])
     assert res.exit_code == 2 and "--label must be one of" in res.output
     # every clip has the same dancer: one class
-    res = r.invoke(app, ["classifier", str(shards), "--label", "dancer", "--preset", "tiny", "-o", str(tmp_path / "r")])
+    res = r.invoke(
+        app, ["classifier", str(shards), "--label", "dancer", "--preset", "tiny", "-o", str(tmp_path / "r")]
+    )
     assert res.exit_code == 2 and "1 class(es)" in res.output and "at least 2" in res.output
     assert len(res.output.strip().splitlines()) == 1
     res = r.invoke(app, ["classifier", str(shards), "--label", "style", "--preset", "tiny", "-o", str(tmp_path / "r")])
@@ -157,8 +192,23 @@ def test_cli_errors_are_one_line(shards, tmp_path):
 
 
 def test_cli_trains(shards, tmp_path):
-    res = CliRunner().invoke(app, ["classifier", str(shards), "--preset", "tiny", "--steps", "3", "-b", "6",
-                                   "--crop-seconds", "1", "-o", str(tmp_path / "run")])
+    res = CliRunner().invoke(
+        app,
+        [
+            "classifier",
+            str(shards),
+            "--preset",
+            "tiny",
+            "--steps",
+            "3",
+            "-b",
+            "6",
+            "--crop-seconds",
+            "1",
+            "-o",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "finished" in res.output and (tmp_path / "run" / "model.safetensors").exists()
 
@@ -170,8 +220,8 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
 
     import momu_data.pose.mediapipe_pose
     from momu_data.cli.data import app as data_app
-    from momu_data.synth import load_gt, synthesize_one
     from momu_data.pose.track import PoseTrack
+    from momu_data.synth import load_gt, synthesize_one
 
     mp4 = synthesize_one(1, seconds=3.0, out=tmp_path / "videos", seed=0)
     gt = load_gt(mp4)
@@ -179,12 +229,20 @@ def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
     def fake_estimate(path, **kw):
         g = load_gt(path)
         n = len(g["frame_times"])
-        return PoseTrack(xy=g["keypoints"].astype(np.float32), conf=np.ones((n, 14), np.float32),
-                         times=g["frame_times"], person=np.ones(n, bool), width=g["width"], height=g["height"])
+        return PoseTrack(
+            xy=g["keypoints"].astype(np.float32),
+            conf=np.ones((n, 14), np.float32),
+            times=g["frame_times"],
+            person=np.ones(n, bool),
+            width=g["width"],
+            height=g["height"],
+        )
 
     monkeypatch.setattr(momu_data.pose.mediapipe_pose, "estimate_video", fake_estimate)
-    res = CliRunner().invoke(data_app, ["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "data"),
-                                        "--clip-seconds", "1.5", "-j", "1"])
+    res = CliRunner().invoke(
+        data_app,
+        ["extract", str(tmp_path / "videos"), "--out", str(tmp_path / "data"), "--clip-seconds", "1.5", "-j", "1"],
+    )
     assert res.exit_code == 0, res.output
     rows = pq.read_table(tmp_path / "data" / "clips.parquet").to_pylist()
     assert len(rows) == 2 and all(r["genre"] == gt["style"] for r in rows)

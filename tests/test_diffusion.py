@@ -1,5 +1,6 @@
 """Latent diffusion: the DiT denoiser, DDIM, guidance, cross-guidance, long sequences,
 length parsing and bone correction. Everything runs on tiny tensors (the file takes seconds)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -8,11 +9,11 @@ import torch
 import torch.nn as nn
 
 from momu_data.skeleton import BONES, J, bone_lengths
-from momu_models.diffusion.process import Diffusion, latent_scale
-from momu_models.models.dit import DiT, DiTConfig, PRESETS, make_config
-from momu_models.generate.postprocess import TREE, correct_bones, finish_motion, mean_bone_lengths, smooth_motion
 from momu_models.diffusion import blend_overlap, cross_guidance_start, guided_eps, joint_sample, sample, window_starts
+from momu_models.diffusion.process import Diffusion, latent_scale
 from momu_models.generate.length import parse_length
+from momu_models.generate.postprocess import TREE, correct_bones, finish_motion, mean_bone_lengths, smooth_motion
+from momu_models.models.dit import PRESETS, DiT, DiTConfig, make_config
 
 torch.set_num_threads(1)
 
@@ -23,6 +24,7 @@ def tiny(**kw) -> DiT:
 
 
 # --------------------------------------------------------------------------- DiT
+
 
 @pytest.mark.parametrize("L", [1, 7, 16, 33])
 def test_dit_shapes(L):
@@ -120,7 +122,14 @@ def test_presets():
     assert PRESETS["paper"] == DiTConfig()
     p = PRESETS["paper"]
     assert (p.cond_dim, p.in_channels, p.hidden, p.heads, p.depth, p.out_kernel, p.num_timesteps) == (
-        1024, 20, 576, 8, 4, 5, 1000)
+        1024,
+        20,
+        576,
+        8,
+        4,
+        5,
+        1000,
+    )
     assert p.max_len >= 30 * 31.25  # 30 s at the VAE's 31.25 latent frames/s
     # the paper's plain concatenation; the CPU presets add the frame-aligned condition
     assert not p.frame_cond and PRESETS["small"].frame_cond and PRESETS["tiny"].frame_cond
@@ -148,6 +157,7 @@ def test_training_loss_masks_and_backprops():
 
 
 # --------------------------------------------------------------------------- diffusion
+
 
 def test_schedule_and_q_sample():
     d = Diffusion()
@@ -192,7 +202,7 @@ class GaussianEps(nn.Module):
 
     def forward(self, x_t, t, cond=None, cond_mask=None, x_mask=None, drop_cond=None):
         a = self.d.abar(t, x_t)
-        return (x_t - a.sqrt() * self.mu) * (1 - a).sqrt() / (a * self.sigma ** 2 + 1 - a)
+        return (x_t - a.sqrt() * self.mu) * (1 - a).sqrt() / (a * self.sigma**2 + 1 - a)
 
 
 def test_ddim_closed_form_gaussian():
@@ -214,7 +224,7 @@ def test_ddim_closed_form_gaussian():
     # and DDIM converges to the exact probability-flow map of a Gaussian as steps grow:
     # x_0 = mu + sigma * (x_T - sqrt(abar_T) mu) / sqrt(abar_T sigma^2 + 1 - abar_T)
     aT = d.alphas_cumprod[-1].item()
-    exact = mu + sigma * (x_T - aT ** 0.5 * mu) / (aT * sigma ** 2 + 1 - aT) ** 0.5
+    exact = mu + sigma * (x_T - aT**0.5 * mu) / (aT * sigma**2 + 1 - aT) ** 0.5
     err50 = (x - exact).abs().max().item()
     x1000 = d.ddim_sample(eps_fn, x_T.shape, steps=1000, x_T=x_T[:64])
     err1000 = (x1000 - exact[:64]).abs().max().item()
@@ -228,6 +238,7 @@ def test_ddim_closed_form_gaussian():
 
 # --------------------------------------------------------------------------- guidance
 
+
 class Recorder(nn.Module):
     """A fake denoiser that records every call: eps = 0.1 x_t + 0.3 cond (null: - 0.2)."""
 
@@ -238,8 +249,11 @@ class Recorder(nn.Module):
 
     def forward(self, x_t, t, cond=None, cond_mask=None, x_mask=None, drop_cond=None):
         B = x_t.shape[0]
-        null = torch.ones(B, dtype=torch.bool) if cond is None else (
-            torch.zeros(B, dtype=torch.bool) if drop_cond is None else drop_cond.bool())
+        null = (
+            torch.ones(B, dtype=torch.bool)
+            if cond is None
+            else (torch.zeros(B, dtype=torch.bool) if drop_cond is None else drop_cond.bool())
+        )
         self.calls.append(dict(t=int(t[0]), null=null.clone(), cond=None if cond is None else cond.clone()))
         c = torch.zeros_like(x_t) - 0.2 if cond is None else torch.where(null[:, None, None], -0.2, 0.3 * cond)
         return 0.1 * x_t + c
@@ -262,8 +276,17 @@ def test_cross_guidance_switch():
     m2mu, mu2mo = Recorder("motion2music"), Recorder("music2motion")
     steps = 50
     assert cross_guidance_start(steps, 0.5) == 25
-    res = joint_sample(m2mu, mu2mo, length=12, steps=steps, guidance_scale=2.0,
-                       generator=torch.Generator().manual_seed(0), cross_start=0.5, batch_size=2, return_trace=True)
+    res = joint_sample(
+        m2mu,
+        mu2mo,
+        length=12,
+        steps=steps,
+        guidance_scale=2.0,
+        generator=torch.Generator().manual_seed(0),
+        cross_start=0.5,
+        batch_size=2,
+        return_trace=True,
+    )
     assert res.motion.shape == res.music.shape == (2, 4, 12)
     assert [e["conditioned"] for e in res.trace] == [False] * 25 + [True] * 25
     ts = Diffusion().ddim_timesteps(steps)
@@ -280,8 +303,15 @@ def test_cross_guidance_switch():
                 torch.testing.assert_close(call["cond"][:2], res.trace[i - 1][other])
     # the conditioning changes the outcome vs never switching on
     m2mu_b, mu2mo_b = Recorder("a"), Recorder("b")
-    ind = joint_sample(m2mu_b, mu2mo_b, length=12, steps=steps, generator=torch.Generator().manual_seed(0),
-                       cross_start=1.0, batch_size=2)
+    ind = joint_sample(
+        m2mu_b,
+        mu2mo_b,
+        length=12,
+        steps=steps,
+        generator=torch.Generator().manual_seed(0),
+        cross_start=1.0,
+        batch_size=2,
+    )
     assert not any(e["conditioned"] for e in ind.trace)
     assert not torch.allclose(ind.music, res.music)
     with pytest.raises(ValueError):
@@ -290,6 +320,7 @@ def test_cross_guidance_switch():
 
 
 # --------------------------------------------------------------------------- long sequences
+
 
 def test_window_starts():
     assert window_starts(40, 48, 12) == [0]
@@ -305,8 +336,15 @@ def test_sliding_window_single_direction():
     B, N, overlap = 3, 90, 8
     cond = torch.zeros(B, 4, N)  # ignored by the Gaussian model
     windows = []
-    out = sample(model, cond, steps=50, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
-                 overlap=overlap, on_window=lambda s, e, n, res: windows.append((s, e, n, res[0])))
+    out = sample(
+        model,
+        cond,
+        steps=50,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(0),
+        overlap=overlap,
+        on_window=lambda s, e, n, res: windows.append((s, e, n, res[0])),
+    )
     assert out.shape == (B, 4, N) and torch.isfinite(out).all()
     assert [(s, e, n) for s, e, n, _ in windows] == [(0, 32, 0), (24, 56, 8), (48, 80, 8), (58, 90, 22)]
     # Each window is inpainted to agree with what came before it over the overlap: the model's
@@ -316,9 +354,9 @@ def test_sliding_window_single_direction():
     expected = torch.zeros(B, 4, N)
     for s, e, n, res in windows:
         if n:
-            assert (res[..., :n] - expected[..., s:s + n]).abs().mean() < 0.15
-            expected[..., s:s + n] = blend_overlap(expected[..., s:s + n], res[..., :n], "crossfade")
-        expected[..., s + n:e] = res[..., n:]
+            assert (res[..., :n] - expected[..., s : s + n]).abs().mean() < 0.15
+            expected[..., s : s + n] = blend_overlap(expected[..., s : s + n], res[..., :n], "crossfade")
+        expected[..., s + n : e] = res[..., n:]
     torch.testing.assert_close(out, expected)
     # the baseline: without the constraint, the same frames of an independent draw disagree
     free = sample(model, cond[..., :32], steps=50, generator=torch.Generator().manual_seed(1))
@@ -332,45 +370,85 @@ def test_sliding_window_real_dit_and_joint():
     out = sample(m, cond, steps=4, guidance_scale=2.0, generator=torch.Generator().manual_seed(0), x_mask=mask)
     assert out.shape == (2, 20, 40) and torch.isfinite(out).all()
     assert (out[1, :, 29:] == 0).all()
-    res = joint_sample(m, tiny(max_len=16), length=37, steps=4, generator=torch.Generator().manual_seed(0),
-                       batch_size=2, overlap=4, blend="cut")
+    res = joint_sample(
+        m,
+        tiny(max_len=16),
+        length=37,
+        steps=4,
+        generator=torch.Generator().manual_seed(0),
+        batch_size=2,
+        overlap=4,
+        blend="cut",
+    )
     assert res.motion.shape == res.music.shape == (2, 20, 37)
     # windows at 0, 12, 21: 3 windows x 4 steps, switching at step 2 in each
-    assert [(e["window"], e["conditioned"]) for e in res.trace] == [
-        (w, i >= 2) for w in range(3) for i in range(4)]
+    assert [(e["window"], e["conditioned"]) for e in res.trace] == [(w, i >= 2) for w in range(3) for i in range(4)]
 
 
 def test_joint_overlap_constrains_both_modalities():
     d = Diffusion()
     a, b = GaussianEps(d, 0.0, 0.5, max_len=24), GaussianEps(d, 0.0, 0.5, max_len=24)
     windows = []
-    res = joint_sample(a, b, length=50, steps=50, guidance_scale=1.0, generator=torch.Generator().manual_seed(0),
-                       batch_size=4, overlap=6, blend="cut", on_window=lambda s, e, n, r: windows.append((s, n, r)))
+    res = joint_sample(
+        a,
+        b,
+        length=50,
+        steps=50,
+        guidance_scale=1.0,
+        generator=torch.Generator().manual_seed(0),
+        batch_size=4,
+        overlap=6,
+        blend="cut",
+        on_window=lambda s, e, n, r: windows.append((s, n, r)),
+    )
     assert res.motion.shape == (4, 4, 50)
     prev_mo, prev_mu = windows[0][2]
     for s, n, (mo, mu) in windows[1:2]:
-        assert (mo[..., :n] - prev_mo[..., s:s + n]).abs().mean() < 0.15
-        assert (mu[..., :n] - prev_mu[..., s:s + n]).abs().mean() < 0.15
+        assert (mo[..., :n] - prev_mo[..., s : s + n]).abs().mean() < 0.15
+        assert (mu[..., :n] - prev_mu[..., s : s + n]).abs().mean() < 0.15
         # "cut": previous frames up to the middle of the overlap, the new window's after
-        torch.testing.assert_close(res.motion[..., s:s + n // 2], prev_mo[..., s:s + n // 2])
-        torch.testing.assert_close(res.music[..., s + n // 2:s + n], mu[..., n // 2:n])
+        torch.testing.assert_close(res.motion[..., s : s + n // 2], prev_mo[..., s : s + n // 2])
+        torch.testing.assert_close(res.music[..., s + n // 2 : s + n], mu[..., n // 2 : n])
 
 
 # --------------------------------------------------------------------------- lengths
 
-@pytest.mark.parametrize("spec,frames", [
-    ("750", 750), ("750f", 750), (" 12 F ", 12), (40, 40), ("30s", 938), ("2.5s", 78), ("1:30", 2813),
-    ("0:07.5", 234), ("01:00", 1875), ("1:00:00", 112500),
-])
+
+@pytest.mark.parametrize(
+    "spec,frames",
+    [
+        ("750", 750),
+        ("750f", 750),
+        (" 12 F ", 12),
+        (40, 40),
+        ("30s", 938),
+        ("2.5s", 78),
+        ("1:30", 2813),
+        ("0:07.5", 234),
+        ("01:00", 1875),
+        ("1:00:00", 112500),
+    ],
+)
 def test_parse_length(spec, frames):
     assert parse_length(spec, 31.25) == frames
 
 
-@pytest.mark.parametrize("spec,msg", [
-    ("", "empty"), ("abc", "cannot parse"), ("7.5", "whole"), ("1:75", "below 60"), ("0", "at least 1"),
-    ("0s", "under one frame"), ("-3s", "cannot parse"), (0, "at least 1"), (1.5, "string or an int"),
-    ("10ms", "cannot parse"), ("1:60:00", "below 60"),
-])
+@pytest.mark.parametrize(
+    "spec,msg",
+    [
+        ("", "empty"),
+        ("abc", "cannot parse"),
+        ("7.5", "whole"),
+        ("1:75", "below 60"),
+        ("0", "at least 1"),
+        ("0s", "under one frame"),
+        ("-3s", "cannot parse"),
+        (0, "at least 1"),
+        (1.5, "string or an int"),
+        ("10ms", "cannot parse"),
+        ("1:60:00", "below 60"),
+    ],
+)
 def test_parse_length_errors(spec, msg):
     with pytest.raises(ValueError, match=msg):
         parse_length(spec, 31.25)
@@ -384,6 +462,7 @@ def test_parse_length_fps():
 
 
 # --------------------------------------------------------------------------- bones
+
 
 def skeleton() -> np.ndarray:
     """A hand-made standing pose, [14, 2] (x right, y down)."""
@@ -414,7 +493,9 @@ def test_correct_bones():
     p = skeleton()
     mean = bone_lengths(p)
     # breadth-first from the neck: its five children first
-    assert [c for _, c, _ in TREE][:5] == [J[n] for n in ("nose", "right_shoulder", "left_shoulder", "right_hip", "left_hip")]
+    assert [c for _, c, _ in TREE][:5] == [
+        J[n] for n in ("nose", "right_shoulder", "left_shoulder", "right_hip", "left_hip")
+    ]
     bad = p.copy()
     # right upper arm (shoulder -> elbow) stretched to 2x: the elbow and the wrist below it are displaced
     arm = bad[J["right_elbow"]] - bad[J["right_shoulder"]]
@@ -470,10 +551,22 @@ def test_finish_motion_corrects_then_smooths():
     and keeps every bone within the bound."""
     fps, T = 62.5, 200
     base = np.zeros((14, 2))
-    for j, (x, y) in {"nose": (0, -1.2), "neck": (0, -1), "right_shoulder": (-0.4, -1), "left_shoulder": (0.4, -1),
-                      "right_elbow": (-0.7, -0.5), "left_elbow": (0.7, -0.5), "right_wrist": (-0.8, 0), "left_wrist": (0.8, 0),
-                      "right_hip": (-0.2, 0), "left_hip": (0.2, 0), "right_knee": (-0.2, 0.5), "left_knee": (0.2, 0.5),
-                      "right_ankle": (-0.2, 1), "left_ankle": (0.2, 1)}.items():
+    for j, (x, y) in {
+        "nose": (0, -1.2),
+        "neck": (0, -1),
+        "right_shoulder": (-0.4, -1),
+        "left_shoulder": (0.4, -1),
+        "right_elbow": (-0.7, -0.5),
+        "left_elbow": (0.7, -0.5),
+        "right_wrist": (-0.8, 0),
+        "left_wrist": (0.8, 0),
+        "right_hip": (-0.2, 0),
+        "left_hip": (0.2, 0),
+        "right_knee": (-0.2, 0.5),
+        "left_knee": (0.2, 0.5),
+        "right_ankle": (-0.2, 1),
+        "left_ankle": (0.2, 1),
+    }.items():
         base[J[j]] = (x, y)
     pose = np.repeat(base[None], T, 0)
     mean = bone_lengths(base)

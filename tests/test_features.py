@@ -1,17 +1,16 @@
 """Pure feature functions on hand-made inputs: mel, onsets, directogram, kinematic
 amplitude, kinematic beats, interpolation, clip cutting."""
+
 import numpy as np
 import pytest
-
-from momu_data import timebase as A
+from media import click_track
 
 from momu_data import features
+from momu_data import timebase as A
 from momu_data.clips import assess_clip, cut_clips
 from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
-from momu_data.skeleton import BODY25_TO_14, COCO17_TO_14, J, map_keypoints, torso_size
 from momu_data.pose.track import PoseTrack
-
-from media import click_track
+from momu_data.skeleton import BODY25_TO_14, COCO17_TO_14, J, map_keypoints, torso_size
 
 
 def test_mel_shape_and_frame_rate():
@@ -106,9 +105,14 @@ def test_resample_to_fps_keeps_duration():
 
 def _track(xy, conf=None, times=None, person=None, w=100, h=100):
     n = len(xy)
-    return PoseTrack(xy=xy.astype(np.float32), conf=(np.ones((n, 14)) if conf is None else conf).astype(np.float32),
-                     times=np.arange(n) / 10.0 if times is None else times,
-                     person=np.ones(n, bool) if person is None else person, width=w, height=h)
+    return PoseTrack(
+        xy=xy.astype(np.float32),
+        conf=(np.ones((n, 14)) if conf is None else conf).astype(np.float32),
+        times=np.arange(n) / 10.0 if times is None else times,
+        person=np.ones(n, bool) if person is None else person,
+        width=w,
+        height=h,
+    )
 
 
 def test_interpolation_fills_gaps_linearly():

@@ -1,5 +1,6 @@
 """momu-generate end to end on tiny checkpoints trained here: playable mp4s of the asked
 length, every output file, determinism for a seed, and the missing-checkpoint error."""
+
 import json
 from pathlib import Path
 
@@ -22,12 +23,34 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def runs(toy_shards, tmp_path_factory):
     root = tmp_path_factory.mktemp("runs")
-    TV.train(TV.VAETrainConfig(shards=str(toy_shards), run_dir=str(root / "vae"), preset="tiny", music_steps=3,
-                               motion_steps=3, batch_size=4, crop_seconds=1.0, val_batches=1), progress=False)
+    TV.train(
+        TV.VAETrainConfig(
+            shards=str(toy_shards),
+            run_dir=str(root / "vae"),
+            preset="tiny",
+            music_steps=3,
+            motion_steps=3,
+            batch_size=4,
+            crop_seconds=1.0,
+            val_batches=1,
+        ),
+        progress=False,
+    )
     for task in ("motion2music", "music2motion"):
-        TD.train(TD.DiffusionTrainConfig(shards=str(toy_shards), task=task, run_dir=str(root / task),
-                                         vae=str(root / "vae"), preset="tiny", steps=3, batch_size=4,
-                                         val_batches=1, stats_batches=2), progress=False)
+        TD.train(
+            TD.DiffusionTrainConfig(
+                shards=str(toy_shards),
+                task=task,
+                run_dir=str(root / task),
+                vae=str(root / "vae"),
+                preset="tiny",
+                steps=3,
+                batch_size=4,
+                val_batches=1,
+                stats_batches=2,
+            ),
+            progress=False,
+        )
     return root
 
 
@@ -42,8 +65,12 @@ def invoke(*args):
 def streams(path):
     with av.open(str(path)) as c:
         v, a = c.streams.video[0], c.streams.audio[0]
-        return (v.codec_context.name, float(v.duration * v.time_base), a.codec_context.name,
-                float(a.duration * a.time_base) if a.duration else None)
+        return (
+            v.codec_context.name,
+            float(v.duration * v.time_base),
+            a.codec_context.name,
+            float(a.duration * a.time_base) if a.duration else None,
+        )
 
 
 def test_joint_generation_files_length_and_determinism(runs, tmp_path):
@@ -107,9 +134,19 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     from momu_models.train.loop import TrainError
 
     def cfg(task, out, steps, frame_cond, init=None):
-        return TD.DiffusionTrainConfig(shards=str(toy_shards), task=task, run_dir=str(out), vae=str(runs / "vae"),
-                                       preset="tiny", steps=steps, batch_size=4, val_batches=1, stats_batches=2,
-                                       init=init, frame_cond=frame_cond)
+        return TD.DiffusionTrainConfig(
+            shards=str(toy_shards),
+            task=task,
+            run_dir=str(out),
+            vae=str(runs / "vae"),
+            preset="tiny",
+            steps=steps,
+            batch_size=4,
+            val_batches=1,
+            stats_batches=2,
+            init=init,
+            frame_cond=frame_cond,
+        )
 
     # a run of the paper's plain concatenation, then a fine-tuning run that adds frame_cond
     TD.train(cfg("music2motion", tmp_path / "plain", 2, False), progress=False)
@@ -130,15 +167,18 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
         TD.train(cfg("music2motion", tmp_path / "bad2", 1, False, str(tmp_path / "ft0")), progress=False)
     # resuming a run with another frame_cond names the field
     with pytest.raises(TrainError, match="frame_cond False"):
-        TD.train(TD.DiffusionTrainConfig(**{**vars(cfg("music2motion", tmp_path / "plain", 4, True)), "resume": True}),
-                 progress=False)
+        TD.train(
+            TD.DiffusionTrainConfig(**{**vars(cfg("music2motion", tmp_path / "plain", 4, True)), "resume": True}),
+            progress=False,
+        )
     # a few fine-tuning steps, then momu-generate uses the frame_cond model
     TD.train(cfg("music2motion", tmp_path / "sets" / "music2motion", 3, True, str(tmp_path / "plain")), progress=False)
     shutil.copytree(runs / "vae", tmp_path / "sets" / "vae")
     y, _ = click_track(2.0, 120)
     sf.write(tmp_path / "song.wav", y, 16000)
-    r = invoke("--music", tmp_path / "song.wav", "--checkpoints", tmp_path / "sets", "--steps", "3",
-               "--out", tmp_path / "o")
+    r = invoke(
+        "--music", tmp_path / "song.wav", "--checkpoints", tmp_path / "sets", "--steps", "3", "--out", tmp_path / "o"
+    )
     assert r.exit_code == 0, r.output
     assert np.load(tmp_path / "o" / "song_dance_s0_0.npy").shape == (32000 // 256, 14, 2)
 
@@ -155,10 +195,17 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
     assert n_val >= 1
 
     def val(k):
-        cfg = TD.DiffusionTrainConfig(shards=str(toy_shards), task="music2motion", vae=str(runs / "vae"),
-                                      batch_size=1, val_batches=k)
-        return TD.validate(dit, vae, Diffusion.from_config(dit.config), cfg, {"latent_scales": c["latent_scales"]},
-                           torch.device("cpu"))
+        cfg = TD.DiffusionTrainConfig(
+            shards=str(toy_shards), task="music2motion", vae=str(runs / "vae"), batch_size=1, val_batches=k
+        )
+        return TD.validate(
+            dit,
+            vae,
+            Diffusion.from_config(dit.config),
+            cfg,
+            {"latent_scales": c["latent_scales"]},
+            torch.device("cpu"),
+        )
 
     one, more = val(n_val), val(3 * n_val)
     assert val(3 * n_val) == more  # fixed noise: the same figure every time
@@ -170,8 +217,23 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
 
 
 def test_pipeline_joint_equals_the_cli(runs, tmp_path):
-    r = invoke("--joint", "--length", "3s", "--checkpoints", runs, "--steps", "4", "--vocoder", "griffinlim",
-               "--out", tmp_path / "cli", "--seed", "5", "--num-samples", "2")
+    r = invoke(
+        "--joint",
+        "--length",
+        "3s",
+        "--checkpoints",
+        runs,
+        "--steps",
+        "4",
+        "--vocoder",
+        "griffinlim",
+        "--out",
+        tmp_path / "cli",
+        "--seed",
+        "5",
+        "--num-samples",
+        "2",
+    )
     assert r.exit_code == 0, r.output
     pipe = MoMuPipeline.from_pretrained(runs, device="cpu", vocoder="griffinlim")
     res = pipe.joint(length="3s", num_samples=2, seed=5, steps=4)

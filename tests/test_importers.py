@@ -1,4 +1,5 @@
 """Keypoint importers (OpenPose, AlphaPose/COCO, AIST++) and the restricted unpickler."""
+
 from __future__ import annotations
 
 import collections
@@ -6,18 +7,18 @@ import io
 import json
 import os
 import pickle
+from pathlib import Path
 
 import numpy as np
 import pytest
-from pathlib import Path
 
+from momu_data.media import MediaError
 from momu_data.pose.importers import find_keypoint_items, load_keypoints
 from momu_data.pose.importers.aistpp import load_aistpp, parse_aist_name
 from momu_data.pose.importers.coco import image_index, load_coco
 from momu_data.pose.importers.openpose import load_openpose
 from momu_data.safe_pickle import UnsafePickleError, safe_load
 from momu_data.skeleton import J
-from momu_data.media import MediaError
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "keypoints"
 needs_real = pytest.mark.skipif(
@@ -26,6 +27,7 @@ needs_real = pytest.mark.skipif(
 
 
 # ----------------------------------------------------------------------------- OpenPose
+
 
 def body25(x0: float, conf: float = 0.9, missing=()) -> list[float]:
     """BODY_25 values with joint k at (x0 + 10k, 100 + 5k); joints in missing are (0,0,0)."""
@@ -136,6 +138,7 @@ def test_openpose_errors(tmp_path):
 
 # ------------------------------------------------------------------------- AlphaPose/COCO
 
+
 def coco17(x0: float, score: float = 0.9, zero=()) -> list[float]:
     """COCO-17 values with joint k at (x0 + 10k, 200 + 3k); joints in zero have score 0."""
     out = []
@@ -181,8 +184,17 @@ def test_coco_mapping_selection_and_num_frames(tmp_path):
 
 @pytest.mark.parametrize(
     "image_id, index",
-    [(12, 12), ("12.jpg", 12), ("frame_000012.png", 12), ("clips/v3/frame_000012.png", 12),
-     ("000007", 7), (4.0, 4), ("image.jpg", None), (True, None), (None, None)],
+    [
+        (12, 12),
+        ("12.jpg", 12),
+        ("frame_000012.png", 12),
+        ("clips/v3/frame_000012.png", 12),
+        ("000007", 7),
+        (4.0, 4),
+        ("image.jpg", None),
+        (True, None),
+        (None, None),
+    ],
 )
 def test_image_index(image_id, index):
     assert image_index(image_id) == index
@@ -216,6 +228,7 @@ def test_coco_errors(tmp_path):
 
 
 # ---------------------------------------------------------------------------------- AIST++
+
 
 def write_aist(path: Path, protocol: int = 4) -> dict:
     """3 cameras x 5 frames; camera c at x offset 100c; joint k at (x + 10k, 500 + 2k)."""
@@ -275,12 +288,23 @@ def test_aistpp_camera_selection_and_fps(tmp_path):
 
 def test_parse_aist_name():
     assert parse_aist_name("gBR_sBM_cAll_d04_mBR0_ch01") == {
-        "genre": "gBR", "situation": "sBM", "camera": "cAll", "dancer": "d04", "music": "mBR0",
-        "choreo": "ch01", "genre_name": "break", "situation_name": "basic dance",
+        "genre": "gBR",
+        "situation": "sBM",
+        "camera": "cAll",
+        "dancer": "d04",
+        "music": "mBR0",
+        "choreo": "ch01",
+        "genre_name": "break",
+        "situation_name": "basic dance",
     }
     m = parse_aist_name("/data/aist/gHO_sFM_c05_d12_mHO3_ch19.pkl")
     assert (m["genre"], m["situation"], m["camera"], m["music"], m["genre_name"]) == (
-        "gHO", "sFM", "c05", "mHO3", "house")
+        "gHO",
+        "sFM",
+        "c05",
+        "mHO3",
+        "house",
+    )
     with pytest.raises(ValueError, match="not an AIST sequence name"):
         parse_aist_name("dance_video_01")
 
@@ -302,6 +326,7 @@ def test_aistpp_errors(tmp_path):
 
 
 # ------------------------------------------------------------------------------ safe_pickle
+
 
 class _Evil:
     """Pickles as a call to os.system; only ever dumped, never loaded with pickle."""
@@ -386,16 +411,22 @@ def test_safe_load_refuses_hand_written_globals():
 
 # --------------------------------------------------------------------- dispatch and search
 
+
 def test_load_keypoints_dispatch_and_find_items(tmp_path):
     write_op(tmp_path / "a", "v_0_keypoints.json", [body25(0)])
     write_op(tmp_path / "b" / "sub", "w_0_keypoints.json", [body25(0)])
     (tmp_path / "res.json").write_text(json.dumps([{"image_id": 0, "keypoints": coco17(0), "score": 1}]))
     write_aist(tmp_path / "b" / "gBR_sBM_cAll_d04_mBR0_ch01.pkl")
-    assert find_keypoint_items("openpose", tmp_path) == [(tmp_path / "a").resolve(), (tmp_path / "b" / "sub").resolve()]
+    assert find_keypoint_items("openpose", tmp_path) == [
+        (tmp_path / "a").resolve(),
+        (tmp_path / "b" / "sub").resolve(),
+    ]
     assert find_keypoint_items("openpose", tmp_path / "a" / "v_0_keypoints.json") == [(tmp_path / "a").resolve()]
     # The OpenPose per-frame files are not COCO results.
     assert find_keypoint_items("coco", [tmp_path, tmp_path / "res.json"]) == [(tmp_path / "res.json").resolve()]
-    assert find_keypoint_items("aistpp", str(tmp_path)) == [(tmp_path / "b" / "gBR_sBM_cAll_d04_mBR0_ch01.pkl").resolve()]
+    assert find_keypoint_items("aistpp", str(tmp_path)) == [
+        (tmp_path / "b" / "gBR_sBM_cAll_d04_mBR0_ch01.pkl").resolve()
+    ]
     with pytest.raises(FileNotFoundError):
         find_keypoint_items("coco", tmp_path / "missing")
     with pytest.raises(ValueError, match="not a .pkl file"):
@@ -404,13 +435,18 @@ def test_load_keypoints_dispatch_and_find_items(tmp_path):
         find_keypoint_items("mediapipe", tmp_path)
 
     assert len(load_keypoints("openpose", tmp_path / "a", fps=30)[0]) == 1
-    assert load_keypoints("coco", tmp_path / "res.json", fps=30, num_frames=3)[0].person.tolist() == [True, False, False]
+    assert load_keypoints("coco", tmp_path / "res.json", fps=30, num_frames=3)[0].person.tolist() == [
+        True,
+        False,
+        False,
+    ]
     assert len(load_keypoints("aistpp", tmp_path / "b" / "gBR_sBM_cAll_d04_mBR0_ch01.pkl", cameras=[2])) == 1
     with pytest.raises(ValueError, match="expected one of openpose, coco, aistpp"):
         load_keypoints("vitpose", tmp_path)
 
 
 # ------------------------------------------------------------------------------ real files
+
 
 @needs_real
 def test_real_openpose_footskate():

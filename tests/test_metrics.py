@@ -1,5 +1,6 @@
 """Metrics and momu-eval: beat alignment, envelope sync, Fréchet distance, FAD embedders,
 diversity, CLI."""
+
 from __future__ import annotations
 
 import json
@@ -32,8 +33,8 @@ def clicks(times, dur: float, seed: int = 0) -> np.ndarray:
     burst = (np.sin(2 * np.pi * 1000 * t) * np.exp(-t / 0.004)).astype(np.float32)
     for c in times:
         i = int(round(c * SR))
-        seg = y[i:i + burst.size]
-        seg += burst[:seg.size]
+        seg = y[i : i + burst.size]
+        seg += burst[: seg.size]
     y += 1e-4 * np.random.default_rng(seed).standard_normal(y.size).astype(np.float32)
     return 0.5 * y
 
@@ -45,7 +46,7 @@ def dance(beats, dur: float, fps: float, seed: int = 0) -> np.ndarray:
     vel = np.zeros((T, 2), np.float32)
     for k, b in enumerate(beats):
         i = int(round(b * fps))
-        vel[i:i + 3] = [0.05 * (-1) ** k, 0.0]
+        vel[i : i + 3] = [0.05 * (-1) ** k, 0.0]
     return base[None] + np.cumsum(vel, axis=0)[:, None, :]
 
 
@@ -60,6 +61,7 @@ def click_onsets():
 
 
 # ---- binned beat scores -----------------------------------------------------------------
+
 
 def test_binned_by_hand():
     # generated bins {0, 1, 3} (0.1 and 0.5 share bin 0; 5.0 is past the 4 s clip),
@@ -115,6 +117,7 @@ def test_aggregate_by_hand():
 
 # ---- tolerance variant ------------------------------------------------------------------
 
+
 def test_tolerance_by_hand():
     # 0.95<->1.02 and 2.0<->2.02 hit; 2.05 finds 2.02 already taken; 3.5 has nothing near.
     s = B.tolerance_scores([0.95, 2.0, 2.05, 3.5], [1.02, 2.02, 3.0], 4.0, tol=0.1)
@@ -137,6 +140,7 @@ def test_tolerance_by_hand():
 
 
 # ---- envelope sync ----------------------------------------------------------------------
+
 
 def test_lagged_correlation_by_hand():
     # a = [0 1 0 0], b = [0 0 1 0]: both standardise to sqrt(3) at the accent, -1/sqrt(3) elsewhere.
@@ -192,6 +196,7 @@ def test_envelopes_of_signals():
 
 # ---- click tracks through the paper's onset detector ------------------------------------
 
+
 def test_click_track_against_itself(click_onsets):
     on, _ = click_onsets
     assert len(on) == 3 and np.allclose(on, BEATS_A, atol=0.05)
@@ -218,6 +223,7 @@ def test_motion_beats_follow_the_jerks():
 
 
 # ---- Fréchet distance -------------------------------------------------------------------
+
 
 def test_frechet_1d_closed_form():
     rng = np.random.default_rng(0)
@@ -246,6 +252,7 @@ def test_frechet_identical_and_singular():
 
 
 # ---- diversity --------------------------------------------------------------------------
+
 
 def test_intra_diversity_by_hand():
     groups = {
@@ -286,6 +293,7 @@ def test_inter_diversity_many_samples_samples_distinct_pairs():
 
 # ---- FAD embedders ----------------------------------------------------------------------
 
+
 def test_vggish_shapes_random_init():
     import torch
 
@@ -314,8 +322,9 @@ def test_vggish_weights_errors(tmp_path):
         F.load_vggish(bad)
     with pytest.raises(F.EmbedderError, match="unknown embedder"):
         F.get_embedder("openl3")
-    mapped = F._map_vggish_keys({"state_dict": {"module.features_network.0.weight": 1,
-                                                "embedding_network.4.bias": 2, "pproc._pca_matrix": 3}})
+    mapped = F._map_vggish_keys(
+        {"state_dict": {"module.features_network.0.weight": 1, "embedding_network.4.bias": 2, "pproc._pca_matrix": 3}}
+    )
     assert mapped == {"features.0.weight": 1, "embeddings.4.bias": 2}
 
 
@@ -336,6 +345,7 @@ def test_logmel_stats_fad_is_labelled():
 
 
 # ---- CLI --------------------------------------------------------------------------------
+
 
 def _write_wav(path: Path, y: np.ndarray) -> None:
     import soundfile as sf
@@ -386,8 +396,20 @@ def test_cli_beats_music(files, tmp_path):
 
 def test_cli_beats_motion_and_tolerance(files, tmp_path):
     out = tmp_path / "motion.json"
-    r = _run("beats", files / "motion", "-r", files / "ref", "--kind", "motion", "--fps", "60",
-             "--tolerance", "0.1s", "--json", out)
+    r = _run(
+        "beats",
+        files / "motion",
+        "-r",
+        files / "ref",
+        "--kind",
+        "motion",
+        "--fps",
+        "60",
+        "--tolerance",
+        "0.1s",
+        "--json",
+        out,
+    )
     assert r.exit_code == 0, r.output
     res = json.loads(out.read_text())
     assert res["kind"] == "motion" and res["method"] == "tolerance-0.1s" and res["unit"] == "beats"
@@ -409,8 +431,9 @@ def test_cli_beats_sync(files, tmp_path):
     assert res["sync"] == pytest.approx((rows["a"]["sync"] + rows["b"]["sync"]) / 2)
     assert res["sync_sd"] == pytest.approx(abs(rows["a"]["sync"] - rows["b"]["sync"]) / math.sqrt(2))
     assert res["sync_max_lag_s"] == 0.1 and "sync SD" in r.output
-    r = _run("beats", files / "motion", "-r", files / "ref", "--kind", "motion", "--fps", "60", "--sync",
-             "--json", out)
+    r = _run(
+        "beats", files / "motion", "-r", files / "ref", "--kind", "motion", "--fps", "60", "--sync", "--json", out
+    )
     assert r.exit_code == 0, r.output
     rows = {p["stem"]: p for p in json.loads(out.read_text())["pairs"]}
     assert rows["a"]["sync"] > 0.5 and abs(rows["b"]["sync"]) < 0.1
@@ -471,8 +494,7 @@ def test_cli_fad_logmel(files, tmp_path):
 
 
 def test_cli_plot_command(files, tmp_path):
-    r = _run("plot", files / "motion", "-r", files / "ref", "--out", tmp_path / "p", "--kind", "motion",
-             "--fps", "60")
+    r = _run("plot", files / "motion", "-r", files / "ref", "--out", tmp_path / "p", "--kind", "motion", "--fps", "60")
     assert r.exit_code == 0, r.output
     assert sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png"]
 
@@ -537,6 +559,7 @@ def test_condition_ids_from_stems():
 
 # ---- momu-eval motion / diversity / all -------------------------------------------------
 
+
 def _motion(path: Path, pose: np.ndarray, fps: float) -> None:
     np.save(path, pose)
     path.with_suffix(".json").write_text(json.dumps({"fps": fps}))
@@ -598,8 +621,11 @@ def test_cli_all_end_to_end(runs, files, tmp_path):
     m2m = ours["motion2music"]
     assert (m2m["BCS"], m2m["BHS"], m2m["F1"]) == (50.0, 50.0, 50.0)
     assert m2m["CSD"] == pytest.approx(100 / math.sqrt(2))
-    fad = F.fad_from_files([files / "gen" / "a.wav", files / "gen" / "b.wav"],
-                           [files / "ref" / "a.wav", files / "ref" / "b.wav"], F.get_embedder())
+    fad = F.fad_from_files(
+        [files / "gen" / "a.wav", files / "gen" / "b.wav"],
+        [files / "ref" / "a.wav", files / "ref" / "b.wav"],
+        F.get_embedder(),
+    )
     assert m2m["FAD[logmel-stats]"] == pytest.approx(fad["value"])
     # music-to-motion beats: two dances in time with music a, one late for b
     m2d = ours["music2motion"]

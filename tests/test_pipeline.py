@@ -1,5 +1,6 @@
 """extract -> shard -> loader on small inputs the tests make: keypoint files (COCO-17,
 cheap) for the data flow, tiny videos for bad-input handling."""
+
 import json
 import os
 import subprocess
@@ -11,12 +12,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
+from media import make_coco_item, write_av
 from typer.testing import CliRunner
 
 from momu_data.cli.data import app
 from momu_data.shards import assign_splits, parse_split
-
-from media import make_coco_item, write_av
 
 runner = CliRunner()
 
@@ -36,8 +36,27 @@ def coco_data(tmp_path_factory):
     meta = root / "meta.csv"
     meta.write_text("stem,music,genre\n" + "".join(f"dance{k},m{k // 2},g{k % 2}\n" for k in range(6)))
     data = root / "data"
-    extract([src, "--pose-source", "coco", "--audio", src, "--fps", "30", "--out", data, "--clip-seconds", "2",
-             "--metadata", meta, "--dataset", "toy", "-j", "1"])
+    extract(
+        [
+            src,
+            "--pose-source",
+            "coco",
+            "--audio",
+            src,
+            "--fps",
+            "30",
+            "--out",
+            data,
+            "--clip-seconds",
+            "2",
+            "--metadata",
+            meta,
+            "--dataset",
+            "toy",
+            "-j",
+            "1",
+        ]
+    )
     return data
 
 
@@ -70,7 +89,21 @@ def test_shard_format_split_and_loader(coco_data, tmp_path):
     import webdataset as wds
 
     out = tmp_path / "shards"
-    r = runner.invoke(app, ["shard", str(coco_data), "--out", str(out), "--split", "60/20/20", "--group-by", "music", "--shard-size", "4"])
+    r = runner.invoke(
+        app,
+        [
+            "shard",
+            str(coco_data),
+            "--out",
+            str(out),
+            "--split",
+            "60/20/20",
+            "--group-by",
+            "music",
+            "--shard-size",
+            "4",
+        ],
+    )
     assert r.exit_code == 0, r.output
     man = pq.read_table(out / "manifest.parquet").to_pylist()
     assert len(man) == 18
@@ -96,7 +129,12 @@ def test_shard_format_split_and_loader(coco_data, tmp_path):
     assert sr == 16000 and len(y) == T * 256
     # Determinism: the same seed gives the same shards, byte for byte in the manifest.
     out2 = tmp_path / "shards2"
-    assert runner.invoke(app, ["shard", str(coco_data), "--out", str(out2), "--split", "60/20/20", "--group-by", "music"]).exit_code == 0
+    assert (
+        runner.invoke(
+            app, ["shard", str(coco_data), "--out", str(out2), "--split", "60/20/20", "--group-by", "music"]
+        ).exit_code
+        == 0
+    )
     man2 = pq.read_table(out2 / "manifest.parquet").to_pylist()
     assert {(m["key"], m["split"]) for m in man2} == {(m["key"], m["split"]) for m in man}
     # The loader yields aligned, padded, cropped batches.
@@ -168,8 +206,23 @@ def test_resume_after_kill(tmp_path):
     for k in range(4):
         make_coco_item(src, f"d{k}", seconds=4.0, seed=k)
     data = tmp_path / "data"
-    args = [sys.executable, "-m", "momu_data.cli.data", "extract", str(src), "--pose-source", "coco", "--audio", str(src),
-            "--out", str(data), "--clip-seconds", "2", "-j", "1"]
+    args = [
+        sys.executable,
+        "-m",
+        "momu_data.cli.data",
+        "extract",
+        str(src),
+        "--pose-source",
+        "coco",
+        "--audio",
+        str(src),
+        "--out",
+        str(data),
+        "--clip-seconds",
+        "2",
+        "-j",
+        "1",
+    ]
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
@@ -182,8 +235,23 @@ def test_resume_after_kill(tmp_path):
     # A stale temporary file as a killed writer leaves it.
     (data / "items" / ".tmp-999-d3.npz").write_bytes(b"partial")
     mtimes = {q.name: q.stat().st_mtime_ns for q in (data / "items").glob("*.json")}
-    r = runner.invoke(app, ["extract", str(src), "--pose-source", "coco", "--audio", str(src), "--out", str(data),
-                            "--clip-seconds", "2", "-j", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "extract",
+            str(src),
+            "--pose-source",
+            "coco",
+            "--audio",
+            str(src),
+            "--out",
+            str(data),
+            "--clip-seconds",
+            "2",
+            "-j",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert f"skipping {len(done_before)} finished" in r.output
     assert not list((data / "items").glob(".tmp-*"))
@@ -192,8 +260,23 @@ def test_resume_after_kill(tmp_path):
     videos = pq.read_table(data / "videos.parquet").to_pylist()
     assert len(videos) == 4 and all(v["status"] == "ok" for v in videos)
     # Changing a setting that alters the data redoes everything.
-    r = runner.invoke(app, ["extract", str(src), "--pose-source", "coco", "--audio", str(src), "--out", str(data),
-                            "--clip-seconds", "1", "-j", "1"])
+    r = runner.invoke(
+        app,
+        [
+            "extract",
+            str(src),
+            "--pose-source",
+            "coco",
+            "--audio",
+            str(src),
+            "--out",
+            str(data),
+            "--clip-seconds",
+            "1",
+            "-j",
+            "1",
+        ],
+    )
     assert "skipping" not in r.output
     assert len(pq.read_table(data / "clips.parquet")) == 16
 

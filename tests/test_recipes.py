@@ -1,6 +1,7 @@
 """Dataset recipes (pipelines/*.toml via momu_data.recipes) end to end on stand-ins the tests
 make: a fake AIST++ tree (keypoints2d pickles + wav), fake Dance-with-Melody folders (mocap
 JSON + mp3) and a tiny synthetic demo; plus the Dance-with-Melody importer and its clock fit."""
+
 from __future__ import annotations
 
 import hashlib
@@ -36,8 +37,9 @@ from momu_data.skeleton import J
 ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
 SHARED_DWM = Path(__file__).resolve().parents[2] / "shared" / "data" / "paired" / "dance_with_melody"
-needs_dwm = pytest.mark.skipif(not SHARED_DWM.is_dir(),
-                               reason=f"Dance with Melody data not present ({SHARED_DWM}); see shared/data/README.md")
+needs_dwm = pytest.mark.skipif(
+    not SHARED_DWM.is_dir(), reason=f"Dance with Melody data not present ({SHARED_DWM}); see shared/data/README.md"
+)
 
 
 def statuses(results) -> dict:
@@ -54,18 +56,30 @@ def quiet(msg):  # the runner's log goes nowhere in tests
 
 # --------------------------------------------------------------------------- recipes
 
+
 def test_every_pipeline_parses_with_its_documented_choices():
     recs = {p.stem: load_recipe(p) for p in sorted(PIPELINES.glob("*.toml"))}
     assert set(recs) == {"demo", "aistpp", "dance_with_melody", "videos"}
     a = recs["aistpp"]
-    assert (a["pose"]["source"], a["audio"]["path"], a["split"]["group_by"], a["labels"]["from_names"]) == \
-        ("aistpp", "wav", "music", "aist")
+    assert (a["pose"]["source"], a["audio"]["path"], a["split"]["group_by"], a["labels"]["from_names"]) == (
+        "aistpp",
+        "wav",
+        "music",
+        "aist",
+    )
     assert a["source"]["url"].startswith("https://") and a["source"]["exclude_list"] == "ignore_list.txt"
     d = recs["dance_with_melody"]
-    assert (d["pose"]["source"], d["split"]["group_by"], d["manifest"]["label"]) == ("dance_with_melody", "music", "style")
+    assert (d["pose"]["source"], d["split"]["group_by"], d["manifest"]["label"]) == (
+        "dance_with_melody",
+        "music",
+        "style",
+    )
     assert d["manifest"]["checksums"] and d["report"]["compare"][0] == "pose.time_scale=fit"
-    assert [(t["model"], t.get("task")) for t in recs["aistpp"]["train"]] == \
-        [("vae", None), ("diffusion", "motion2music"), ("diffusion", "music2motion")]
+    assert [(t["model"], t.get("task")) for t in recs["aistpp"]["train"]] == [
+        ("vae", None),
+        ("diffusion", "motion2music"),
+        ("diffusion", "music2motion"),
+    ]
     assert [t.get("preset") for t in recs["aistpp"]["train"]] == ["paper"] * 3
 
 
@@ -88,8 +102,13 @@ def test_demo_recipe_is_the_make_demo_pipeline():
     # crops, in OUT/runs/{vae,motion2music,music2motion} for momu-generate.
     vae, m2m, m2d = rec["train"]
     assert (vae["preset"], vae["music_steps"], vae["motion_steps"]) == ("small", 300, 300)
-    assert [(t["task"], t["steps"], t["crop_seconds"]) for t in (m2m, m2d)] == [("motion2music", 400, 4.0), ("music2motion", 400, 4.0)]
-    assert [r.train_dir(t) for t in rec["train"]] == [Path("work/demo/runs") / n for n in ("vae", "motion2music", "music2motion")]
+    assert [(t["task"], t["steps"], t["crop_seconds"]) for t in (m2m, m2d)] == [
+        ("motion2music", 400, 4.0),
+        ("music2motion", 400, 4.0),
+    ]
+    assert [r.train_dir(t) for t in rec["train"]] == [
+        Path("work/demo/runs") / n for n in ("vae", "motion2music", "music2motion")
+    ]
     assert r.vae_dir(m2m) == Path("work/demo/runs/vae")
 
 
@@ -108,16 +127,35 @@ def test_recipe_errors_and_overrides(tmp_path):
     with pytest.raises(RecipeError, match="model must be one of vae, diffusion"):
         parse_recipe({**base, "train": [{"model": "dit"}]})
     with pytest.raises(RecipeError, match="share a run folder"):
-        parse_recipe({**base, "train": [{"model": "diffusion", "task": "music2motion"}, {"model": "diffusion", "task": "music2motion"}]})
-    r = Runner(parse_recipe({**base, "train": [{"model": "diffusion", "task": "music2motion"}]}), out=tmp_path, log=quiet)
+        parse_recipe(
+            {
+                **base,
+                "train": [
+                    {"model": "diffusion", "task": "music2motion"},
+                    {"model": "diffusion", "task": "music2motion"},
+                ],
+            }
+        )
+    r = Runner(
+        parse_recipe({**base, "train": [{"model": "diffusion", "task": "music2motion"}]}), out=tmp_path, log=quiet
+    )
     assert r.train_dir(r.recipe["train"][0]) == tmp_path / "runs" / "music2motion"
     with pytest.raises(RecipeError, match="needs a BiCoR-VAE"):
         r.vae_dir(r.recipe["train"][0])
-    rec = parse_recipe({**base, "train": [{"model": "vae", "preset": "small"}]},
-                       overrides=["clips.seconds=3", "split.ratios=\"1/1/0\"", "pose.cameras=c01", "train.0.preset=tiny",
-                                  "report.compare=[\"pose.time_scale=fit\"]"])
+    rec = parse_recipe(
+        {**base, "train": [{"model": "vae", "preset": "small"}]},
+        overrides=[
+            "clips.seconds=3",
+            'split.ratios="1/1/0"',
+            "pose.cameras=c01",
+            "train.0.preset=tiny",
+            'report.compare=["pose.time_scale=fit"]',
+        ],
+    )
     assert rec["clips"]["seconds"] == 3.0 and isinstance(rec["clips"]["seconds"], float)
-    assert rec["split"]["ratios"] == "1/1/0" and rec["pose"]["cameras"] == "c01" and rec["train"][0]["preset"] == "tiny"
+    assert (
+        rec["split"]["ratios"] == "1/1/0" and rec["pose"]["cameras"] == "c01" and rec["train"][0]["preset"] == "tiny"
+    )
     assert rec.with_overrides(["clips.hop=1.5"])["clips"]["hop"] == 1.5 and rec["clips"]["hop"] is None
     with pytest.raises(RecipeError, match="SECTION.KEY=VALUE"):
         parse_recipe(base, overrides=["clips"])
@@ -128,7 +166,7 @@ def test_recipe_errors_and_overrides(tmp_path):
 # A stand-in for `momu-train MODEL SHARDS --config FILE --run-dir DIR [--resume]`: it checks the
 # settings file as momu-train does (unknown fields: exit 2 with a one-line error), prints
 # progress on stderr, logs its call and writes a finished run (model + config.json with "val").
-FAKE_TRAIN = '''
+FAKE_TRAIN = """
 import json, os, sys
 from pathlib import Path
 
@@ -151,7 +189,7 @@ if os.environ.get("FAKE_TRAIN_CRASH") and "--resume" not in rest:
     sys.exit(1)
 (run / "model.safetensors").write_bytes(b"weights")
 (run / "config.json").write_text(json.dumps({"val": {"loss": 0.25, "split_is_val": True}}))
-'''
+"""
 
 
 @pytest.fixture
@@ -167,40 +205,82 @@ def fake_train(tmp_path, monkeypatch):
 
 
 def test_train_stage_runs_momu_train_with_a_config_file(tmp_path, fake_train, monkeypatch, capfd):
-    train = [{"model": "vae", "preset": "tiny", "steps": 3}, {"model": "diffusion", "task": "music2motion", "steps": 2}]
+    train = [
+        {"model": "vae", "preset": "tiny", "steps": 3},
+        {"model": "diffusion", "task": "music2motion", "steps": 2},
+    ]
     out = tmp_path / "out"
-    r = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)}, "train": train}),
-               out=out, train=True, log=quiet)
+    r = Runner(
+        parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)}, "train": train}),
+        out=out,
+        train=True,
+        log=quiet,
+    )
     stages = {s.name: s for s in r.stages()}
     res = stages["train-vae"].run({})
     assert res == {"summary": "loss 0.2500 split_is_val 1.0000", "metrics": {"loss": 0.25, "split_is_val": True}}
     assert "fake vae: step 1 of 1" in capfd.readouterr().err  # momu-train's progress reaches the user
     stages["train-music2motion"].run({})
     vae_call, dit_call = fake_train()
-    assert vae_call == {"model": "vae", "shards": str(out / "shards"), "run_dir": str(out / "runs" / "vae"),
-                        "config": {"preset": "tiny", "steps": 3}, "resume": False}
+    assert vae_call == {
+        "model": "vae",
+        "shards": str(out / "shards"),
+        "run_dir": str(out / "runs" / "vae"),
+        "config": {"preset": "tiny", "steps": 3},
+        "resume": False,
+    }
     # A diffusion entry trains on the recipe's VAE run.
     assert dit_call["config"] == {"task": "music2motion", "steps": 2, "vae": str(out / "runs" / "vae")}
     assert dit_call["run_dir"] == str(out / "runs" / "music2motion")
     assert json.loads((out / ".stamps" / "train-vae.config.json").read_text()) == {"preset": "tiny", "steps": 3}
 
     # An unknown setting: momu-train's own one-line reason, as a RecipeError naming the entry.
-    bad = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
-                               "train": [{"model": "vae", "stepz": 3, "run_dir": "runs/bad"}]}), out=out, train=True, log=quiet)
+    bad = Runner(
+        parse_recipe(
+            {
+                "recipe": {"name": "x"},
+                "source": {"path": str(tmp_path)},
+                "train": [{"model": "vae", "stepz": 3, "run_dir": "runs/bad"}],
+            }
+        ),
+        out=out,
+        train=True,
+        log=quiet,
+    )
     with pytest.raises(RecipeError, match=r"^\[\[train\]\] model vae: unknown setting\(s\) stepz; known: batch_size"):
         bad.stages()[-1].run({})
 
     # An interrupted run of the same inputs and settings is resumed, not refused.
     monkeypatch.setenv("FAKE_TRAIN_CRASH", "1")
-    again = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
-                                 "train": [{"model": "vae", "run_dir": "runs/crash"}]}), out=out, train=True, log=quiet)
+    again = Runner(
+        parse_recipe(
+            {
+                "recipe": {"name": "x"},
+                "source": {"path": str(tmp_path)},
+                "train": [{"model": "vae", "run_dir": "runs/crash"}],
+            }
+        ),
+        out=out,
+        train=True,
+        log=quiet,
+    )
     with pytest.raises(RecipeError, match=r"model vae: Traceback: killed"):
         again.stages()[-1].run({})
     assert again.stages()[-1].run({})["metrics"]["loss"] == 0.25
     assert [c["resume"] for c in fake_train()[-2:]] == [False, True]
     # ... while a run folder left by other settings is not touched.
-    other = Runner(parse_recipe({"recipe": {"name": "x"}, "source": {"path": str(tmp_path)},
-                                 "train": [{"model": "vae", "steps": 9, "run_dir": "runs/crash"}]}), out=out, train=True, log=quiet)
+    other = Runner(
+        parse_recipe(
+            {
+                "recipe": {"name": "x"},
+                "source": {"path": str(tmp_path)},
+                "train": [{"model": "vae", "steps": 9, "run_dir": "runs/crash"}],
+            }
+        ),
+        out=out,
+        train=True,
+        log=quiet,
+    )
     with pytest.raises(RecipeError, match="holds a run of other inputs or settings"):
         other.stages()[-1].run({})
 
@@ -208,8 +288,12 @@ def test_train_stage_runs_momu_train_with_a_config_file(tmp_path, fake_train, mo
 def test_command_errors_keep_the_commands_own_reason():
     assert error_reason(["step 3", "error: no shards in x/train"], 2) == "no shards in x/train"
     # typer's usage errors come in a rich panel: its text, not its frame
-    panel = ["Usage: python -m momu_models.cli.train vae [OPTIONS] [SHARDS]", "╭─ Error ──────╮",
-             "│ No such option: --config │", "╰──────────────╯"]
+    panel = [
+        "Usage: python -m momu_models.cli.train vae [OPTIONS] [SHARDS]",
+        "╭─ Error ──────╮",
+        "│ No such option: --config │",
+        "╰──────────────╯",
+    ]
     assert error_reason(panel, 2) == "No such option: --config"
     assert error_reason([], 137) == "exit status 137"
     # The model package's commands are found by name (pyproject's console scripts).
@@ -226,8 +310,31 @@ def test_exclusion_names_sequences_not_views():
 
 # ------------------------------------------------------------------------ fake AIST++
 
-COCO_BASE = np.array([[50, 20], [48, 18], [52, 18], [46, 19], [54, 19], [40, 30], [60, 30], [36, 45], [64, 45],
-                      [34, 60], [66, 60], [44, 60], [56, 60], [44, 80], [56, 80], [44, 98], [56, 98]], float) * 4
+COCO_BASE = (
+    np.array(
+        [
+            [50, 20],
+            [48, 18],
+            [52, 18],
+            [46, 19],
+            [54, 19],
+            [40, 30],
+            [60, 30],
+            [36, 45],
+            [64, 45],
+            [34, 60],
+            [66, 60],
+            [44, 60],
+            [56, 60],
+            [44, 80],
+            [56, 80],
+            [44, 98],
+            [56, 98],
+        ],
+        float,
+    )
+    * 4
+)
 
 
 def write_aist_seq(path: Path, seconds: float, bpm: float, cameras: int = 2, seed: int = 0):
@@ -243,16 +350,21 @@ def write_aist_seq(path: Path, seconds: float, bpm: float, cameras: int = 2, see
         xy[:, [9, 10], 1] -= 60 * tri[:, None]
         kp[c, :, :, :2] = xy
         kp[c, :, :, 2] = 0.9
-    data = {"keypoints2d": kp, "det_scores": np.full((cameras, n), 0.9, np.float32),
-            "timestamps": (t * 1e6).round().astype(np.int64)}
+    data = {
+        "keypoints2d": kp,
+        "det_scores": np.full((cameras, n), 0.9, np.float32),
+        "timestamps": (t * 1e6).round().astype(np.int64),
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "wb") as f:  # writing a fixture; reading goes through safe_pickle
         pickle.dump(data, f, protocol=4)
 
 
 AIST_SEQS = {  # sequence -> bpm of its music
-    "gBR_sBM_cAll_d04_mBR0_ch01": 100, "gBR_sBM_cAll_d05_mBR0_ch02": 100,
-    "gPO_sBM_cAll_d10_mPO1_ch03": 120, "gHO_sBM_cAll_d12_mHO2_ch04": 110,
+    "gBR_sBM_cAll_d04_mBR0_ch01": 100,
+    "gBR_sBM_cAll_d05_mBR0_ch02": 100,
+    "gPO_sBM_cAll_d10_mPO1_ch03": 120,
+    "gHO_sBM_cAll_d12_mHO2_ch04": 110,
     "gBR_sBM_cAll_d06_mBR1_ch05": 90,  # listed in ignore_list.txt
 }
 
@@ -282,8 +394,14 @@ def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path):
     # Both cameras of each kept sequence are items; the ignored sequence is not there at all.
     assert sorted(r["id"] for r in rows) == sorted(f"{n}_{c}" for n in kept for c in ("c01", "c02"))
     r0 = next(r for r in rows if r["id"] == "gBR_sBM_cAll_d05_mBR0_ch02_c02")
-    assert (r0["genre"], r0["dancer"], r0["music"], r0["choreo"], r0["label"], r0["view"]) == \
-        ("gBR", "d05", "mBR0", "ch02", "gBR", "c02")
+    assert (r0["genre"], r0["dancer"], r0["music"], r0["choreo"], r0["label"], r0["view"]) == (
+        "gBR",
+        "d05",
+        "mBR0",
+        "ch02",
+        "gBR",
+        "c02",
+    )
     assert r0["source"] == "keypoints2d/gBR_sBM_cAll_d05_mBR0_ch02.pkl" and r0["audio"] == "wav/mBR0.wav"
     assert float(r0["duration"]) == pytest.approx(4.0, abs=0.05) and r0["clips_ok"] == "2"
     # Grouped by music: one song, one split; three songs fill the three splits.
@@ -301,7 +419,9 @@ def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path):
     res = run_recipe(PIPELINES / "aistpp.toml", out=out, source=aist_tree, overrides=AIST_SET, log=quiet)
     assert set(statuses(res).values()) == {"skipped", "disabled"}
     # Another split seed: extraction and report are kept, the shards and manifest redone.
-    res = run_recipe(PIPELINES / "aistpp.toml", out=out, source=aist_tree, overrides=[*AIST_SET, "split.seed=5"], log=quiet)
+    res = run_recipe(
+        PIPELINES / "aistpp.toml", out=out, source=aist_tree, overrides=[*AIST_SET, "split.seed=5"], log=quiet
+    )
     assert statuses(res) == {"extract": "skipped", "shard": "ran", "manifest": "ran", "report": "skipped", **TRAIN_OFF}
 
     # One changed input: only it is extracted again; a removed input leaves the data.
@@ -330,25 +450,75 @@ def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path):
 
 def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path):
     out = tmp_path / "out"
-    r = CliRunner().invoke(app, ["run", str(PIPELINES / "aistpp.toml"), "--source", str(aist_tree), "--out", str(out),
-                                 "--set", "pose.cameras=c01", "--set", "clips.seconds=2.0", "--set", "report.beats=false",
-                                 "-j", "1"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(PIPELINES / "aistpp.toml"),
+            "--source",
+            str(aist_tree),
+            "--out",
+            str(out),
+            "--set",
+            "pose.cameras=c01",
+            "--set",
+            "clips.seconds=2.0",
+            "--set",
+            "report.beats=false",
+            "-j",
+            "1",
+        ],
+    )
     assert r.exit_code == 0, r.output + str(r.exception)
     rows = read_manifest_csv(out / "manifest.csv")
     assert len(rows) == 4 and {x["view"] for x in rows} == {"c01"}
     assert "train-vae" in r.output and "disabled" in r.output
-    r = CliRunner().invoke(app, ["run", str(PIPELINES / "aistpp.toml"), "--source", str(aist_tree), "--out", str(out),
-                                 "--set", "pose.cameras=c01", "--set", "clips.seconds=3.0", "--set", "report.beats=false",
-                                 "--dry-run"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(PIPELINES / "aistpp.toml"),
+            "--source",
+            str(aist_tree),
+            "--out",
+            str(out),
+            "--set",
+            "pose.cameras=c01",
+            "--set",
+            "clips.seconds=3.0",
+            "--set",
+            "report.beats=false",
+            "--dry-run",
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert "would run" in r.output and "pending" in r.output
     assert json.loads((out / ".stamps" / "extract.json").read_text())["settings"]["dataset"] == "aistpp"
-    r = CliRunner().invoke(app, ["run", str(PIPELINES / "aistpp.toml"), "--out", str(out), "--source", str(aist_tree / "nope")])
+    r = CliRunner().invoke(
+        app, ["run", str(PIPELINES / "aistpp.toml"), "--out", str(out), "--source", str(aist_tree / "nope")]
+    )
     assert r.exit_code == 2 and "no such input" in r.output
     # Training runs only with --train, and its settings are checked against the trainer's.
-    r = CliRunner().invoke(app, ["run", str(PIPELINES / "aistpp.toml"), "--source", str(aist_tree), "--out", str(out),
-                                 "--set", "pose.cameras=c01", "--set", "clips.seconds=2.0", "--set", "report.beats=false",
-                                 "--set", "train.0.stepz=3", "--train"])
+    r = CliRunner().invoke(
+        app,
+        [
+            "run",
+            str(PIPELINES / "aistpp.toml"),
+            "--source",
+            str(aist_tree),
+            "--out",
+            str(out),
+            "--set",
+            "pose.cameras=c01",
+            "--set",
+            "clips.seconds=2.0",
+            "--set",
+            "report.beats=false",
+            "--set",
+            "train.0.stepz=3",
+            "--train",
+        ],
+    )
     assert r.exit_code == 2 and "[[train]] model vae: unknown setting(s) stepz" in r.output
 
 
@@ -356,13 +526,34 @@ def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path):
 
 # A standing figure facing +z with its right side at +x (as the real data: the toes point
 # along cross(right - left, up)); cm, y up.
-BASE23 = np.array([
-    [2, 73, 3], [-2, 73, 3], [0, 22, 0],
-    [-18, 54, 0], [-30, 30, 0], [-32, 20, 3], [-33, 8, 6],
-    [-9, 10, 0], [-10, -44, 2], [-10, -80, 0], [-10, -86, -4], [-10, -88, 12],
-    [18, 54, 0], [30, 30, 0], [32, 20, 3], [33, 8, 6],
-    [9, 10, 0], [10, -44, 2], [10, -80, 0], [10, -86, -4], [10, -88, 12],
-    [34, 5, 10], [-34, 5, 10]], float)
+BASE23 = np.array(
+    [
+        [2, 73, 3],
+        [-2, 73, 3],
+        [0, 22, 0],
+        [-18, 54, 0],
+        [-30, 30, 0],
+        [-32, 20, 3],
+        [-33, 8, 6],
+        [-9, 10, 0],
+        [-10, -44, 2],
+        [-10, -80, 0],
+        [-10, -86, -4],
+        [-10, -88, 12],
+        [18, 54, 0],
+        [30, 30, 0],
+        [32, 20, 3],
+        [33, 8, 6],
+        [9, 10, 0],
+        [10, -44, 2],
+        [10, -80, 0],
+        [10, -86, -4],
+        [10, -88, 12],
+        [34, 5, 10],
+        [-34, 5, 10],
+    ],
+    float,
+)
 
 
 def fake_dance(seconds: float, beat: float, scale: float = 1.0, late: float = 0.0, start: int = 25, turn: float = 0.3):
@@ -388,8 +579,9 @@ def fake_dance(seconds: float, beat: float, scale: float = 1.0, late: float = 0.
 def write_dwm(folder: Path, seconds: float, bpm: float, start: int = 25, audio_ext: str = "mp3", **kw) -> Path:
     center, sk = fake_dance(seconds, 60 / bpm, start=start, **kw)
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "skeletons.json").write_text(json.dumps({"length": len(sk), "center": center.round(3).tolist(),
-                                                       "skeletons": sk.round(3).tolist()}))
+    (folder / "skeletons.json").write_text(
+        json.dumps({"length": len(sk), "center": center.round(3).tolist(), "skeletons": sk.round(3).tolist()})
+    )
     (folder / "config.json").write_text(json.dumps({"start_position": start, "end_position": start + len(sk) + 5}))
     y, _ = click_track(start / 25 + seconds + 1.0, bpm, 22050, offset=0.0)
     sf.write(folder / f"audio.{audio_ext}", y, 22050, format=audio_ext.upper())
@@ -404,16 +596,22 @@ def test_dwm_views_mapping_and_labels(tmp_path):
     assert (fixed.view, frontal.view, fixed.source, fixed.width) == ("fixed", "frontal", "dance_with_melody", None)
     assert len(fixed) == 75 and fixed.person.all() and (fixed.conf == 1).all()
     # Fixed camera: (u, v) = (x, -y); the 14 joints per the mapping (nose = mid of the head points).
-    np.testing.assert_allclose(fixed.xy[:, J["nose"]], np.stack([world[:, [0, 1], 0].mean(1), -world[:, [0, 1], 1].mean(1)], 1), atol=1e-3)
+    np.testing.assert_allclose(
+        fixed.xy[:, J["nose"]], np.stack([world[:, [0, 1], 0].mean(1), -world[:, [0, 1], 1].mean(1)], 1), atol=1e-3
+    )
     for name, k in (("right_wrist", 15), ("left_ankle", 9), ("right_hip", 16), ("left_shoulder", 3)):
         np.testing.assert_allclose(fixed.xy[:, J[name]], np.stack([world[:, k, 0], -world[:, k, 1]], 1), atol=1e-3)
-    np.testing.assert_allclose(fixed.xy[:, J["neck"]], np.stack([world[:, [3, 12], 0].mean(1), -world[:, [3, 12], 1].mean(1)], 1), atol=1e-3)
+    np.testing.assert_allclose(
+        fixed.xy[:, J["neck"]], np.stack([world[:, [3, 12], 0].mean(1), -world[:, [3, 12], 1].mean(1)], 1), atol=1e-3
+    )
     # Frontal: the dancer turns, but always shows its right side on the image's left at full
     # shoulder width (36 cm), with heights as in the fixed view.
     rs, ls = frontal.xy[:, J["right_shoulder"]], frontal.xy[:, J["left_shoulder"]]
     np.testing.assert_allclose(ls[:, 0] - rs[:, 0], 36.0, atol=5e-3)  # JSON keeps 3 decimals
     np.testing.assert_allclose(frontal.xy[..., 1], fixed.xy[..., 1], atol=1e-4)
-    assert np.ptp(fixed.xy[:, J["left_shoulder"], 0] - fixed.xy[:, J["right_shoulder"], 0]) > 10  # turning in the fixed view
+    assert (
+        np.ptp(fixed.xy[:, J["left_shoulder"], 0] - fixed.xy[:, J["right_shoulder"], 0]) > 10
+    )  # turning in the fixed view
     # Clock: frame t at a0 + (start + t) / 25 on the audio's clock (mp3 starts late: encoder delay).
     a0 = dwm.audio_start(d / "audio.mp3")
     assert 0.0 < a0 < 0.1
@@ -451,7 +649,9 @@ def test_dwm_time_scale_fit_recovers_the_stretch_and_refuses_noise(tmp_path):
     # Through the importer: the fitted clock and a manual offset.
     d = tmp_path / "DANCE_W_1"
     d.mkdir()
-    (d / "skeletons.json").write_text(json.dumps({"length": len(sk), "center": center.tolist(), "skeletons": sk.tolist()}))
+    (d / "skeletons.json").write_text(
+        json.dumps({"length": len(sk), "center": center.tolist(), "skeletons": sk.tolist()})
+    )
     (d / "config.json").write_text(json.dumps({"start_position": 0, "end_position": len(sk)}))
     sf.write(d / "audio.wav", y, 16000)
     (t,) = dwm.load_dance_with_melody(d, time_scale="fit", time_offset=0.2)
@@ -466,19 +666,36 @@ def test_dwm_recipe_end_to_end(tmp_path):
     for name, bpm in (("DANCE_C_2", 128), ("DANCE_R_3", 100), ("DANCE_W_1", 90)):
         write_dwm(src / name, 6.0, bpm)
     out = tmp_path / "out"
-    ov = ["clips.seconds=2.0", "run.jobs=1", "pose.views=\"both\"", "report.compare=[]", "manifest.reference=\"\""]
+    ov = ["clips.seconds=2.0", "run.jobs=1", 'pose.views="both"', "report.compare=[]", 'manifest.reference=""']
     res = run_recipe(PIPELINES / "dance_with_melody.toml", out=out, source=src, overrides=ov, log=quiet)
-    assert statuses(res) == {"extract": "ran", "shard": "ran", "manifest": "ran", "report": "ran", "train-vae": "disabled",
-                             "train-music2motion": "disabled"}
+    assert statuses(res) == {
+        "extract": "ran",
+        "shard": "ran",
+        "manifest": "ran",
+        "report": "ran",
+        "train-vae": "disabled",
+        "train-music2motion": "disabled",
+    }
     rows = read_manifest_csv(out / "manifest.csv")
-    assert [r["id"] for r in rows] == [f"{n}_{v}" for n in ("DANCE_C_2", "DANCE_R_3", "DANCE_W_1") for v in ("fixed", "frontal")]
+    assert [r["id"] for r in rows] == [
+        f"{n}_{v}" for n in ("DANCE_C_2", "DANCE_R_3", "DANCE_W_1") for v in ("fixed", "frontal")
+    ]
     r = rows[2]
-    assert (r["style"], r["label"], r["music"], r["source"], r["audio"], r["time_scale"], r["start_position"]) == \
-        ("rumba", "rumba", "DANCE_R_3", "DANCE_R_3", "DANCE_R_3/audio.mp3", "1.0", "25")
+    assert (r["style"], r["label"], r["music"], r["source"], r["audio"], r["time_scale"], r["start_position"]) == (
+        "rumba",
+        "rumba",
+        "DANCE_R_3",
+        "DANCE_R_3",
+        "DANCE_R_3/audio.mp3",
+        "1.0",
+        "25",
+    )
     sha = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert r["audio_sha256"] == sha(src / "DANCE_R_3" / "audio.mp3")
-    assert r["source_sha256"] == (f"config.json:{sha(src / 'DANCE_R_3' / 'config.json')};"
-                                  f"skeletons.json:{sha(src / 'DANCE_R_3' / 'skeletons.json')}")
+    assert r["source_sha256"] == (
+        f"config.json:{sha(src / 'DANCE_R_3' / 'config.json')};"
+        f"skeletons.json:{sha(src / 'DANCE_R_3' / 'skeletons.json')}"
+    )
     # The music starts 1 s before the dance: the span is the dance's 6 s.
     assert float(r["duration"]) == pytest.approx(6.0, abs=0.05) and r["clips_ok"] == "3"
     # Both views of a dance share its song's split; three songs fill three splits.
@@ -494,25 +711,52 @@ def test_dwm_recipe_end_to_end(tmp_path):
     assert beats["overall"]["F1"] > 90 and set(beats["by_label"]) == {"cha-cha", "rumba", "waltz"}
     # The reference check: the manifest compared with itself, then with a changed split.
     assert compare_manifests(rows, rows) == []
-    changed = [dict(x, split="test" if x["split"] != "test" else "train") if x["id"] == rows[0]["id"] else x for x in rows]
-    assert compare_manifests(rows, changed) == [f"{rows[0]['id']}: split is {rows[0]['split']!r}, reference {changed[0]['split']!r}"]
+    changed = [
+        dict(x, split="test" if x["split"] != "test" else "train") if x["id"] == rows[0]["id"] else x for x in rows
+    ]
+    assert compare_manifests(rows, changed) == [
+        f"{rows[0]['id']}: split is {rows[0]['split']!r}, reference {changed[0]['split']!r}"
+    ]
     # Another view choice redoes extraction (it changes the data), then all is up to date.
-    res = run_recipe(PIPELINES / "dance_with_melody.toml", out=out, source=src, overrides=[*ov[:2], "report.compare=[]", "manifest.reference=\"\""], log=quiet)
+    res = run_recipe(
+        PIPELINES / "dance_with_melody.toml",
+        out=out,
+        source=src,
+        overrides=[*ov[:2], "report.compare=[]", 'manifest.reference=""'],
+        log=quiet,
+    )
     assert statuses(res)["extract"] == "ran"
-    assert sorted(r["id"] for r in read_manifest_csv(out / "manifest.csv")) == ["DANCE_C_2_fixed", "DANCE_R_3_fixed", "DANCE_W_1_fixed"]
-    res = run_recipe(PIPELINES / "dance_with_melody.toml", out=out, source=src, overrides=[*ov[:2], "report.compare=[]", "manifest.reference=\"\""], log=quiet)
+    assert sorted(r["id"] for r in read_manifest_csv(out / "manifest.csv")) == [
+        "DANCE_C_2_fixed",
+        "DANCE_R_3_fixed",
+        "DANCE_W_1_fixed",
+    ]
+    res = run_recipe(
+        PIPELINES / "dance_with_melody.toml",
+        out=out,
+        source=src,
+        overrides=[*ov[:2], "report.compare=[]", 'manifest.reference=""'],
+        log=quiet,
+    )
     assert set(statuses(res).values()) == {"skipped", "disabled"}
 
 
 # ------------------------------------------------------------------------- the demo
 
+
 def test_demo_recipe_tiny_end_to_end(tmp_path):
     """The demo recipe at toy size: 2 synthetic videos of 2 s, real mediapipe."""
     out = tmp_path / "demo"
-    ov = ["synth.n=2", "synth.seconds=2.0", "clips.seconds=1.0", "run.jobs=1", "manifest.reference=\"\""]
+    ov = ["synth.n=2", "synth.seconds=2.0", "clips.seconds=1.0", "run.jobs=1", 'manifest.reference=""']
     res = run_recipe(PIPELINES / "demo.toml", out=out, overrides=ov, log=quiet)
-    assert statuses(res) == {"synth": "ran", "extract": "ran", "shard": "ran", "manifest": "ran", "report": "ran",
-                             **TRAIN_OFF}
+    assert statuses(res) == {
+        "synth": "ran",
+        "extract": "ran",
+        "shard": "ran",
+        "manifest": "ran",
+        "report": "ran",
+        **TRAIN_OFF,
+    }
     assert sorted(p.name for p in (out / "videos").glob("*.mp4")) == ["synth_000.mp4", "synth_001.mp4"]
     rows = read_manifest_csv(out / "manifest.csv")
     assert [r["id"] for r in rows] == ["synth_000", "synth_001"] and all(r["status"] == "ok" for r in rows)
@@ -532,6 +776,7 @@ def test_demo_recipe_tiny_end_to_end(tmp_path):
 
 
 # ---------------------------------------------------------------------- real data (opt-in)
+
 
 @needs_dwm
 def test_real_dance_with_melody_matches_the_checked_in_manifest():

@@ -1,4 +1,5 @@
 """Rendering of samples: skeleton mp4, side-by-side with a source video, beat plot."""
+
 from __future__ import annotations
 
 import os
@@ -26,8 +27,24 @@ def waving(seconds: float = 3.0, travel: float = 0.0) -> np.ndarray:
     triangle wave that reverses at each click, optionally drifting `travel` units to the right."""
     T = int(round(seconds * FPS))
     t = np.arange(T) / FPS
-    base = np.array([[0, -1.35], [0, -1], [-0.35, -1], [-0.8, -1], [-1.25, -1], [0.35, -1], [0.8, -1],
-                     [1.25, -1], [-0.2, 0], [-0.25, 0.9], [-0.25, 1.8], [0.2, 0], [0.25, 0.9], [0.25, 1.8]])
+    base = np.array(
+        [
+            [0, -1.35],
+            [0, -1],
+            [-0.35, -1],
+            [-0.8, -1],
+            [-1.25, -1],
+            [0.35, -1],
+            [0.8, -1],
+            [1.25, -1],
+            [-0.2, 0],
+            [-0.25, 0.9],
+            [-0.25, 1.8],
+            [0.2, 0],
+            [0.25, 0.9],
+            [0.25, 1.8],
+        ]
+    )
     pose = np.repeat(base[None], T, 0)
     # Phase 0 at the first click, so direction reversals land on the clicks.
     tri = np.abs(((t - CLICK_TIMES[0]) / BEAT) % 2 - 1)  # 1 at the clicks' even beats, 0 at odd
@@ -49,7 +66,7 @@ def sine_clicks(seconds: float = 3.0, freq: float = 440.0) -> np.ndarray:
     burst = np.sin(2 * np.pi * 2000 * tb) * np.exp(-tb / 0.005)
     for c in CLICK_TIMES[CLICK_TIMES < seconds - 0.05]:
         i = int(round(c * SR))
-        y[i:i + burst.size] += 0.8 * burst[: y.size - i]
+        y[i : i + burst.size] += 0.8 * burst[: y.size - i]
     return y.astype(np.float32)
 
 
@@ -58,9 +75,14 @@ def probe(path):
     with av.open(str(path)) as c:
         assert len(c.streams.video) == 1 and len(c.streams.audio) == 1
         vs, as_ = c.streams.video[0], c.streams.audio[0]
-        v = dict(codec=vs.codec_context.name, pix_fmt=vs.codec_context.format.name,
-                 w=vs.codec_context.width, h=vs.codec_context.height,
-                 dur=float(vs.duration * vs.time_base), rate=float(vs.average_rate))
+        v = dict(
+            codec=vs.codec_context.name,
+            pix_fmt=vs.codec_context.format.name,
+            w=vs.codec_context.width,
+            h=vs.codec_context.height,
+            dur=float(vs.duration * vs.time_base),
+            rate=float(vs.average_rate),
+        )
         a = dict(codec=as_.codec_context.name, rate=as_.rate, dur=float(as_.duration * as_.time_base))
     with av.open(str(path)) as c:
         frames = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
@@ -82,8 +104,9 @@ def no_temporaries(folder: Path) -> bool:
 
 
 def test_skeleton_video_streams_duration_and_frames(tmp_path):
-    out = R.render_skeleton_video(tmp_path / "s.mp4", waving(), sine_clicks(), size=(200, 160), out_fps=25,
-                                  title="waving")
+    out = R.render_skeleton_video(
+        tmp_path / "s.mp4", waving(), sine_clicks(), size=(200, 160), out_fps=25, title="waving"
+    )
     assert out == tmp_path / "s.mp4" and out.is_file() and no_temporaries(tmp_path)
     v, a, frames, y = probe(out)
     assert v["codec"] == "h264" and v["pix_fmt"] == "yuv420p" and (v["w"], v["h"]) == (200, 160)
@@ -92,7 +115,7 @@ def test_skeleton_video_streams_duration_and_frames(tmp_path):
     assert abs(len(frames) - 75) <= 1 and frames[0].shape == (160, 200, 3)
     assert abs(y.size / a["rate"] - 3.0) <= 0.1
     # The music survives: the 440 Hz sine dominates away from the clicks.
-    assert abs(dominant_hz(y[int(0.3 * SR):int(0.7 * SR)], SR) - 440) < 15
+    assert abs(dominant_hz(y[int(0.3 * SR) : int(0.7 * SR)], SR) - 440) < 15
 
 
 def test_skeleton_is_drawn_where_the_pose_is_and_moves(tmp_path):
@@ -111,10 +134,10 @@ def test_skeleton_is_drawn_where_the_pose_is_and_moves(tmp_path):
     p1 = np.rint(painter.pose_at(k1 / 25)[wj] * painter.scale + painter.offset).astype(int)
     assert np.linalg.norm(p0 - p1) > 20  # the wrist travelled across the frame
     for k, p in ((k0, p0), (k1, p1)):
-        patch = frames[k][p[1] - 1:p[1] + 2, p[0] - 1:p[0] + 2].reshape(-1, 3).astype(float)
+        patch = frames[k][p[1] - 1 : p[1] + 2, p[0] - 1 : p[0] + 2].reshape(-1, 3).astype(float)
         assert np.abs(patch.mean(0) - R.LIMB_COLOURS["right_arm"]).max() < 60, (k, patch.mean(0))
-    assert not drawn[k1][p0[1] - 1:p0[1] + 2, p0[0] - 1:p0[0] + 2].any()
-    assert not drawn[k0][p1[1] - 1:p1[1] + 2, p1[0] - 1:p1[0] + 2].any()
+    assert not drawn[k1][p0[1] - 1 : p0[1] + 2, p0[0] - 1 : p0[0] + 2].any()
+    assert not drawn[k0][p1[1] - 1 : p1[1] + 2, p1[0] - 1 : p1[0] + 2].any()
 
 
 def test_whole_motion_fits_one_fixed_frame():
@@ -128,8 +151,9 @@ def test_whole_motion_fits_one_fixed_frame():
 
 
 def test_skeleton_duration_follows_the_shorter_input_and_silence(tmp_path):
-    out = R.render_skeleton_video(tmp_path / "a.mp4", waving(3.0), sine_clicks(2.0), size=(96, 96),
-                                  out_fps=30, beats=False)
+    out = R.render_skeleton_video(
+        tmp_path / "a.mp4", waving(3.0), sine_clicks(2.0), size=(96, 96), out_fps=30, beats=False
+    )
     v, a, frames, _ = probe(out)
     assert abs(v["dur"] - 2.0) <= 1 / 30 + 1e-6 and abs(a["dur"] - 2.0) <= 0.1 and abs(len(frames) - 60) <= 1
     out = R.render_skeleton_video(tmp_path / "m.mp4", waving(1.0), None, size=(96, 96), out_fps=30)
@@ -154,7 +178,7 @@ def test_failed_render_leaves_existing_file_alone(tmp_path):
 def _moving_square(i: int) -> np.ndarray:
     img = np.zeros((120, 160, 3), np.uint8)
     x = 10 + 2 * i  # 2 px per source frame, 50 px per second
-    img[40:80, x:x + 40] = (255, 255, 255)
+    img[40:80, x : x + 40] = (255, 255, 255)
     return img
 
 
@@ -188,8 +212,7 @@ def test_side_by_side_layout_duration_and_new_audio(tmp_path, source_video):
 
 def test_side_by_side_stops_when_the_video_ends(tmp_path, source_video):
     y = sine_clicks(3.0, freq=880.0)  # longer than the 2 s source
-    out = R.render_side_by_side(tmp_path / "sbs.mp4", source_video, waving(3.0), y, height=60, out_fps=10,
-                                beats=False)
+    out = R.render_side_by_side(tmp_path / "sbs.mp4", source_video, waving(3.0), y, height=60, out_fps=10, beats=False)
     v, a, frames, _ = probe(out)
     assert v["w"] == 80 + 60 and abs(v["dur"] - 2.0) <= 0.1 + 1e-6 and abs(a["dur"] - 2.0) <= 0.1
     assert abs(len(frames) - 20) <= 1

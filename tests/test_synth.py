@@ -1,4 +1,5 @@
 """Synthetic dance videos: media, ground truth, determinism, beats, and the real pose model."""
+
 from __future__ import annotations
 
 import hashlib
@@ -15,13 +16,15 @@ import av  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from momu_data.features import onsets  # noqa: E402
-from momu_data.features import kinematic_beats  # noqa: E402
-from momu_data.skeleton import BONES, J, MEDIAPIPE_TO_14, bone_lengths, map_keypoints, torso_size  # noqa: E402
-from momu_data.synth import (STYLES, load_gt, make_clip, synthesize, synthesize_one)  # noqa: E402
+from momu_data.features import (
+    kinematic_beats,
+    onsets,
+)
+from momu_data.media import iter_frames, load_audio  # noqa: E402
+from momu_data.skeleton import BONES, MEDIAPIPE_TO_14, J, bone_lengths, map_keypoints, torso_size  # noqa: E402
+from momu_data.synth import STYLES, load_gt, make_clip, synthesize, synthesize_one  # noqa: E402
 from momu_data.synth.choreography import MAX_YAW  # noqa: E402
 from momu_data.synth.music import TEMPO_RANGE, make_song  # noqa: E402
-from momu_data.media import iter_frames, load_audio  # noqa: E402
 
 SECONDS = 4.0
 FPS = 30.0
@@ -52,7 +55,11 @@ def test_files_and_progress(video):
     assert [(d, n) for d, n, _ in calls] == [(1, 2), (2, 2)]
     # Atomic writes leave no temporary files behind.
     assert sorted(f.name for f in out.iterdir()) == [
-        "synth_000.gt.json", "synth_000.mp4", "synth_001.gt.json", "synth_001.mp4"]
+        "synth_000.gt.json",
+        "synth_000.mp4",
+        "synth_001.gt.json",
+        "synth_001.mp4",
+    ]
 
 
 def test_mp4_streams(video):
@@ -112,8 +119,10 @@ def test_bone_lengths_constant(video):
         yaw = np.radians(gt["yaw_deg"])
         assert np.all(np.abs(yaw) <= MAX_YAW + 1e-6)
         body = gt["body"]
-        trunk = {a: [i for i, (p_, c) in enumerate(BONES) if p_ == J["neck"] and c in (J[f"right_{a}"], J[f"left_{a}"])]
-                 for a in ("shoulder", "hip")}
+        trunk = {
+            a: [i for i, (p_, c) in enumerate(BONES) if p_ == J["neck"] and c in (J[f"right_{a}"], J[f"left_{a}"])]
+            for a in ("shoulder", "hip")
+        }
         sh, nh = trunk["shoulder"], trunk["hip"]
         rigid = [i for i in range(len(BONES)) if i not in sh + nh]
         assert len(rigid) == 9  # nose-neck and the eight limb bones

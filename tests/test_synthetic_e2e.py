@@ -1,5 +1,6 @@
 """The embedded default end to end: synthetic videos -> real mediapipe extraction ->
 shards, checked against the ground truth (keypoints and beats)."""
+
 import json
 
 import numpy as np
@@ -20,7 +21,9 @@ def synthetic(tmp_path_factory):
     root = tmp_path_factory.mktemp("synthetic")
     r = runner.invoke(app, ["synth", "--n", "2", "--seconds", "5", "--out", str(root / "videos"), "--seed", "3"])
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["extract", str(root / "videos"), "--out", str(root / "data"), "--clip-seconds", "2.5", "-j", "2"])
+    r = runner.invoke(
+        app, ["extract", str(root / "videos"), "--out", str(root / "data"), "--clip-seconds", "2.5", "-j", "2"]
+    )
     assert r.exit_code == 0, r.output
     return root
 

@@ -1,6 +1,7 @@
 """`momu-train vae` on toy shards: training reduces the loss, kill + resume equals an
 uninterrupted run, torchrun with 2 CPU processes, loading, and the one-line errors; the
 `--config FILE` settings of every `momu-train` command (file < command line)."""
+
 import dataclasses
 import json
 import os
@@ -26,8 +27,20 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfg(shards, run, **kw):
-    base = dict(shards=str(shards), run_dir=str(run), preset="tiny", music_steps=4, motion_steps=4, batch_size=4,
-                crop_seconds=1.0, val_every=1000, ckpt_every=2, log_every=1, val_batches=2, warmup_steps=1)
+    base = dict(
+        shards=str(shards),
+        run_dir=str(run),
+        preset="tiny",
+        music_steps=4,
+        motion_steps=4,
+        batch_size=4,
+        crop_seconds=1.0,
+        val_every=1000,
+        ckpt_every=2,
+        log_every=1,
+        val_batches=2,
+        warmup_steps=1,
+    )
     base.update(kw)
     return TV.VAETrainConfig(**base)
 
@@ -95,10 +108,26 @@ def test_errors_are_one_line(toy_shards, tmp_path):
     # a checkpoint of another preset
     run = tmp_path / "run"
     TV.train(cfg(toy_shards, run, music_steps=2, motion_steps=0, stage="music"), progress=False)
-    res = r.invoke(app, ["vae", str(toy_shards), "--preset", "small", "--run-dir", str(run), "--resume",
-                         "--stage", "music", "--steps", "2"])
+    res = r.invoke(
+        app,
+        [
+            "vae",
+            str(toy_shards),
+            "--preset",
+            "small",
+            "--run-dir",
+            str(run),
+            "--resume",
+            "--stage",
+            "music",
+            "--steps",
+            "2",
+        ],
+    )
     assert res.exit_code == 2 and "preset 'tiny'" in res.output
-    res = r.invoke(app, ["vae", str(toy_shards), "--preset", "tiny", "--stage", "motion", "--run-dir", str(tmp_path / "r2")])
+    res = r.invoke(
+        app, ["vae", str(toy_shards), "--preset", "tiny", "--stage", "motion", "--run-dir", str(tmp_path / "r2")]
+    )
     assert res.exit_code == 2 and "--init" in res.output
 
 
@@ -113,12 +142,34 @@ def test_motion_stage_from_init_keeps_music_vae(toy_shards, tmp_path):
 def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "momu_models.cli.train", "vae", str(toy_shards), "--preset", "tiny", "--steps", "3",
-           "--batch-size", "2", "--crop-seconds", "1", "--run-dir", str(run), "--device", "cpu"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "momu_models.cli.train",
+        "vae",
+        str(toy_shards),
+        "--preset",
+        "tiny",
+        "--steps",
+        "3",
+        "--batch-size",
+        "2",
+        "--crop-seconds",
+        "1",
+        "--run-dir",
+        str(run),
+        "--device",
+        "cpu",
+    ]
     # Own process group: on a timeout the workers are killed too, not left orphaned.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
     try:
         _, err = proc.communicate(timeout=300)
     except subprocess.TimeoutExpired:
@@ -136,6 +187,7 @@ def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
 
 # --------------------------------------------------------------------------- --config FILE
 
+
 def fake_train(monkeypatch, module) -> list:
     """Replace module.train by one that records the config it is given."""
     seen = []
@@ -146,12 +198,38 @@ def fake_train(monkeypatch, module) -> list:
 def test_config_file_under_command_line_over_defaults(tmp_path, monkeypatch):
     seen = fake_train(monkeypatch, TV)
     f = tmp_path / "vae.json"
-    f.write_text(json.dumps({"batch_size": 3, "lr": 1, "music_steps": 7, "warmup_steps": 5, "stage": "music",
-                             "motion_lr": None, "contrast_weight": 0.5}))
+    f.write_text(
+        json.dumps(
+            {
+                "batch_size": 3,
+                "lr": 1,
+                "music_steps": 7,
+                "warmup_steps": 5,
+                "stage": "music",
+                "motion_lr": None,
+                "contrast_weight": 0.5,
+            }
+        )
+    )
     r = CliRunner()
     # --batch-size 8 equals the default but is given: it wins over the file's 3
-    res = r.invoke(app, ["vae", "shards", "--config", str(f), "--lr", "0.5", "--batch-size", "8",
-                         "--contrast-weight", "0.2", "--run-dir", str(tmp_path / "run")])
+    res = r.invoke(
+        app,
+        [
+            "vae",
+            "shards",
+            "--config",
+            str(f),
+            "--lr",
+            "0.5",
+            "--batch-size",
+            "8",
+            "--contrast-weight",
+            "0.2",
+            "--run-dir",
+            str(tmp_path / "run"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     cfg = seen.pop()
     assert (cfg.batch_size, cfg.lr, cfg.contrast_weight, cfg.run_dir) == (8, 0.5, 0.2, str(tmp_path / "run"))
@@ -237,8 +315,19 @@ def test_trainer_configs_share_train_args():
 def test_cli_trains_from_a_config_file_and_resumes(toy_shards, tmp_path):
     """What the recipe runner runs: `momu-train vae SHARDS --config FILE --run-dir DIR [--resume]`."""
     f = tmp_path / "vae.json"
-    f.write_text(json.dumps({"preset": "tiny", "music_steps": 2, "motion_steps": 2, "batch_size": 4,
-                             "crop_seconds": 1.0, "val_batches": 1, "warmup_steps": 1}))
+    f.write_text(
+        json.dumps(
+            {
+                "preset": "tiny",
+                "music_steps": 2,
+                "motion_steps": 2,
+                "batch_size": 4,
+                "crop_seconds": 1.0,
+                "val_batches": 1,
+                "warmup_steps": 1,
+            }
+        )
+    )
     run = tmp_path / "run"
     r = CliRunner()
     res = r.invoke(app, ["vae", str(toy_shards), "--config", str(f), "--run-dir", str(run)])

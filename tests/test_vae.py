@@ -2,6 +2,7 @@
 
 All on the tiny preset and small synthetic tensors; the file runs in a few seconds.
 """
+
 import math
 
 import pytest
@@ -40,6 +41,7 @@ def tiny():
 
 # ------------------------------------------------------------------ shapes and lengths
 
+
 @pytest.mark.parametrize("T", [1, 2, 7, 64, 101, 250])
 def test_latent_and_output_lengths(tiny, T):
     mel = torch.randn(2, 80, T) - 5
@@ -49,7 +51,7 @@ def test_latent_and_output_lengths(tiny, T):
         L = math.ceil(T / 2)
         assert tiny.factor == 2 and tiny.latent_length(T) == L
         assert qa.mean.shape == qa.logvar.shape == (2, 20, L)
-        assert qm.mean.shape == (2, 20, L)          # motion and music latents line up
+        assert qm.mean.shape == (2, 20, L)  # motion and music latents line up
         assert tiny.decode_music(qa.mean, T).shape == (2, 80, T)
         assert tiny.decode_motion(qm.mean, T).shape == (2, T, 14, 2)
         # without a length the decoder returns every latent frame's worth of frames
@@ -62,7 +64,7 @@ def test_downsampling_factor_is_configurable(num_down, T, L):
     torch.manual_seed(0)
     cfg = VAEConfig(base_channels=4, norm_groups=4, num_res_blocks=1, num_down=num_down)
     m = BiCoRVAE(cfg).eval()
-    assert m.factor == 2 ** num_down and m.latent_length(T) == L
+    assert m.factor == 2**num_down and m.latent_length(T) == L
     with torch.no_grad():
         q = m.encode_motion(torch.randn(1, T, 14, 2))
         assert q.mean.shape == (1, 20, L)
@@ -72,7 +74,7 @@ def test_downsampling_factor_is_configurable(num_down, T, L):
 
 def test_config_validation_and_roundtrip():
     with pytest.raises(ValueError):
-        VAEConfig(num_down=4)          # 3 levels allow at most 3 downsampling layers
+        VAEConfig(num_down=4)  # 3 levels allow at most 3 downsampling layers
     with pytest.raises(ValueError):
         VAEConfig(kernel_size=4)
     cfg = PRESETS["small"]
@@ -84,8 +86,7 @@ def test_padded_batch_item_encodes_like_the_clip_alone():
     """With a mask, an item of a padded batch gets the latent (and decoding) it would get
     on its own, attention levels and deeper downsampling included."""
     torch.manual_seed(0)
-    cfg = VAEConfig(base_channels=4, norm_groups=4, num_res_blocks=1, num_down=2,
-                    attn_levels=(0,), num_heads=2)
+    cfg = VAEConfig(base_channels=4, norm_groups=4, num_res_blocks=1, num_down=2, attn_levels=(0,), num_heads=2)
     m = BiCoRVAE(cfg).eval()
     T, Tmax = 101, 160
     mel = torch.randn(1, 80, T) * 2 - 5
@@ -111,6 +112,7 @@ def test_padded_batch_item_encodes_like_the_clip_alone():
 
 # ------------------------------------------------------------------ posterior and losses
 
+
 def test_kl_of_standard_normal_is_zero():
     q = DiagonalGaussian(torch.zeros(3, 20, 5), torch.zeros(3, 20, 5))
     assert torch.equal(q.kl(), torch.zeros(3))
@@ -130,11 +132,11 @@ def test_kl_hand_computed():
 
 def test_kl_mask_excludes_padded_frames():
     mean = torch.zeros(2, 20, 6)
-    mean[:, :, 4:] = 5.0                      # garbage on the padded latent frames
+    mean[:, :, 4:] = 5.0  # garbage on the padded latent frames
     mask = torch.ones(2, 6, dtype=torch.bool)
     mask[:, 4:] = False
     q = DiagonalGaussian(mean, torch.zeros_like(mean), mask)
-    assert torch.equal(q.kl(), torch.zeros(2))                 # the posterior's own mask
+    assert torch.equal(q.kl(), torch.zeros(2))  # the posterior's own mask
     assert float(kl_loss(q)) == 0.0
     assert float(kl_loss(q, torch.ones(2, 6, dtype=torch.bool))) > 0
     # half the elements valid with KL 12.5 each -> mean over valid = 12.5
@@ -156,7 +158,7 @@ def test_reconstruction_loss_is_masked_l1():
     x = torch.zeros(2, 80, 10)
     x_hat = x.clone()
     x_hat[:, :, :6] += 0.5
-    x_hat[:, :, 6:] += 100.0                  # only on padded frames
+    x_hat[:, :, 6:] += 100.0  # only on padded frames
     mask = torch.zeros(2, 10, dtype=torch.bool)
     mask[:, :6] = True
     assert float(reconstruction_loss(x, x_hat, mask)) == pytest.approx(0.5)
@@ -185,14 +187,15 @@ def test_lsgan_losses_and_discriminator_shapes():
 
 # ------------------------------------------------------------------ rhythmic contrast
 
+
 def test_amplitude_categories_of_hand_made_windows():
     # 32 mel frames = 16 latent frames at factor 2; windows of 4 latent = 8 mel frames
     amp = torch.zeros(1, 32)
-    amp[0, 0:8] = torch.linspace(0.0, 0.1, 8)       # max 0.10 -> category 0 of 4
-    amp[0, 8:16] = 0.3                              # 0.30 -> 1
+    amp[0, 0:8] = torch.linspace(0.0, 0.1, 8)  # max 0.10 -> category 0 of 4
+    amp[0, 8:16] = 0.3  # 0.30 -> 1
     amp[0, 16:24] = torch.tensor([0.2] * 7 + [0.6])  # 0.60 -> 2 (a single peak decides)
-    amp[0, 24:32] = 1.0                             # 1.00 -> 3 (top bin closed)
-    starts = torch.tensor([[0, 4, 8, 12, 2, 10]])    # 2: mel 4..11, 10: mel 20..27
+    amp[0, 24:32] = 1.0  # 1.00 -> 3 (top bin closed)
+    starts = torch.tensor([[0, 4, 8, 12, 2, 10]])  # 2: mel 4..11, 10: mel 20..27
     cats = window_categories(amp, starts, window=4, factor=2, num_categories=4)
     assert cats.tolist() == [[0, 1, 2, 3, 1, 3]]
     # the mask hides padded frames: a padded peak does not lift the category
@@ -211,11 +214,11 @@ def test_negatives_are_other_times_and_other_categories():
     valid = torch.ones(2, 3, dtype=torch.bool)
     allowed = contrast_mask(starts, cats, valid, window=4)
     a = allowed.tolist()
-    assert all(a[i][i] for i in range(6))                  # positives
-    assert a[0][1]                                         # same pair, other time, other category
-    assert not a[1][2] and not a[2][1]                     # same category -> not a negative
-    assert not a[0][2]                                     # overlapping windows (0..4 and 2..6)
-    assert a[0][5] and not a[0][3] and not a[0][4]         # across pairs only other categories
+    assert all(a[i][i] for i in range(6))  # positives
+    assert a[0][1]  # same pair, other time, other category
+    assert not a[1][2] and not a[2][1]  # same category -> not a negative
+    assert not a[0][2]  # overlapping windows (0..4 and 2..6)
+    assert a[0][5] and not a[0][3] and not a[0][4]  # across pairs only other categories
     plain = contrast_mask(starts, cats, valid, window=4, rhythmic=False).tolist()
     assert plain[1][2] and plain[0][3] and not plain[0][2]  # temporal contrast keeps them
     valid[1, 2] = False
@@ -227,7 +230,7 @@ def test_window_sampling_is_stratified_and_in_range():
     lengths = torch.tensor([100, 20, 3, 0])
     s = sample_windows(lengths, window=8, k=4, generator=g)
     assert s.shape == (4, 4)
-    assert bool((s[0, 1:] - s[0, :-1] >= 8).all())        # 100 >= 4 * 8: no overlap
+    assert bool((s[0, 1:] - s[0, :-1] >= 8).all())  # 100 >= 4 * 8: no overlap
     assert bool((s[:2] + 8 <= lengths[:2, None]).all())
     assert s[2].tolist() == [0, 0, 0, 0] and s[3].tolist() == [0, 0, 0, 0]
 
@@ -236,7 +239,7 @@ def _stepped_amplitude(B, T_mel, levels=(0.1, 0.45, 0.95), seg=8):
     amp = torch.zeros(B, T_mel)
     for b in range(B):
         for i, t in enumerate(range(0, T_mel, seg)):
-            amp[b, t:t + seg] = levels[(i + b) % len(levels)]
+            amp[b, t : t + seg] = levels[(i + b) % len(levels)]
     return amp
 
 
@@ -255,18 +258,18 @@ def test_contrastive_loss_lower_for_aligned_pairs():
 
     la, lt, lb = loss(aligned), loss(time_shuffled), loss(batch_shuffled)
     assert la < 0.5 * lt and la < 0.5 * lb
-    assert la > 0                                   # there are negatives to contrast with
+    assert la > 0  # there are negatives to contrast with
 
 
 def test_contrastive_loss_gradient_and_learnable_temperature():
     torch.manual_seed(0)
-    cfg = RhythmicContrastConfig(window=4, windows_per_pair=4, num_categories=3,
-                                 learnable_temperature=True, proj_dim=8)
+    cfg = RhythmicContrastConfig(
+        window=4, windows_per_pair=4, num_categories=3, learnable_temperature=True, proj_dim=8
+    )
     rc = RhythmicContrast(cfg, 20)
     assert {n for n, _ in rc.named_parameters()} >= {"log_temperature", "motion_head.weight"}
     motion = torch.randn(2, 20, 32, requires_grad=True)
-    loss = rc(motion, torch.randn(2, 20, 32), _stepped_amplitude(2, 64), 2,
-              generator=torch.Generator().manual_seed(0))
+    loss = rc(motion, torch.randn(2, 20, 32), _stepped_amplitude(2, 64), 2, generator=torch.Generator().manual_seed(0))
     loss.backward()
     assert motion.grad.abs().sum() > 0 and rc.log_temperature.grad is not None
     assert float(rc.temperature.detach()) == pytest.approx(0.1)
@@ -275,9 +278,9 @@ def test_contrastive_loss_gradient_and_learnable_temperature():
 def test_contrastive_loss_without_negatives_is_a_connected_zero():
     rc = RhythmicContrast(RhythmicContrastConfig(window=4, windows_per_pair=4, num_categories=2), 20)
     motion = torch.randn(2, 20, 32, requires_grad=True)
-    loss = rc(motion, torch.randn(2, 20, 32), torch.ones(2, 64), 2)   # one category only
+    loss = rc(motion, torch.randn(2, 20, 32), torch.ones(2, 64), 2)  # one category only
     assert float(loss.detach()) == 0.0
-    loss.backward()                                                   # still differentiable
+    loss.backward()  # still differentiable
 
 
 def test_retrieval_accuracy_identical_and_random():
@@ -287,7 +290,7 @@ def test_retrieval_accuracy_identical_and_random():
     assert r.accuracy == 1.0 and r.windows == 32 and r.chance == pytest.approx(1 / 32)
     accs = [retrieval_accuracy(torch.randn(8, 20, 128), torch.randn(8, 20, 128), 8) for _ in range(5)]
     assert accs[0].chance == pytest.approx(1 / 128)
-    assert sum(a.accuracy for a in accs) / 5 < 5 / 128            # about chance
+    assert sum(a.accuracy for a in accs) / 5 < 5 / 128  # about chance
     # a latent mask restricts the windows to real frames
     mask = torch.ones(4, 64, dtype=torch.bool)
     mask[1:, 20:] = False
@@ -297,16 +300,20 @@ def test_retrieval_accuracy_identical_and_random():
 
 # ------------------------------------------------------------------ training steps
 
+
 def _synthetic_batch(B=2, T=32):
     torch.manual_seed(1)
     t = torch.arange(T).float()
     mel = -5 + 2 * torch.sin(torch.arange(80.0)[:, None] / 7 + t[None] / 5)
     pose = 0.5 * torch.sin(torch.arange(28.0)[:, None] + t[None] / 4).T.reshape(T, 14, 2)
     mask = torch.ones(B, T, dtype=torch.bool)
-    mask[1, T - 6:] = False
-    return {"mel": mel[None].repeat(B, 1, 1) + 0.1 * torch.randn(B, 80, T),
-            "pose": pose[None].repeat(B, 1, 1, 1) + 0.02 * torch.randn(B, T, 14, 2),
-            "amp": _stepped_amplitude(B, T, seg=4), "mask": mask}
+    mask[1, T - 6 :] = False
+    return {
+        "mel": mel[None].repeat(B, 1, 1) + 0.1 * torch.randn(B, 80, T),
+        "pose": pose[None].repeat(B, 1, 1, 1) + 0.02 * torch.randn(B, T, 14, 2),
+        "amp": _stepped_amplitude(B, T, seg=4),
+        "mask": mask,
+    }
 
 
 def _eval_rec(model, batch, music):
@@ -330,11 +337,11 @@ def test_music_stage_reduces_reconstruction_loss():
     motion_before = [p.clone() for p in model.motion.parameters()]
     before = _eval_rec(model, batch, music=True)
     g = torch.Generator().manual_seed(0)
-    out = music_stage_step(model, disc, batch, opt_g, opt_d, StageConfig(adv_start_step=5),
-                           step=0, generator=g)
-    assert "d_loss" not in out and out["g_adv"] == 0.0     # GAN warm-up: no D yet
-    losses = [music_stage_step(model, disc, batch, opt_g, opt_d, step=i, grad_clip=1.0, generator=g)
-              for i in range(1, 25)]
+    out = music_stage_step(model, disc, batch, opt_g, opt_d, StageConfig(adv_start_step=5), step=0, generator=g)
+    assert "d_loss" not in out and out["g_adv"] == 0.0  # GAN warm-up: no D yet
+    losses = [
+        music_stage_step(model, disc, batch, opt_g, opt_d, step=i, grad_clip=1.0, generator=g) for i in range(1, 25)
+    ]
     assert all(math.isfinite(v) for o in losses for v in o.values())
     assert {"loss", "rec", "kl", "g_adv", "d_loss", "grad_norm", "d_grad_norm"} <= set(losses[-1])
     assert _eval_rec(model, batch, music=True) < 0.8 * before
@@ -369,23 +376,29 @@ def test_steps_run_under_bf16_autocast():
     model = BiCoRVAE(PRESETS["tiny"], RhythmicContrastConfig(window=2, windows_per_pair=2, num_categories=3))
     disc = MelDiscriminator.from_config(model.cfg)
     batch = _synthetic_batch(T=16)
-    o1 = music_stage_step(model, disc, batch, torch.optim.AdamW(model.stage_parameters(1)),
-                          torch.optim.AdamW(disc.parameters()), autocast=torch.bfloat16)
-    o2 = motion_stage_step(model, batch, torch.optim.AdamW(model.stage_parameters(2)),
-                           autocast=torch.bfloat16)
+    o1 = music_stage_step(
+        model,
+        disc,
+        batch,
+        torch.optim.AdamW(model.stage_parameters(1)),
+        torch.optim.AdamW(disc.parameters()),
+        autocast=torch.bfloat16,
+    )
+    o2 = motion_stage_step(model, batch, torch.optim.AdamW(model.stage_parameters(2)), autocast=torch.bfloat16)
     assert all(math.isfinite(v) for v in list(o1.values()) + list(o2.values()))
 
 
 # ------------------------------------------------------------------ sizes
 
+
 def test_preset_parameter_counts():
     tiny, small = BiCoRVAE(PRESETS["tiny"]), BiCoRVAE(PRESETS["small"])
     assert 1_000 <= count_parameters(tiny) <= 100_000
     assert 500_000 <= count_parameters(small) <= 3_000_000
-    with torch.device("meta"):                      # no memory, no init: instant
+    with torch.device("meta"):  # no memory, no init: instant
         paper = BiCoRVAE(PRESETS["paper"])
     n = count_parameters(paper)
-    assert 200e6 <= n <= 226e6                      # the paper's 213M, +-6%
+    assert 200e6 <= n <= 226e6  # the paper's 213M, +-6%
     # the counts docs/bicor_vae.md states
     assert (count_parameters(tiny), count_parameters(small), n) == (61_860, 1_009_116, 212_755_868)
     # the two VAEs are about the same size; the music one is a bit larger (80 vs 28 channels)

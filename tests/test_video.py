@@ -1,17 +1,17 @@
 """Decoding edge cases: rotation metadata, variable frame rate, audio and video of
 different lengths, streaming (frames are yielded one by one)."""
+
 import struct
 from fractions import Fraction
 
 import av
 import numpy as np
 import pytest
+from media import write_av
 
 from momu_data.extract import ExtractConfig, build_features
-from momu_data.pose.track import PoseTrack
 from momu_data.media import iter_frames, load_audio, probe_video
-
-from media import write_av
+from momu_data.pose.track import PoseTrack
 
 
 def _marker_frame(i):
@@ -28,7 +28,7 @@ def test_rotation_metadata_gives_upright_frames(tmp_path):
     rot = struct.pack(">9I", 0, 0x10000, 0, 0xFFFF0000, 0, 0, 0, 0, 0x40000000)
     b = src.read_bytes()
     j = b.index(ident, b.index(b"tkhd"))
-    (tmp_path / "rot.mp4").write_bytes(b[:j] + rot + b[j + len(rot):])
+    (tmp_path / "rot.mp4").write_bytes(b[:j] + rot + b[j + len(rot) :])
     info = probe_video(tmp_path / "rot.mp4")
     assert (info.width, info.height) == (48, 64) and info.rotation == 270
     t, img = next(iter_frames(tmp_path / "rot.mp4"))
@@ -64,12 +64,22 @@ def test_audio_shorter_than_video_trims_the_span(tmp_path):
     xy = np.tile(np.linspace(10, 60, 28).reshape(1, 14, 2), (n, 1, 1)).astype(np.float32)
     xy[:, 1] = [35, 20]  # neck above the hips
     xy[:, 8], xy[:, 11] = [30, 60], [40, 60]
-    track = PoseTrack(xy=xy, conf=np.ones((n, 14), np.float32), times=np.arange(n) / 30.0,
-                      person=np.ones(n, bool), width=100, height=100)
+    track = PoseTrack(
+        xy=xy,
+        conf=np.ones((n, 14), np.float32),
+        times=np.arange(n) / 30.0,
+        person=np.ones(n, bool),
+        width=100,
+        height=100,
+    )
     y = (0.1 * np.sin(np.arange(32000) / 16000 * 2 * np.pi * 440)).astype(np.float32)  # 2 s
     feats, info = build_features(track, y, 0.5, ExtractConfig(clip_seconds=1.0))
     # audio spans 0.5-2.5 s, video 0-3 s: the common span is 0.5-2.5 s
-    assert info["t0"] == pytest.approx(0.5) and info["audio_trim_start"] == 0 and info["video_trim_start"] == pytest.approx(0.5)
+    assert (
+        info["t0"] == pytest.approx(0.5)
+        and info["audio_trim_start"] == 0
+        and info["video_trim_start"] == pytest.approx(0.5)
+    )
     assert len(info["audio"]) == 32000 and feats["mel"].shape[1] == 1 + 32000 // 256 == feats["pose"].shape[0]
 
 

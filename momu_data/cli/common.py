@@ -1,6 +1,7 @@
 """What every momu command shares: the stderr console, one-line errors, progress bars, and
 the logging setup (library modules log through `logging`; the commands show those records
 on the console through rich)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,14 +25,22 @@ def fail(msg: str, code: int = 2) -> NoReturn:
 
 def progress() -> Progress:
     """A progress bar on the console: description, bar, done/total, elapsed, remaining."""
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeElapsedColumn(), TimeRemainingColumn(), console=console, transient=False)
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=False,
+    )
 
 
 def setup_logging(level: int = logging.INFO) -> None:
     """Show the library's log records (INFO and up) on the console; once per process."""
-    handler = RichHandler(console=console, show_time=False, show_path=False, show_level=False,
-                          markup=False, rich_tracebacks=False)
+    handler = RichHandler(
+        console=console, show_time=False, show_path=False, show_level=False, markup=False, rich_tracebacks=False
+    )
     handler.setFormatter(logging.Formatter("%(message)s"))
     for name in LOGGERS:
         logger = logging.getLogger(name)

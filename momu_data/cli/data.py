@@ -1,12 +1,12 @@
 """`momu-data`: build training-ready shards from dance videos. One command per stage:
 synth (make demo videos) -> extract (videos -> poses, mels, rhythm, clips) -> shard
 (clips -> WebDataset tars) -> inspect."""
+
 from __future__ import annotations
 
 import time
 from collections import Counter
 from pathlib import Path
-from typing import List, Optional
 
 import pyarrow.parquet as pq
 import typer
@@ -14,9 +14,9 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from momu_data.cli.common import console, fail, progress, setup_logging
 from momu_data.extract import POSE_SOURCES, ExtractConfig
 from momu_data.inspect import plot_clip, summarise
-from momu_data.cli.common import console, fail, progress, setup_logging
 from momu_data.jobs import JobError, extract_dataset
 from momu_data.recipes import RecipeError, Runner, load_recipe
 from momu_data.shards import parse_split, write_shards
@@ -27,7 +27,9 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 @app.command()
 def synth(
-    out: Path = typer.Option(Path("videos"), "--out", "-o", help="Folder for the mp4 files and their .gt.json ground truth."),
+    out: Path = typer.Option(
+        Path("videos"), "--out", "-o", help="Folder for the mp4 files and their .gt.json ground truth."
+    ),
     n: int = typer.Option(20, "--n", help="Number of videos."),
     seconds: float = typer.Option(12.0, "--seconds", help="Length of each video in seconds."),
     seed: int = typer.Option(0, "--seed", help="Video i depends only on (seed, i)."),
@@ -45,25 +47,58 @@ def synth(
 
 @app.command()
 def extract(
-    inputs: List[Path] = typer.Argument(..., help="Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders with --pose-source."),
-    out: Path = typer.Option(Path("data"), "--out", "-o", help="Output folder: items/, videos.parquet, clips.parquet."),
-    pose_source: str = typer.Option("mediapipe", "--pose-source", help="mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON), aistpp (AIST++ keypoints2d .pkl) or dance_with_melody (mocap folders with skeletons.json, projected to 2D)."),
-    audio: Optional[Path] = typer.Option(None, "--audio", help="Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio (dance_with_melody: audio.mp3 in each folder)."),
-    fps: Optional[float] = typer.Option(None, "--fps", help="Frame rate of OpenPose/COCO keypoint files (default: the --audio video's rate, else 30)."),
-    cameras: str = typer.Option("all", "--cameras", help="AIST++ views: all, or comma-separated cameras (1-9 or c01-c09)."),
+    inputs: list[Path] = typer.Argument(
+        ...,
+        help="Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders with --pose-source.",
+    ),
+    out: Path = typer.Option(
+        Path("data"), "--out", "-o", help="Output folder: items/, videos.parquet, clips.parquet."
+    ),
+    pose_source: str = typer.Option(
+        "mediapipe",
+        "--pose-source",
+        help="mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON), aistpp (AIST++ keypoints2d .pkl) or dance_with_melody (mocap folders with skeletons.json, projected to 2D).",
+    ),
+    audio: Path | None = typer.Option(
+        None,
+        "--audio",
+        help="Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio (dance_with_melody: audio.mp3 in each folder).",
+    ),
+    fps: float | None = typer.Option(
+        None, "--fps", help="Frame rate of OpenPose/COCO keypoint files (default: the --audio video's rate, else 30)."
+    ),
+    cameras: str = typer.Option(
+        "all", "--cameras", help="AIST++ views: all, or comma-separated cameras (1-9 or c01-c09)."
+    ),
     clip_seconds: float = typer.Option(10.0, "--clip-seconds", help="Clip length."),
-    hop_seconds: Optional[float] = typer.Option(None, "--hop-seconds", help="Distance between clip starts (default: clip length, no overlap)."),
-    min_clip_seconds: Optional[float] = typer.Option(None, "--min-clip-seconds", help="Keep a shorter last clip if at least this long (default: half a clip)."),
-    max_interp: float = typer.Option(0.3, "--max-interp", help="Reject clips with a larger fraction of interpolated joints."),
-    max_no_person: float = typer.Option(0.2, "--max-no-person", help="Reject clips with a larger fraction of frames without a person."),
-    conf_threshold: float = typer.Option(0.5, "--conf-threshold", help="Joints below this confidence count as missing."),
-    max_side: int = typer.Option(640, "--max-side", help="Downscale frames to this longest side before the pose model."),
+    hop_seconds: float | None = typer.Option(
+        None, "--hop-seconds", help="Distance between clip starts (default: clip length, no overlap)."
+    ),
+    min_clip_seconds: float | None = typer.Option(
+        None, "--min-clip-seconds", help="Keep a shorter last clip if at least this long (default: half a clip)."
+    ),
+    max_interp: float = typer.Option(
+        0.3, "--max-interp", help="Reject clips with a larger fraction of interpolated joints."
+    ),
+    max_no_person: float = typer.Option(
+        0.2, "--max-no-person", help="Reject clips with a larger fraction of frames without a person."
+    ),
+    conf_threshold: float = typer.Option(
+        0.5, "--conf-threshold", help="Joints below this confidence count as missing."
+    ),
+    max_side: int = typer.Option(
+        640, "--max-side", help="Downscale frames to this longest side before the pose model."
+    ),
     bins: int = typer.Option(8, "--bins", help="Directogram angle bins (K)."),
     jobs: int = typer.Option(-1, "--jobs", "-j", help="Parallel workers (-1: all cores)."),
     backend: str = typer.Option("joblib", "--backend", help="joblib (local processes) or dask."),
-    scheduler: Optional[str] = typer.Option(None, "--scheduler", help="Dask scheduler address (default with --backend dask: a local cluster)."),
+    scheduler: str | None = typer.Option(
+        None, "--scheduler", help="Dask scheduler address (default with --backend dask: a local cluster)."
+    ),
     dataset: str = typer.Option("", "--dataset", help="Dataset name recorded in the manifests."),
-    metadata: Optional[Path] = typer.Option(None, "--metadata", help="CSV with id/stem and genre, music, dancer, style columns."),
+    metadata: Path | None = typer.Option(
+        None, "--metadata", help="CSV with id/stem and genre, music, dancer, style columns."
+    ),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any video fails."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo videos that failed in an earlier run."),
 ):
@@ -75,10 +110,19 @@ def extract(
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
     if backend not in ("joblib", "dask"):
         fail("--backend must be joblib or dask")
-    cfg = ExtractConfig(pose_source=pose_source, max_side=max_side, conf_threshold=conf_threshold,
-                        clip_seconds=clip_seconds, hop_seconds=hop_seconds, min_clip_seconds=min_clip_seconds,
-                        max_interp_frac=max_interp, max_no_person_frac=max_no_person, bins=bins, fps=fps,
-                        cameras=cameras)
+    cfg = ExtractConfig(
+        pose_source=pose_source,
+        max_side=max_side,
+        conf_threshold=conf_threshold,
+        clip_seconds=clip_seconds,
+        hop_seconds=hop_seconds,
+        min_clip_seconds=min_clip_seconds,
+        max_interp_frac=max_interp,
+        max_no_person_frac=max_no_person,
+        bins=bins,
+        fps=fps,
+        cameras=cameras,
+    )
     pbar = progress()
     bars = {}
 
@@ -96,8 +140,20 @@ def extract(
             pbar.console.print(f"[yellow]failed[/yellow] {rec['path']}: {rec['reason']}")
 
     try:
-        res = extract_dataset(inputs, out, cfg, audio, dataset, metadata, jobs, backend, scheduler, retry_failed,
-                              on_plan=planned, on_record=finished)
+        res = extract_dataset(
+            inputs,
+            out,
+            cfg,
+            audio,
+            dataset,
+            metadata,
+            jobs,
+            backend,
+            scheduler,
+            retry_failed,
+            on_plan=planned,
+            on_record=finished,
+        )
     except (JobError, FileNotFoundError) as e:
         fail(str(e))
     finally:
@@ -120,7 +176,10 @@ def _summary(res, out):
     t.add_row("hours (kept clips)", f"{sum(c['duration'] for c in cok) / 3600:.3f}")
     if res.new:
         frames, wall = res.frames, res.seconds
-        t.add_row("this run", f"{len(res.new)} inputs, {frames} frames in {wall:.1f} s ({frames / max(wall, 1e-9):.1f} frames/s)")
+        t.add_row(
+            "this run",
+            f"{len(res.new)} inputs, {frames} frames in {wall:.1f} s ({frames / max(wall, 1e-9):.1f} frames/s)",
+        )
     for reason, n in Counter(v["reason"] for v in bad).most_common():
         t.add_row("failed", f"{n} x {reason}")
     for reason, n in Counter(c["reason"].split(" (")[0] for c in clips if c["status"] != "ok").most_common(5):
@@ -131,7 +190,9 @@ def _summary(res, out):
 @app.command()
 def shard(
     data: Path = typer.Argument(Path("data"), help="Output folder of `momu-data extract`."),
-    out: Path = typer.Option(Path("shards"), "--out", "-o", help="Shard folder: {train,val,test}/NNNNNN.tar, *.wids.json, manifest.parquet."),
+    out: Path = typer.Option(
+        Path("shards"), "--out", "-o", help="Shard folder: {train,val,test}/NNNNNN.tar, *.wids.json, manifest.parquet."
+    ),
     split: str = typer.Option("90/5/5", "--split", help="train/val/test proportions."),
     group_by: str = typer.Option("video", "--group-by", help="Keep each video (or music, or dancer) in one split."),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and shard order."),
@@ -144,7 +205,9 @@ def shard(
         fail(str(e))
     if not (data / "clips.parquet").exists():
         fail(f"{data}/clips.parquet not found: run `momu-data extract VIDEOS --out {data}` first")
-    total = sum(1 for r in pq.read_table(data / "clips.parquet", columns=["status"]).to_pylist() if r["status"] == "ok")
+    total = sum(
+        1 for r in pq.read_table(data / "clips.parquet", columns=["status"]).to_pylist() if r["status"] == "ok"
+    )
     t = time.perf_counter()
     with progress() as pb:
         task = pb.add_task("clips", total=total)
@@ -160,8 +223,15 @@ def shard(
     mb = 0.0
     for name, s in info["splits"].items():
         mb += s["bytes"] / 1e6
-        tab.add_row(name, str(s["clips"]), f"{s['clips'] / n:.1%}", f"{s['hours']:.3f}", str(s["groups"]),
-                    str(s["shards"]), f"{s['bytes'] / 1e6:.1f}")
+        tab.add_row(
+            name,
+            str(s["clips"]),
+            f"{s['clips'] / n:.1%}",
+            f"{s['hours']:.3f}",
+            str(s["groups"]),
+            str(s["shards"]),
+            f"{s['bytes'] / 1e6:.1f}",
+        )
     Console().print(tab)
     console.print(f"{mb:.1f} MB in {wall:.1f} s ({mb / max(wall, 1e-9):.1f} MB/s)")
 
@@ -169,8 +239,10 @@ def shard(
 @app.command()
 def inspect(
     path: Path = typer.Argument(..., help="A data folder (extract output) or a shard folder."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw one clip (mel, kinematic amplitude with kinematic beats, music onsets) to this PNG."),
-    key: Optional[str] = typer.Option(None, "--key", help="Clip to plot (default: the first)."),
+    plot: Path | None = typer.Option(
+        None, "--plot", help="Draw one clip (mel, kinematic amplitude with kinematic beats, music onsets) to this PNG."
+    ),
+    key: str | None = typer.Option(None, "--key", help="Clip to plot (default: the first)."),
 ):
     """Summarise a data or shard folder: clips, hours, splits, failures by reason."""
     try:
@@ -186,13 +258,25 @@ def inspect(
 @app.command()
 def run(
     recipe: Path = typer.Argument(..., help="A recipe file, e.g. pipelines/demo.toml (see docs/recipes.md)."),
-    source: Optional[Path] = typer.Option(None, "--source", help="The raw data folder (default: the recipe's source path)."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Output folder (default: the recipe's out, else work/NAME)."),
-    set_: List[str] = typer.Option([], "--set", help="Override a recipe value: SECTION.KEY=VALUE (TOML value), repeatable, e.g. --set clips.seconds=6."),
+    source: Path | None = typer.Option(
+        None, "--source", help="The raw data folder (default: the recipe's source path)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", "-o", help="Output folder (default: the recipe's out, else work/NAME)."
+    ),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override a recipe value: SECTION.KEY=VALUE (TOML value), repeatable, e.g. --set clips.seconds=6.",
+    ),
     train: bool = typer.Option(False, "--train", help="Also run the recipe's train stages (off by default)."),
-    force: List[str] = typer.Option([], "--force", help="Rerun this stage even if it is up to date (repeatable)."),
-    dry_run: bool = typer.Option(False, "--dry-run", help="Only show which stages are up to date and which would run."),
-    jobs: Optional[int] = typer.Option(None, "--jobs", "-j", help="Parallel workers (default: the recipe's run.jobs, -1 = all cores)."),
+    force: list[str] = typer.Option([], "--force", help="Rerun this stage even if it is up to date (repeatable)."),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Only show which stages are up to date and which would run."
+    ),
+    jobs: int | None = typer.Option(
+        None, "--jobs", "-j", help="Parallel workers (default: the recipe's run.jobs, -1 = all cores)."
+    ),
 ):
     """Run a dataset recipe: synth (demo) -> extract -> shard -> manifest -> report (-> train).
 
@@ -201,8 +285,15 @@ def run(
     t = time.perf_counter()
     try:
         rec = load_recipe(recipe, set_)
-        results = Runner(rec, out=out, source=source, train=train, jobs=jobs, force=force,
-                         log=lambda m: console.print(escape(m), highlight=False)).run(dry_run)
+        results = Runner(
+            rec,
+            out=out,
+            source=source,
+            train=train,
+            jobs=jobs,
+            force=force,
+            log=lambda m: console.print(escape(m), highlight=False),
+        ).run(dry_run)
     except (RecipeError, FileNotFoundError) as e:
         fail(str(e))  # fail() escapes: messages name [sections], not rich markup
     tab = Table(title=f"{rec.name} -> {out or rec['recipe']['out'] or 'work/' + rec.name}")

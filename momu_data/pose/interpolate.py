@@ -5,12 +5,13 @@ Appendix B.2: "We interpolate the missing detected keypoints from the neighborin
 that there are no missing keypoints in all extracted clips." A joint counts as missing when
 no person was found, its confidence is below a threshold, or it lies outside the frame.
 """
+
 from __future__ import annotations
 
 import numpy as np
 
-from momu_data.skeleton import BONES, NUM_JOINTS, mid_hip, torso_size
 from momu_data.pose.track import PoseTrack
+from momu_data.skeleton import BONES, NUM_JOINTS, mid_hip, torso_size
 
 # Parent of each joint in the skeleton tree rooted at the neck (for joints never seen).
 PARENT = {child: parent for parent, child in BONES}

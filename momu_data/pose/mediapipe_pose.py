@@ -7,6 +7,7 @@ both faster and steadier than detecting every frame. model_complexity=1 is the p
 "full" model. Frames are downscaled to `max_side` before inference: the landmark network
 works on a 256x256 crop anyway, so full-resolution conversion would only cost time.
 """
+
 from __future__ import annotations
 
 import os
@@ -23,8 +24,9 @@ DEFAULT_MAX_SIDE = 640
 class MediapipePose:
     """Callable: rgb uint8 [H, W, 3] -> (xy [14, 2] pixels, conf [14], person: bool)."""
 
-    def __init__(self, model_complexity: int = 1, min_detection_confidence: float = 0.5,
-                 min_tracking_confidence: float = 0.5):
+    def __init__(
+        self, model_complexity: int = 1, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5
+    ):
         # mediapipe's C++ side logs several warnings per process; keep the progress bars readable.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -62,8 +64,7 @@ class MediapipePose:
         self.close()
 
 
-def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int = 1,
-                   on_frame=None) -> PoseTrack:
+def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int = 1, on_frame=None) -> PoseTrack:
     """Run mediapipe over every frame of a video; memory stays constant in video length
     apart from the 14-joint output arrays. on_frame(i) is called after each frame."""
     info = probe_video(path)
@@ -71,13 +72,21 @@ def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int
     with MediapipePose(model_complexity=model_complexity) as est:
         for i, (t, img) in enumerate(iter_frames(path, max_side=max_side)):
             xy, conf, person = est(img, scale_to=(info.width, info.height))
-            xs.append(xy); cs.append(conf); ps.append(person); ts.append(t)
+            xs.append(xy)
+            cs.append(conf)
+            ps.append(person)
+            ts.append(t)
             if on_frame is not None:
                 on_frame(i)
     if not ts:
         raise MediaError("no decodable video frame")
     return PoseTrack(
-        xy=np.stack(xs), conf=np.stack(cs), times=np.asarray(ts, np.float64),
-        person=np.asarray(ps, bool), width=info.width, height=info.height,
-        source="mediapipe", meta={"fps": info.fps, "codec": info.codec, "rotation": info.rotation},
+        xy=np.stack(xs),
+        conf=np.stack(cs),
+        times=np.asarray(ts, np.float64),
+        person=np.asarray(ps, bool),
+        width=info.width,
+        height=info.height,
+        source="mediapipe",
+        meta={"fps": info.fps, "codec": info.codec, "rotation": info.rotation},
     )

@@ -1,4 +1,5 @@
 """PoseTrack: 2D keypoints of one person over time, as every pose source delivers them."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,6 +1,7 @@
 """A recipe's dataset manifest (OUT/manifest.csv, checked in as manifests/NAME.csv): one row
 per extracted item with its ids, labels, split and inputs (relative to the source folder,
 optionally with sha256 checksums), and the comparison of a fresh build with a reference."""
+
 from __future__ import annotations
 
 import csv
@@ -13,8 +14,26 @@ from momu_data.io import atomic_path, sha256_file
 from momu_data.manifest import read_records
 from momu_data.recipes.stamps import content_files
 
-MANIFEST_COLUMNS = ("id", "job", "view", "dataset", "status", "reason", "duration", "clips", "clips_ok",
-                    "genre", "music", "dancer", "style", "choreo", "label", "split", "source", "audio")
+MANIFEST_COLUMNS = (
+    "id",
+    "job",
+    "view",
+    "dataset",
+    "status",
+    "reason",
+    "duration",
+    "clips",
+    "clips_ok",
+    "genre",
+    "music",
+    "dancer",
+    "style",
+    "choreo",
+    "label",
+    "split",
+    "source",
+    "audio",
+)
 
 
 def _rel(path, root: Path) -> str:
@@ -34,8 +53,9 @@ def _checksums(path, skip=None) -> str:
         return sha256_file(p)
     if p.is_dir():
         sk = os.path.abspath(skip) if skip else None
-        return ";".join(f"{f.relative_to(p).as_posix()}:{sha256_file(f)}" for f in content_files(p)
-                        if os.path.abspath(f) != sk)
+        return ";".join(
+            f"{f.relative_to(p).as_posix()}:{sha256_file(f)}" for f in content_files(p) if os.path.abspath(f) != sk
+        )
     return ""
 
 
@@ -70,8 +90,16 @@ def build_manifest(data: Path, shards: Path, source: Path, opts: dict) -> list[d
                 if p and p not in sums:
                     sums[p] = _checksums(p, skip=audio)
                 row[col] = sums.get(p, "") if p else ""
-        rows.append({k: row.get(k, "") for k in (*MANIFEST_COLUMNS, *opts["columns"],
-                                                 *(("source_sha256", "audio_sha256") if opts["checksums"] else ()))})
+        rows.append(
+            {
+                k: row.get(k, "")
+                for k in (
+                    *MANIFEST_COLUMNS,
+                    *opts["columns"],
+                    *(("source_sha256", "audio_sha256") if opts["checksums"] else ()),
+                )
+            }
+        )
     rows.sort(key=lambda r: r["id"])
     return rows
 
@@ -92,8 +120,21 @@ def read_manifest_csv(path) -> list[dict]:
 
 # Columns that identify an item and its place in the dataset; timings and reasons may vary
 # with library versions and are not compared.
-COMPARED = ("id", "status", "genre", "music", "dancer", "style", "choreo", "label", "split", "source", "audio",
-            "source_sha256", "audio_sha256")
+COMPARED = (
+    "id",
+    "status",
+    "genre",
+    "music",
+    "dancer",
+    "style",
+    "choreo",
+    "label",
+    "split",
+    "source",
+    "audio",
+    "source_sha256",
+    "audio_sha256",
+)
 
 
 def compare_manifests(new: list[dict], ref: list[dict]) -> list[str]:

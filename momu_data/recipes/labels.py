@@ -1,5 +1,6 @@
 """Names of a recipe's inputs: labels from AIST sequence names, and exclusion lists of
 sequence names (AIST++'s ignore_list.txt)."""
+
 from __future__ import annotations
 
 import re

@@ -17,6 +17,7 @@ exactly as it left them. Extraction goes further: the stamp keeps one fingerprin
 so after a change only the changed inputs are re-extracted and inputs that disappeared are
 removed from the data (the rest is extract's own resume).
 """
+
 from __future__ import annotations
 
 import json
@@ -67,8 +68,16 @@ class StageResult:
 class Runner:
     """Runs the stages of one recipe into one output folder."""
 
-    def __init__(self, recipe: Recipe, out=None, source=None, train: bool = False, jobs: int | None = None,
-                 force=(), log: Callable[[str], None] | None = None):
+    def __init__(
+        self,
+        recipe: Recipe,
+        out=None,
+        source=None,
+        train: bool = False,
+        jobs: int | None = None,
+        force=(),
+        log: Callable[[str], None] | None = None,
+    ):
         """log(message) gets one line per stage and per extracted input (default: this
         module's logger at INFO level)."""
         self.recipe = recipe
@@ -77,8 +86,10 @@ class Runner:
         self.synth = recipe.has("synth")
         src = source or r["source"]["path"]
         if not src and not self.synth:
-            raise RecipeError(f"{recipe.path}: no data: set [source] path or pass --source DIR"
-                              + (f" (download: {r['source']['url']})" if r["source"]["url"] else ""))
+            raise RecipeError(
+                f"{recipe.path}: no data: set [source] path or pass --source DIR"
+                + (f" (download: {r['source']['url']})" if r["source"]["url"] else "")
+            )
         self.source = Path(src) if src else self.out / "videos"
         self.train = train
         self.jobs = r["run"]["jobs"] if jobs is None else jobs
@@ -103,8 +114,12 @@ class Runner:
 
     def up_to_date(self, stage: Stage, inputs: dict) -> bool:
         st = self.read_stamp(stage.name)
-        return (bool(st) and st.get("key") == self._key(stage, inputs)
-                and st.get("outputs") == fingerprint(stage.outputs, self.out) and stage.name not in self.force)
+        return (
+            bool(st)
+            and st.get("key") == self._key(stage, inputs)
+            and st.get("outputs") == fingerprint(stage.outputs, self.out)
+            and stage.name not in self.force
+        )
 
     # ---- the plan
     def stages(self) -> list[Stage]:
@@ -114,27 +129,60 @@ class Runner:
             st.append(Stage("synth", dict(r["synth"]), dict, [self.source], self._run_synth))
         st.append(self._extract_stage("extract", self.recipe, self.data))
         split = r["split"]
-        st.append(Stage("shard", {**split, "size": r["shards"]["size"]}, lambda: self._data_inputs(self.data),
-                        [self.shards], self._run_shard))
-        st.append(Stage("manifest", dict(r["manifest"]), lambda: {
-            "videos": table_digest(self.data / "videos.parquet"),
-            "shards": table_digest(self.shards / "manifest.parquet"),
-            **({"sources": fingerprint([self.source], self.source)} if r["manifest"]["checksums"] else {}),
-        }, [self.out / "manifest.csv"], self._run_manifest))
+        st.append(
+            Stage(
+                "shard",
+                {**split, "size": r["shards"]["size"]},
+                lambda: self._data_inputs(self.data),
+                [self.shards],
+                self._run_shard,
+            )
+        )
+        st.append(
+            Stage(
+                "manifest",
+                dict(r["manifest"]),
+                lambda: {
+                    "videos": table_digest(self.data / "videos.parquet"),
+                    "shards": table_digest(self.shards / "manifest.parquet"),
+                    **({"sources": fingerprint([self.source], self.source)} if r["manifest"]["checksums"] else {}),
+                },
+                [self.out / "manifest.csv"],
+                self._run_manifest,
+            )
+        )
         variants = self.variants()
         for label, rec, data in variants:
             stage = self._extract_stage(f"extract[{label}]", rec, data)
             stage.enabled = self.recipe.has("report") and r["report"]["beats"]
             stage.why_disabled = "only for the beat report"
             st.append(stage)
-        st.append(Stage("report", dict(r["report"]), lambda: {
-            "main": self._data_inputs(self.data), **{lab: self._data_inputs(d) for lab, _, d in variants}},
-            [self.out / "reports"], self._run_report, enabled=self.recipe.has("report") and r["report"]["beats"],
-            why_disabled="no [report] in the recipe"))
+        st.append(
+            Stage(
+                "report",
+                dict(r["report"]),
+                lambda: {
+                    "main": self._data_inputs(self.data),
+                    **{lab: self._data_inputs(d) for lab, _, d in variants},
+                },
+                [self.out / "reports"],
+                self._run_report,
+                enabled=self.recipe.has("report") and r["report"]["beats"],
+                why_disabled="no [report] in the recipe",
+            )
+        )
         for t in r["train"]:
-            st.append(Stage(f"train-{Path(train_run_dir(t)).name}", dict(t), lambda t=t: self._train_inputs(t),
-                            [self.train_dir(t)], lambda prev, t=t: self._run_train(t, prev),
-                            enabled=self.train, why_disabled="training runs only with --train"))
+            st.append(
+                Stage(
+                    f"train-{Path(train_run_dir(t)).name}",
+                    dict(t),
+                    lambda t=t: self._train_inputs(t),
+                    [self.train_dir(t)],
+                    lambda prev, t=t: self._run_train(t, prev),
+                    enabled=self.train,
+                    why_disabled="training runs only with --train",
+                )
+            )
         return st
 
     def variants(self) -> list[tuple[str, Recipe, Path]]:
@@ -173,10 +221,18 @@ class Runner:
             secs = time.perf_counter() - t
             inputs = stage.inputs()  # e.g. synth made the files extract fingerprints
             self.stamps.mkdir(parents=True, exist_ok=True)
-            write_json(self.stamp_path(stage.name), {
-                "stage": stage.name, "key": self._key(stage, inputs), "settings": stage.settings,
-                "outputs": fingerprint(stage.outputs, self.out), "seconds": round(secs, 2),
-                "finished": time.strftime("%Y-%m-%dT%H:%M:%S"), **extra})
+            write_json(
+                self.stamp_path(stage.name),
+                {
+                    "stage": stage.name,
+                    "key": self._key(stage, inputs),
+                    "settings": stage.settings,
+                    "outputs": fingerprint(stage.outputs, self.out),
+                    "seconds": round(secs, 2),
+                    "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                    **extra,
+                },
+            )
             dirty = True
             results.append(StageResult(stage.name, "ran", secs, extra.get("summary", "")))
         return results
@@ -201,10 +257,20 @@ class Runner:
         opts = {}
         if p["source"] == "dance_with_melody":
             opts = {"views": p["views"], "time_scale": p["time_scale"], "time_offset": p["time_offset"]}
-        return ExtractConfig(pose_source=p["source"], max_side=p["max_side"], conf_threshold=p["conf_threshold"],
-                             clip_seconds=c["seconds"], hop_seconds=c["hop"], min_clip_seconds=c["min_seconds"],
-                             max_interp_frac=c["max_interp"], max_no_person_frac=c["max_no_person"], bins=p["bins"],
-                             fps=p["fps"], cameras=str(p["cameras"]), source_options=opts)
+        return ExtractConfig(
+            pose_source=p["source"],
+            max_side=p["max_side"],
+            conf_threshold=p["conf_threshold"],
+            clip_seconds=c["seconds"],
+            hop_seconds=c["hop"],
+            min_clip_seconds=c["min_seconds"],
+            max_interp_frac=c["max_interp"],
+            max_no_person_frac=c["max_no_person"],
+            bins=p["bins"],
+            fps=p["fps"],
+            cameras=str(p["cameras"]),
+            source_options=opts,
+        )
 
     def _input_paths(self, rec: Recipe) -> list[Path]:
         ins = rec["source"]["inputs"] or ["."]
@@ -253,9 +319,13 @@ class Runner:
     def _extract_stage(self, name: str, rec: Recipe, data: Path) -> Stage:
         cfg = self.extract_config(rec)
         settings = {"config": cfg.digest(), "dataset": rec["recipe"]["dataset"] or rec.name}
-        return Stage(name, settings, lambda: {"jobs": self._job_fingerprints(rec)},
-                     [data / "items", data / "videos.parquet", data / "clips.parquet"],
-                     lambda prev: self._run_extract(rec, data, prev))
+        return Stage(
+            name,
+            settings,
+            lambda: {"jobs": self._job_fingerprints(rec)},
+            [data / "items", data / "videos.parquet", data / "clips.parquet"],
+            lambda prev: self._run_extract(rec, data, prev),
+        )
 
     def _run_extract(self, rec: Recipe, data: Path, prev: dict) -> dict:
         cfg = self.extract_config(rec)
@@ -305,8 +375,9 @@ class Runner:
     # ---- shard
     def _run_shard(self, prev: dict) -> dict:
         s = self.recipe["split"]
-        info = write_shards(self.data, self.shards, parse_split(s["ratios"]), s["group_by"], s["seed"],
-                            self.recipe["shards"]["size"])
+        info = write_shards(
+            self.data, self.shards, parse_split(s["ratios"]), s["group_by"], s["seed"], self.recipe["shards"]["size"]
+        )
         parts = [f"{k} {v['clips']} clips/{v['groups']} groups" for k, v in info["splits"].items()]
         return {"summary": ", ".join(parts)}
 
@@ -336,8 +407,16 @@ class Runner:
         args = ["ceiling", str(self.data), "--name", "as built"]
         for spec, _, d in self.variants():
             args += [str(d), "--name", spec]
-        args += ["--title", self.recipe.name, "--bin-seconds", f"{r['bin_seconds']:g}",
-                 "--json", str(rep / "beats.json"), "--markdown", str(rep / "beats.md")]
+        args += [
+            "--title",
+            self.recipe.name,
+            "--bin-seconds",
+            f"{r['bin_seconds']:g}",
+            "--json",
+            str(rep / "beats.json"),
+            "--markdown",
+            str(rep / "beats.md"),
+        ]
         if r["tolerance"] is not None:
             args += ["--tolerance", f"{r['tolerance']:g}s"]
         if label:
@@ -359,8 +438,9 @@ class Runner:
             return d if d.is_absolute() else self.out / d
         vaes = [x for x in self.recipe["train"] if x["model"] == "vae"]
         if not vaes:
-            raise RecipeError("[[train]] model diffusion needs a BiCoR-VAE: "
-                              "add a model = \"vae\" entry or set vae = PATH")
+            raise RecipeError(
+                '[[train]] model diffusion needs a BiCoR-VAE: add a model = "vae" entry or set vae = PATH'
+            )
         return self.train_dir(vaes[0])
 
     def _train_inputs(self, t: dict) -> dict:
@@ -384,8 +464,9 @@ class Runner:
         key = self._key(Stage(name, dict(t), dict, [], lambda p: {}), self._train_inputs(t))
         resume = started.exists() and json.loads(started.read_text()).get("key") == key
         if run_dir.exists() and any(run_dir.iterdir()) and not resume:
-            raise RecipeError(f"{run_dir} holds a run of other inputs or settings: "
-                              "remove it or set run_dir in [[train]]")
+            raise RecipeError(
+                f"{run_dir} holds a run of other inputs or settings: remove it or set run_dir in [[train]]"
+            )
         self.stamps.mkdir(parents=True, exist_ok=True)
         write_json(started, {"key": key})
         config_path = self.stamp_path(f"{name}.config")
@@ -452,8 +533,14 @@ def run_command(command: str, args: list[str], capture: bool = True, stream: boo
         lines, rc = (res.stderr or "").splitlines(), res.returncode
     else:
         lines = deque(maxlen=50)  # enough to find the last line that says something
-        with subprocess.Popen(cmd, stdout=subprocess.DEVNULL if capture else None, stderr=subprocess.PIPE,
-                              text=True, errors="replace", bufsize=1) as proc:
+        with subprocess.Popen(
+            cmd,
+            stdout=subprocess.DEVNULL if capture else None,
+            stderr=subprocess.PIPE,
+            text=True,
+            errors="replace",
+            bufsize=1,
+        ) as proc:
             for line in proc.stderr:
                 sys.stderr.write(line)
                 sys.stderr.flush()
@@ -463,8 +550,17 @@ def run_command(command: str, args: list[str], capture: bool = True, stream: boo
         raise CommandError(command, args, error_reason(lines, rc))
 
 
-def run_recipe(path, out=None, source=None, overrides=(), train=False, jobs=None, force=(), dry_run=False,
-               log: Callable[[str], None] | None = None) -> list[StageResult]:
+def run_recipe(
+    path,
+    out=None,
+    source=None,
+    overrides=(),
+    train=False,
+    jobs=None,
+    force=(),
+    dry_run=False,
+    log: Callable[[str], None] | None = None,
+) -> list[StageResult]:
     """Load a recipe file and run it (see Runner)."""
     rec = load_recipe(path, overrides)
     return Runner(rec, out=out, source=source, train=train, jobs=jobs, force=force, log=log).run(dry_run)

@@ -1,5 +1,6 @@
 """A recipe file: its schema (every section and key with its default), reading, checking and
 `--set` overrides. See ``docs/recipes.md`` for what each key means."""
+
 from __future__ import annotations
 
 import copy
@@ -20,8 +21,17 @@ SCHEMA: dict[str, dict] = {
     # exclude_list: a text file (in path) of sequence names to leave out, one per line.
     "source": {"path": "", "url": "", "inputs": [], "exclude_list": ""},
     "synth": {"n": 20, "seconds": 12.0, "seed": 0},
-    "pose": {"source": "mediapipe", "cameras": "all", "fps": None, "views": "fixed", "time_scale": "none",
-             "time_offset": "none", "conf_threshold": 0.5, "max_side": 640, "bins": 8},
+    "pose": {
+        "source": "mediapipe",
+        "cameras": "all",
+        "fps": None,
+        "views": "fixed",
+        "time_scale": "none",
+        "time_offset": "none",
+        "conf_threshold": 0.5,
+        "max_side": 640,
+        "bins": 8,
+    },
     # path: an audio file or folder in the source, matched by stem or music id; "" = the
     # input's own audio (videos; dance_with_melody: audio.mp3 in each dance folder).
     "audio": {"path": ""},
@@ -117,8 +127,11 @@ def _check_section(name: str, given: dict, schema: dict) -> dict:
     out = dict(schema)
     for k, v in given.items():
         d = schema[k]
-        ok = (d is None or isinstance(v, type(d))
-              or (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool)))
+        ok = (
+            d is None
+            or isinstance(v, type(d))
+            or (isinstance(d, float) and isinstance(v, int) and not isinstance(v, bool))
+        )
         if isinstance(d, bool) != isinstance(v, bool) and d is not None:
             ok = False
         if not ok:
@@ -151,7 +164,7 @@ def parse_recipe(raw: dict, path: Path = Path("recipe.toml"), overrides=()) -> R
     except ValueError as e:
         raise RecipeError(f"[split] ratios: {e}") from None
     if data["labels"]["from_names"] not in ("", "aist"):
-        raise RecipeError("[labels] from_names must be \"aist\" or empty")
+        raise RecipeError('[labels] from_names must be "aist" or empty')
     if data["run"]["backend"] not in ("joblib", "dask"):
         raise RecipeError("[run] backend must be joblib or dask")
     train = raw.get("train", [])
@@ -169,8 +182,9 @@ def parse_recipe(raw: dict, path: Path = Path("recipe.toml"), overrides=()) -> R
     for spec in data["report"]["compare"]:
         specs = spec if isinstance(spec, list) else [spec]
         if not specs or not all(isinstance(x, str) and "=" in x for x in specs):
-            raise RecipeError("[report] compare entries look like \"pose.time_scale=fit\" or a list of those, "
-                              f"got {spec!r}")
+            raise RecipeError(
+                f'[report] compare entries look like "pose.time_scale=fit" or a list of those, got {spec!r}'
+            )
     return Recipe(Path(path), data, written, list(overrides))
 
 

@@ -1,6 +1,7 @@
 """Make-like fingerprints and digests for the recipe runner's up-to-date checks: a stage is
 up to date when the digest of its settings and input fingerprints, and the fingerprint of its
 outputs, are what its stamp (OUT/.stamps/STAGE.json) recorded."""
+
 from __future__ import annotations
 
 import hashlib

@@ -17,6 +17,7 @@ pairs that are complete and were made with the same parameters.
     from momu_data.synth import synthesize
     paths = synthesize(8, seconds=12.0, out=Path("data/synth"), seed=0)
 """
+
 from __future__ import annotations
 
 import json
@@ -34,8 +35,18 @@ from momu_data.synth.choreography import Dance, choreograph, random_body
 from momu_data.synth.music import DEFAULT_SR, STYLES, Song, make_song
 from momu_data.synth.render import FigureRenderer, Look, make_background, random_look, write_mp4
 
-__all__ = ["synthesize", "synthesize_one", "make_clip", "render_frames", "load_gt", "Clip",
-           "STYLES", "DEFAULT_WIDTH", "DEFAULT_HEIGHT", "DEFAULT_FPS"]
+__all__ = [
+    "synthesize",
+    "synthesize_one",
+    "make_clip",
+    "render_frames",
+    "load_gt",
+    "Clip",
+    "STYLES",
+    "DEFAULT_WIDTH",
+    "DEFAULT_HEIGHT",
+    "DEFAULT_FPS",
+]
 
 # 384x384 keeps encoding fast (about 0.1 MPixel per frame) while the figure, about 300
 # pixels tall, is large enough for mediapipe's 256x256 landmark crop.
@@ -69,29 +80,46 @@ class Clip:
         r = lambda a, n=4: np.round(np.asarray(a, dtype=np.float64), n).tolist()  # noqa: E731
         return {
             "version": GT_VERSION,
-            "seed": self.seed, "index": self.index,
-            "fps": self.fps, "width": self.width, "height": self.height, "seconds": self.seconds,
+            "seed": self.seed,
+            "index": self.index,
+            "fps": self.fps,
+            "width": self.width,
+            "height": self.height,
+            "seconds": self.seconds,
             "n_frames": self.n_frames,
-            "tempo_bpm": s.tempo_bpm, "style": s.style, "beats_per_bar": s.beats_per_bar,
-            "key": s.key, "progression": s.progression, "audio_sample_rate": s.sr,
+            "tempo_bpm": s.tempo_bpm,
+            "style": s.style,
+            "beats_per_bar": s.beats_per_bar,
+            "key": s.key,
+            "progression": s.progression,
+            "audio_sample_rate": s.sr,
             "moves": d.moves,
-            "beats": r(s.beats), "downbeats": r(s.downbeats),
+            "beats": r(s.beats),
+            "downbeats": r(s.downbeats),
             "frame_times": r(d.times, 6),
             "joints": list(JOINTS),
             "keypoints": r(d.keypoints, 3),
             # Trunk turn per frame: the neck-shoulder and neck-hip bones are foreshortened
             # by it (see choreography); all other bones have constant length.
             "yaw_deg": r(np.degrees(d.yaw), 3),
-            "body": {k: round(float(getattr(d.body, k)), 4) for k in
-                     ("torso", "shoulder", "hip", "upper_arm", "forearm", "thigh", "shin", "nose",
-                      "cx", "ground")},
+            "body": {
+                k: round(float(getattr(d.body, k)), 4)
+                for k in ("torso", "shoulder", "hip", "upper_arm", "forearm", "thigh", "shin", "nose", "cx", "ground")
+            },
         }
 
 
-def make_clip(index: int, seconds: float, seed: int = 0, fps: float = DEFAULT_FPS,
-              width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
-              style: str | None = None, tempo_bpm: float | None = None,
-              sr: int = DEFAULT_SR) -> Clip:
+def make_clip(
+    index: int,
+    seconds: float,
+    seed: int = 0,
+    fps: float = DEFAULT_FPS,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    style: str | None = None,
+    tempo_bpm: float | None = None,
+    sr: int = DEFAULT_SR,
+) -> Clip:
     """Generate music, choreography and look of one video (in memory, nothing encoded)."""
     if seconds <= 0 or fps <= 0:
         raise ValueError("seconds and fps must be positive")
@@ -99,8 +127,9 @@ def make_clip(index: int, seconds: float, seed: int = 0, fps: float = DEFAULT_FP
         raise ValueError("width and height must be even (yuv420p)")
     # Independent child streams per part: changing, say, the renderer's random draws
     # does not change the music or the dance of a seed.
-    r_song, r_dance, r_look = (np.random.default_rng(s) for s in
-                               np.random.SeedSequence([int(seed), int(index)]).spawn(3))
+    r_song, r_dance, r_look = (
+        np.random.default_rng(s) for s in np.random.SeedSequence([int(seed), int(index)]).spawn(3)
+    )
     if style is None:
         # Stratified: the styles take turns by index from a seed-dependent start, so any
         # 4 consecutive videos cover all four styles (a purely random draw left some
@@ -114,8 +143,18 @@ def make_clip(index: int, seconds: float, seed: int = 0, fps: float = DEFAULT_FP
     dance = choreograph(r_dance, song.beats, song.beats_per_bar, song.style, times, body)
     look = random_look(r_look)
     background = make_background(r_look, look, body, width, height)
-    return Clip(index=index, seed=seed, seconds=float(seconds), fps=float(fps), width=width,
-                height=height, song=song, dance=dance, look=look, background=background)
+    return Clip(
+        index=index,
+        seed=seed,
+        seconds=float(seconds),
+        fps=float(fps),
+        width=width,
+        height=height,
+        song=song,
+        dance=dance,
+        look=look,
+        background=background,
+    )
 
 
 def render_frames(clip: Clip):
@@ -126,8 +165,15 @@ def render_frames(clip: Clip):
 
 
 def _params(seconds, fps, width, height, seed, index):
-    return {"seconds": float(seconds), "fps": float(fps), "width": int(width), "height": int(height),
-            "seed": int(seed), "index": int(index), "version": GT_VERSION}
+    return {
+        "seconds": float(seconds),
+        "fps": float(fps),
+        "width": int(width),
+        "height": int(height),
+        "seed": int(seed),
+        "index": int(index),
+        "version": GT_VERSION,
+    }
 
 
 def _is_done(mp4: Path, gt: Path, params: dict) -> bool:
@@ -146,9 +192,16 @@ def _tmp(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
-def synthesize_one(index: int, seconds: float, out: Path, seed: int = 0, fps: float = DEFAULT_FPS,
-                   width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
-                   overwrite: bool = False) -> Path:
+def synthesize_one(
+    index: int,
+    seconds: float,
+    out: Path,
+    seed: int = 0,
+    fps: float = DEFAULT_FPS,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    overwrite: bool = False,
+) -> Path:
     """Write out/synth_{index:03d}.mp4 and its .gt.json; return the mp4 path."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -171,18 +224,27 @@ def synthesize_one(index: int, seconds: float, out: Path, seed: int = 0, fps: fl
     return mp4
 
 
-def synthesize(n: int, seconds: float, out: Path, seed: int = 0, fps: float = DEFAULT_FPS,
-               width: int = DEFAULT_WIDTH, height: int = DEFAULT_HEIGHT,
-               progress: Callable[[int, int, Path], None] | None = None,
-               overwrite: bool = False, jobs: int = 1) -> list[Path]:
+def synthesize(
+    n: int,
+    seconds: float,
+    out: Path,
+    seed: int = 0,
+    fps: float = DEFAULT_FPS,
+    width: int = DEFAULT_WIDTH,
+    height: int = DEFAULT_HEIGHT,
+    progress: Callable[[int, int, Path], None] | None = None,
+    overwrite: bool = False,
+    jobs: int = 1,
+) -> list[Path]:
     """Write n videos synth_000.mp4 ... with ground-truth sidecars; return the mp4 paths in
     index order.
 
     jobs: worker processes (1: in this process, in index order; -1: all cores; see
     parallel.map_unordered). progress(done, n, path) is called after each video.
     """
-    fn = partial(synthesize_one, seconds=seconds, out=out, seed=seed, fps=fps, width=width, height=height,
-                 overwrite=overwrite)
+    fn = partial(
+        synthesize_one, seconds=seconds, out=out, seed=seed, fps=fps, width=width, height=height, overwrite=overwrite
+    )
     paths = []
     for path in map_unordered(fn, range(n), jobs):
         paths.append(path)

@@ -27,13 +27,14 @@ Moves (arm swings, steps, kicks, claps, turns ...) are short cycles of key poses
 per bar from the style's repertoire, randomly mirrored and jittered, so each video
 differs. Everything is numpy and deterministic for a numpy Generator.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from momu_data.skeleton import J, NUM_JOINTS
+from momu_data.skeleton import NUM_JOINTS, J
 
 # The pose parameters, in order. Lengths are in torso units (neck to mid-hip), angles in
 # radians. root_x, r_foot and l_foot are horizontal positions relative to the frame
@@ -41,8 +42,21 @@ from momu_data.skeleton import J, NUM_JOINTS
 # Arm angles: *_sh is the upper arm's angle from hanging straight down, positive outwards
 # (away from the body's midline); *_el is the elbow's bend, the forearm's angle relative
 # to the upper arm in the same sense (positive = forearm turned further outwards/up).
-PARAMS = ("root_x", "drop", "lean", "yaw", "head", "r_sh", "r_el", "l_sh", "l_el",
-          "r_foot", "r_lift", "l_foot", "l_lift")
+PARAMS = (
+    "root_x",
+    "drop",
+    "lean",
+    "yaw",
+    "head",
+    "r_sh",
+    "r_el",
+    "l_sh",
+    "l_el",
+    "r_foot",
+    "r_lift",
+    "l_foot",
+    "l_lift",
+)
 P = {name: i for i, name in enumerate(PARAMS)}
 ANGLES = ("lean", "yaw", "head", "r_sh", "r_el", "l_sh", "l_el")
 MAX_YAW = np.radians(35.0)
@@ -90,8 +104,13 @@ def random_body(rng: np.random.Generator, width: int, height: int) -> Body:
     torso = 0.2 * s * rng.uniform(0.94, 1.03)
     j = lambda lo, hi: torso * rng.uniform(lo, hi)  # noqa: E731
     return Body(
-        torso=torso, shoulder=j(0.34, 0.40), hip=j(0.16, 0.19),
-        upper_arm=j(0.56, 0.62), forearm=j(0.48, 0.54), thigh=j(0.82, 0.88), shin=j(0.78, 0.84),
+        torso=torso,
+        shoulder=j(0.34, 0.40),
+        hip=j(0.16, 0.19),
+        upper_arm=j(0.56, 0.62),
+        forearm=j(0.48, 0.54),
+        thigh=j(0.82, 0.88),
+        shin=j(0.78, 0.84),
         nose=j(0.30, 0.34),
         cx=width / 2 + rng.uniform(-0.03, 0.03) * width,
         ground=height * rng.uniform(0.885, 0.9),
@@ -116,7 +135,7 @@ def _leg_ik(hip, target, l1, l2, outward):
     dist = np.linalg.norm(d, axis=-1)
     dist_c = np.clip(dist, abs(l1 - l2) + 1e-6, (l1 + l2) * (1 - 1e-6))
     u = d / np.maximum(dist, 1e-9)[..., None]
-    cos_a = np.clip((l1 ** 2 + dist_c ** 2 - l2 ** 2) / (2 * l1 * dist_c), -1.0, 1.0)
+    cos_a = np.clip((l1**2 + dist_c**2 - l2**2) / (2 * l1 * dist_c), -1.0, 1.0)
     a = np.arccos(cos_a)
     # Rotating the hip-to-target direction by +a (y down) swings the knee towards -x for
     # a downward leg; the right leg (outward = -1) wants exactly that.
@@ -158,11 +177,18 @@ def pose_from_params(params: np.ndarray, body: Body) -> tuple[np.ndarray, np.nda
         elbow = sh + body.upper_arm * _rot(lean, ua)
         wrist = elbow + body.forearm * _rot(lean, fa)
         hip = mid_hip + _rot(lean, vec(sgn * body.hip * c, 0.0))
-        target = np.stack((body.cx + p[..., P[pre + "_foot"]] * T,
-                           body.ground - p[..., P[pre + "_lift"]] * T), axis=-1)
+        target = np.stack(
+            (body.cx + p[..., P[pre + "_foot"]] * T, body.ground - p[..., P[pre + "_lift"]] * T), axis=-1
+        )
         knee, ankle = _leg_ik(hip, target, body.thigh, body.shin, sgn)
-        for name, val in (("shoulder", sh), ("elbow", elbow), ("wrist", wrist),
-                          ("hip", hip), ("knee", knee), ("ankle", ankle)):
+        for name, val in (
+            ("shoulder", sh),
+            ("elbow", elbow),
+            ("wrist", wrist),
+            ("hip", hip),
+            ("knee", knee),
+            ("ankle", ankle),
+        ):
             kp[..., J[f"{side}_{name}"], :] = val
     return kp, head_axis
 
@@ -174,8 +200,21 @@ def pose_from_params(params: np.ndarray, body: Body) -> tuple[np.ndarray, np.nda
 # Hands brought together in front of the body stop short of the midline (the drawn hands
 # touch, the wrists do not cross): crossed wrists are ambiguous to any pose estimator.
 
-NEUTRAL = dict(root_x=0.0, drop=0.0, lean=0.0, yaw=0.0, head=0.0, r_sh=12.0, r_el=10.0,
-               l_sh=12.0, l_el=10.0, r_foot=-STANCE, r_lift=0.0, l_foot=STANCE, l_lift=0.0)
+NEUTRAL = dict(
+    root_x=0.0,
+    drop=0.0,
+    lean=0.0,
+    yaw=0.0,
+    head=0.0,
+    r_sh=12.0,
+    r_el=10.0,
+    l_sh=12.0,
+    l_el=10.0,
+    r_foot=-STANCE,
+    r_lift=0.0,
+    l_foot=STANCE,
+    l_lift=0.0,
+)
 
 
 def _u(rng, lo, hi):
@@ -197,20 +236,26 @@ def mirror(kf: dict) -> dict:
 
 
 def arm_swing(rng):
-    a = dict(r_sh=_u(rng, 55, 85), r_el=_u(rng, 0, 40), l_sh=_u(rng, -35, -15), l_el=_u(rng, 40, 80),
-             lean=-_u(rng, 4, 9), root_x=-0.12, head=-_u(rng, 3, 8))
+    a = dict(
+        r_sh=_u(rng, 55, 85),
+        r_el=_u(rng, 0, 40),
+        l_sh=_u(rng, -35, -15),
+        l_el=_u(rng, 40, 80),
+        lean=-_u(rng, 4, 9),
+        root_x=-0.12,
+        head=-_u(rng, 3, 8),
+    )
     return [a, mirror(a)]
 
 
 def arm_pump(rng):
-    up = dict(r_sh=_u(rng, 148, 170), r_el=_u(rng, -10, 15), l_sh=_u(rng, 148, 170), l_el=_u(rng, -10, 15),
-              drop=-0.04)
+    up = dict(r_sh=_u(rng, 148, 170), r_el=_u(rng, -10, 15), l_sh=_u(rng, 148, 170), l_el=_u(rng, -10, 15), drop=-0.04)
     if rng.random() < 0.5:  # "goal post" arms on the down beat
-        down = dict(r_sh=_u(rng, 80, 95), r_el=_u(rng, 80, 100), l_sh=_u(rng, 80, 95), l_el=_u(rng, 80, 100),
-                    drop=0.1)
+        down = dict(r_sh=_u(rng, 80, 95), r_el=_u(rng, 80, 100), l_sh=_u(rng, 80, 95), l_el=_u(rng, 80, 100), drop=0.1)
     else:  # fists pulled down to the chest
-        down = dict(r_sh=_u(rng, 25, 40), r_el=-_u(rng, 85, 105), l_sh=_u(rng, 25, 40), l_el=-_u(rng, 85, 105),
-                    drop=0.12)
+        down = dict(
+            r_sh=_u(rng, 25, 40), r_el=-_u(rng, 85, 105), l_sh=_u(rng, 25, 40), l_el=-_u(rng, 85, 105), drop=0.12
+        )
     return [up, down]
 
 
@@ -226,14 +271,13 @@ def step_touch(rng):
 
 
 def clap(rng):
-    open_ = dict(r_sh=_u(rng, 50, 80), r_el=_u(rng, 10, 45), l_sh=_u(rng, 50, 80), l_el=_u(rng, 10, 45),
-                 drop=-0.02)
+    open_ = dict(r_sh=_u(rng, 50, 80), r_el=_u(rng, 10, 45), l_sh=_u(rng, 50, 80), l_el=_u(rng, 10, 45), drop=-0.02)
     if rng.random() < 0.6:  # clap in front of the belly
-        shut = dict(r_sh=_u(rng, 12, 22), r_el=-_u(rng, 70, 80), l_sh=_u(rng, 12, 22), l_el=-_u(rng, 70, 80),
-                    drop=0.1)
+        shut = dict(r_sh=_u(rng, 12, 22), r_el=-_u(rng, 70, 80), l_sh=_u(rng, 12, 22), l_el=-_u(rng, 70, 80), drop=0.1)
     else:  # clap above the head
-        shut = dict(r_sh=_u(rng, 150, 160), r_el=_u(rng, 25, 40), l_sh=_u(rng, 150, 160), l_el=_u(rng, 25, 40),
-                    drop=-0.05)
+        shut = dict(
+            r_sh=_u(rng, 150, 160), r_el=_u(rng, 25, 40), l_sh=_u(rng, 150, 160), l_el=_u(rng, 25, 40), drop=-0.05
+        )
     return [open_, shut]
 
 
@@ -242,48 +286,109 @@ def turn(rng):
     # Turning towards image +x (the person's left): the left arm, now farther from the
     # camera, opens out to the side, the right (near) arm comes across the belly in
     # front of the trunk, where it stays visible.
-    k1 = dict(yaw=y, head=4.0, root_x=0.08, l_sh=_u(rng, 80, 100), l_el=_u(rng, -5, 20),
-              r_sh=_u(rng, 20, 35), r_el=-_u(rng, 95, 115))
-    k2 = dict(yaw=0.0, r_sh=_u(rng, 15, 30), r_el=_u(rng, 60, 90), l_sh=_u(rng, 15, 30), l_el=_u(rng, 60, 90),
-              drop=0.1)
+    k1 = dict(
+        yaw=y,
+        head=4.0,
+        root_x=0.08,
+        l_sh=_u(rng, 80, 100),
+        l_el=_u(rng, -5, 20),
+        r_sh=_u(rng, 20, 35),
+        r_el=-_u(rng, 95, 115),
+    )
+    k2 = dict(
+        yaw=0.0, r_sh=_u(rng, 15, 30), r_el=_u(rng, 60, 90), l_sh=_u(rng, 15, 30), l_el=_u(rng, 60, 90), drop=0.1
+    )
     return [k1, k2, mirror(k1), mirror(k2)]
 
 
 def side_kick(rng):
-    k1 = dict(r_lift=_u(rng, 0.3, 0.45), r_foot=-_u(rng, 0.7, 0.85), root_x=0.12, lean=_u(rng, 6, 12),
-              r_sh=_u(rng, 70, 95), r_el=_u(rng, 0, 20), l_sh=_u(rng, 70, 95), l_el=_u(rng, 0, 20))
-    k2 = dict(r_sh=_u(rng, 15, 30), r_el=-_u(rng, 65, 80), l_sh=_u(rng, 15, 30), l_el=-_u(rng, 65, 80),
-              drop=0.12)
+    k1 = dict(
+        r_lift=_u(rng, 0.3, 0.45),
+        r_foot=-_u(rng, 0.7, 0.85),
+        root_x=0.12,
+        lean=_u(rng, 6, 12),
+        r_sh=_u(rng, 70, 95),
+        r_el=_u(rng, 0, 20),
+        l_sh=_u(rng, 70, 95),
+        l_el=_u(rng, 0, 20),
+    )
+    k2 = dict(r_sh=_u(rng, 15, 30), r_el=-_u(rng, 65, 80), l_sh=_u(rng, 15, 30), l_el=-_u(rng, 65, 80), drop=0.12)
     return [k1, k2, mirror(k1), k2]
 
 
 def disco_point(rng):
-    k1 = dict(r_sh=_u(rng, 138, 160), r_el=_u(rng, -5, 5), l_sh=_u(rng, 35, 50), l_el=-_u(rng, 100, 120),
-              lean=5.0, root_x=0.1, head=-8.0)
-    k2 = dict(r_sh=-_u(rng, 20, 35), r_el=_u(rng, -5, 5), l_sh=_u(rng, 35, 50), l_el=-_u(rng, 100, 120),
-              lean=-5.0, root_x=-0.1, head=6.0, drop=0.1)
+    k1 = dict(
+        r_sh=_u(rng, 138, 160),
+        r_el=_u(rng, -5, 5),
+        l_sh=_u(rng, 35, 50),
+        l_el=-_u(rng, 100, 120),
+        lean=5.0,
+        root_x=0.1,
+        head=-8.0,
+    )
+    k2 = dict(
+        r_sh=-_u(rng, 20, 35),
+        r_el=_u(rng, -5, 5),
+        l_sh=_u(rng, 35, 50),
+        l_el=-_u(rng, 100, 120),
+        lean=-5.0,
+        root_x=-0.1,
+        head=6.0,
+        drop=0.1,
+    )
     return [k1, k2]
 
 
 def plie(rng):
     w = _u(rng, 0.4, 0.5)
-    k1 = dict(drop=_u(rng, 0.25, 0.35), r_foot=-w, l_foot=w, r_sh=_u(rng, 80, 95), r_el=_u(rng, 80, 95),
-              l_sh=_u(rng, 80, 95), l_el=_u(rng, 80, 95))
-    k2 = dict(drop=0.0, r_foot=-w, l_foot=w, r_sh=_u(rng, 150, 168), r_el=_u(rng, -5, 10),
-              l_sh=_u(rng, 150, 168), l_el=_u(rng, -5, 10))
+    k1 = dict(
+        drop=_u(rng, 0.25, 0.35),
+        r_foot=-w,
+        l_foot=w,
+        r_sh=_u(rng, 80, 95),
+        r_el=_u(rng, 80, 95),
+        l_sh=_u(rng, 80, 95),
+        l_el=_u(rng, 80, 95),
+    )
+    k2 = dict(
+        drop=0.0,
+        r_foot=-w,
+        l_foot=w,
+        r_sh=_u(rng, 150, 168),
+        r_el=_u(rng, -5, 10),
+        l_sh=_u(rng, 150, 168),
+        l_el=_u(rng, -5, 10),
+    )
     return [k1, k2]
 
 
 def march(rng):
-    k1 = dict(r_lift=_u(rng, 0.35, 0.5), r_foot=-0.18, root_x=0.05, lean=3.0,
-              l_sh=_u(rng, 40, 60), l_el=_u(rng, 70, 100), r_sh=_u(rng, 5, 15), r_el=-_u(rng, 30, 50))
+    k1 = dict(
+        r_lift=_u(rng, 0.35, 0.5),
+        r_foot=-0.18,
+        root_x=0.05,
+        lean=3.0,
+        l_sh=_u(rng, 40, 60),
+        l_el=_u(rng, 70, 100),
+        r_sh=_u(rng, 5, 15),
+        r_el=-_u(rng, 30, 50),
+    )
     return [k1, mirror(k1)]
 
 
 def sway(rng):
     w = _u(rng, 0.3, 0.4)
-    k1 = dict(lean=_u(rng, 8, 14), head=8.0, root_x=0.15, r_foot=-w, l_foot=w,
-              r_sh=_u(rng, 100, 130), r_el=_u(rng, 20, 40), l_sh=_u(rng, 20, 40), l_el=_u(rng, 10, 30))
+    k1 = dict(
+        lean=_u(rng, 8, 14),
+        head=8.0,
+        root_x=0.15,
+        r_foot=-w,
+        l_foot=w,
+        r_sh=_u(rng, 100, 130),
+        r_el=_u(rng, 20, 40),
+        l_sh=_u(rng, 20, 40),
+        l_el=_u(rng, 10, 30),
+    )
     return [k1, mirror(k1)]
 
 
@@ -297,17 +402,59 @@ def arm_circle(rng):
 
 def waltz_step(rng):
     w = _u(rng, 0.4, 0.5)
-    k1 = dict(r_foot=-w, l_foot=STANCE, root_x=-0.15, drop=0.18, lean=-6.0,
-              r_sh=_u(rng, 90, 110), r_el=_u(rng, 20, 40), l_sh=_u(rng, 40, 60), l_el=_u(rng, 30, 50))
-    k2 = dict(r_foot=-w, l_foot=-w + 0.34, root_x=-w + 0.17, drop=0.0, lean=0.0,
-              r_sh=_u(rng, 120, 140), r_el=_u(rng, 10, 30), l_sh=_u(rng, 70, 90), l_el=_u(rng, 10, 30))
-    k3 = dict(r_foot=-w, l_foot=-w + 0.34, root_x=-w + 0.17, drop=-0.04, head=-8.0,
-              r_sh=_u(rng, 60, 80), r_el=_u(rng, 40, 60), l_sh=_u(rng, 100, 120), l_el=_u(rng, 10, 30))
+    k1 = dict(
+        r_foot=-w,
+        l_foot=STANCE,
+        root_x=-0.15,
+        drop=0.18,
+        lean=-6.0,
+        r_sh=_u(rng, 90, 110),
+        r_el=_u(rng, 20, 40),
+        l_sh=_u(rng, 40, 60),
+        l_el=_u(rng, 30, 50),
+    )
+    k2 = dict(
+        r_foot=-w,
+        l_foot=-w + 0.34,
+        root_x=-w + 0.17,
+        drop=0.0,
+        lean=0.0,
+        r_sh=_u(rng, 120, 140),
+        r_el=_u(rng, 10, 30),
+        l_sh=_u(rng, 70, 90),
+        l_el=_u(rng, 10, 30),
+    )
+    k3 = dict(
+        r_foot=-w,
+        l_foot=-w + 0.34,
+        root_x=-w + 0.17,
+        drop=-0.04,
+        head=-8.0,
+        r_sh=_u(rng, 60, 80),
+        r_el=_u(rng, 40, 60),
+        l_sh=_u(rng, 100, 120),
+        l_el=_u(rng, 10, 30),
+    )
     return [k1, k2, k3] + [mirror(k) for k in (k1, k2, k3)]
 
 
-MOVES = {f.__name__: f for f in (arm_swing, arm_pump, step_touch, clap, turn, side_kick,
-                                  disco_point, plie, march, sway, arm_circle, waltz_step)}
+MOVES = {
+    f.__name__: f
+    for f in (
+        arm_swing,
+        arm_pump,
+        step_touch,
+        clap,
+        turn,
+        side_kick,
+        disco_point,
+        plie,
+        march,
+        sway,
+        arm_circle,
+        waltz_step,
+    )
+}
 REPERTOIRE = {
     "four_on_the_floor": ("arm_pump", "disco_point", "step_touch", "clap", "march", "turn"),
     "hiphop": ("arm_swing", "step_touch", "side_kick", "plie", "clap", "turn"),
@@ -340,8 +487,9 @@ class Dance:
     params: np.ndarray | None = None  # [N, 13]
 
 
-def choreograph(rng: np.random.Generator, beats: np.ndarray, beats_per_bar: int, style: str,
-                times: np.ndarray, body: Body) -> Dance:
+def choreograph(
+    rng: np.random.Generator, beats: np.ndarray, beats_per_bar: int, style: str, times: np.ndarray, body: Body
+) -> Dance:
     """Key poses on the beats of a song and the motion sampled at `times`."""
     beats = np.asarray(beats, dtype=np.float64)
     times = np.asarray(times, dtype=np.float64)
@@ -377,9 +525,16 @@ def choreograph(rng: np.random.Generator, beats: np.ndarray, beats_per_bar: int,
             for a in ("r_sh", "r_el", "l_sh", "l_el"):
                 v[P[a]] += rng.uniform(-jitter, jitter)
             keys.append(v)
-        moves.append({"move": name, "mirrored": mirrored, "first_beat": k, "n_beats": n,
-                      "start": round(float(beats[k]), 4),
-                      "end": round(float(beats[k + n] if k + n < beats.size else beats[-1] + period), 4)})
+        moves.append(
+            {
+                "move": name,
+                "mirrored": mirrored,
+                "first_beat": k,
+                "n_beats": n,
+                "start": round(float(beats[k]), 4),
+                "end": round(float(beats[k + n] if k + n < beats.size else beats[-1] + period), 4),
+            }
+        )
         k += n
     keys = np.stack(keys)  # [K+1, 13]: key pose i+1 is reached one period after beat i
 
@@ -394,8 +549,16 @@ def choreograph(rng: np.random.Generator, beats: np.ndarray, beats_per_bar: int,
     ease = _equalise_accents(keys, starts, period, bounce, body, dt, ease)
     params = motion_params(keys, starts, period, times, ease, bounce)
     kp, head_axis = pose_from_params(params, body)
-    return Dance(times=times, keypoints=kp, yaw=params[:, P["yaw"]], lean=params[:, P["lean"]],
-                 head=head_axis, body=body, moves=moves, params=params)
+    return Dance(
+        times=times,
+        keypoints=kp,
+        yaw=params[:, P["yaw"]],
+        lean=params[:, P["lean"]],
+        head=head_axis,
+        body=body,
+        moves=moves,
+        params=params,
+    )
 
 
 def _accents(keys, starts, period, bounce, body, dt, tau):

@@ -18,6 +18,7 @@ Styles vary the meter, drum pattern, chord progression, bass line and timbre:
 Everything is synthesised additively or from noise drawn from the caller's numpy
 Generator, so a seed reproduces the waveform sample for sample.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -43,8 +44,11 @@ PROGRESSIONS = {
     "I-IV-I-V": ((0, "maj"), (5, "maj"), (0, "maj"), (7, "maj")),
 }
 CHORD_INTERVALS = {
-    "maj": (0, 4, 7), "min": (0, 3, 7),
-    "maj7": (0, 4, 7, 11), "min7": (0, 3, 7, 10), "dom7": (0, 4, 7, 10),
+    "maj": (0, 4, 7),
+    "min": (0, 3, 7),
+    "maj7": (0, 4, 7, 11),
+    "min7": (0, 3, 7, 10),
+    "dom7": (0, 4, 7, 10),
 }
 
 
@@ -74,8 +78,10 @@ STYLE_SPECS = {
             "open_hat": ((), _hits((2, 10), 0.35)),
         },
         progressions=("I-V-vi-IV", "vi-IV-I-V", "i-VI-III-VII", "I-IV-V-IV"),
-        bass=(((2, 2, 0), (6, 2, 0), (10, 2, 0), (14, 2, 12)),
-              ((0, 1, 0), (2, 2, 12), (6, 2, 12), (8, 1, 0), (10, 2, 12), (14, 2, 7))),
+        bass=(
+            ((2, 2, 0), (6, 2, 0), (10, 2, 0), (14, 2, 12)),
+            ((0, 1, 0), (2, 2, 12), (6, 2, 12), (8, 1, 0), (10, 2, 12), (14, 2, 7)),
+        ),
         chords=(((0, 3), (6, 2), (12, 3)), ((2, 2), (6, 2), (10, 2), (14, 2)), ((0, 4), (8, 4))),
         chord_env="stab",
     ),
@@ -84,8 +90,11 @@ STYLE_SPECS = {
         drums={
             # Syncopated extra kicks sit an eighth away from the next beat: a kick one
             # sixteenth before the snare would mask the snare for the onset detector.
-            "kick": (_hits((0, 8), 1.0) + _hits((10,), 0.7), _hits((0, 8), 1.0) + _hits((14,), 0.6),
-                     _hits((0, 8), 1.0) + _hits((6, 10), 0.55)),
+            "kick": (
+                _hits((0, 8), 1.0) + _hits((10,), 0.7),
+                _hits((0, 8), 1.0) + _hits((14,), 0.6),
+                _hits((0, 8), 1.0) + _hits((6, 10), 0.55),
+            ),
             "snare": (_hits((4, 12), 0.9),),
             "hat": (_hits(range(0, 16, 2), 0.35), _hits(range(0, 16, 2), 0.3) + _hits((7, 15), 0.2)),
         },
@@ -119,8 +128,7 @@ STYLE_SPECS = {
             "conga": (_hits((2, 5, 10, 13), 0.45), _hits((2, 6, 9, 14), 0.45)),
         },
         progressions=("i-iv-v-i", "I-IV-V-IV", "i-VII-VI-V", "I-V-vi-IV"),
-        bass=(((0, 2, 0), (6, 2, 7), (8, 2, 0), (14, 2, 7)),
-              ((0, 3, 0), (5, 3, 7), (8, 3, 0), (13, 3, 7))),
+        bass=(((0, 2, 0), (6, 2, 7), (8, 2, 0), (14, 2, 7)), ((0, 3, 0), (5, 3, 7), (8, 3, 0), (13, 3, 7))),
         chords=(((2, 2), (5, 2), (8, 2), (10, 2), (13, 2)), ((0, 2), (2, 2), (6, 2), (10, 2), (14, 2))),
         chord_env="stab",
     ),
@@ -182,8 +190,10 @@ def brush(sr, rng, vel, tm):
     # A softer, longer, darker snare for the waltz; still a clear attack.
     t = _t(sr, 0.35)
     env = np.minimum(t / 0.002, 1.0) * np.exp(-t / 0.09)
-    return vel * (0.7 * _highpass_noise(rng, t.size, 1) * env
-                  + 0.4 * np.sin(2 * np.pi * tm["snare_tone"] * t) * np.exp(-t / 0.04))
+    return vel * (
+        0.7 * _highpass_noise(rng, t.size, 1) * env
+        + 0.4 * np.sin(2 * np.pi * tm["snare_tone"] * t) * np.exp(-t / 0.04)
+    )
 
 
 def clap(sr, rng, vel, tm):
@@ -284,15 +294,21 @@ def _add(buf, onset_s, event, sr, gain):
 
 def _timbre(rng, style):
     tm = {
-        "kick_f0": rng.uniform(130, 180), "kick_f1": rng.uniform(45, 62),
+        "kick_f0": rng.uniform(130, 180),
+        "kick_f1": rng.uniform(45, 62),
         "kick_decay": rng.uniform(0.12, 0.22),
-        "snare_tone": rng.uniform(160, 240), "snare_decay": rng.uniform(0.07, 0.14),
+        "snare_tone": rng.uniform(160, 240),
+        "snare_decay": rng.uniform(0.07, 0.14),
         "hat_decay": rng.uniform(0.015, 0.035),
-        "clave_f": rng.uniform(1800, 2600), "conga_f": rng.uniform(190, 320),
-        "bass_bright": rng.uniform(1.0, 4.0), "bass_square": bool(rng.random() < 0.4),
+        "clave_f": rng.uniform(1800, 2600),
+        "conga_f": rng.uniform(190, 320),
+        "bass_bright": rng.uniform(1.0, 4.0),
+        "bass_square": bool(rng.random() < 0.4),
         "bass_decay": rng.uniform(0.25, 0.8),
-        "chord_bright": rng.uniform(0.6, 2.5), "chord_detune": rng.uniform(0.001, 0.006),
-        "stab_decay": rng.uniform(0.12, 0.35), "pad_attack": rng.uniform(0.08, 0.25),
+        "chord_bright": rng.uniform(0.6, 2.5),
+        "chord_detune": rng.uniform(0.001, 0.006),
+        "stab_decay": rng.uniform(0.12, 0.35),
+        "pad_attack": rng.uniform(0.08, 0.25),
     }
     if style == "waltz":
         tm["kick_decay"] *= 1.3  # a rounder, bass-drum-like "oom"
@@ -301,8 +317,13 @@ def _timbre(rng, style):
     return tm
 
 
-def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
-              style: str | None = None, tempo_bpm: float | None = None) -> Song:
+def make_song(
+    rng: np.random.Generator,
+    seconds: float,
+    sr: int = DEFAULT_SR,
+    style: str | None = None,
+    tempo_bpm: float | None = None,
+) -> Song:
     """Generate `seconds` of music. Style and tempo are drawn from rng unless given."""
     if style is None:
         style = STYLES[int(rng.integers(len(STYLES)))]
@@ -334,9 +355,15 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
     bass_root = 36 + key if key >= 4 else 48 + key  # E1..D#2 range: MIDI 40-51
     chord_root = bass_root + 24
 
-    drums = {"kick": (kick, 1.0), "snare": (snare, 0.55), "clap": (clap, 0.55),
-             "brush": (brush, 0.6), "hat": (hat, 0.15), "clave": (clave, 0.22),
-             "conga": (conga, 0.35)}
+    drums = {
+        "kick": (kick, 1.0),
+        "snare": (snare, 0.55),
+        "clap": (clap, 0.55),
+        "brush": (brush, 0.6),
+        "hat": (hat, 0.15),
+        "clave": (clave, 0.22),
+        "conga": (conga, 0.35),
+    }
     buf = np.zeros(n, dtype=np.float64)
     steps_per_bar = bpb * STEPS_PER_BEAT
     n_bars = int(np.ceil((seconds - offset) / (period * bpb))) + 1
@@ -380,15 +407,21 @@ def make_song(rng: np.random.Generator, seconds: float, sr: int = DEFAULT_SR,
     # Fade the last 20 ms so the cut at `seconds` does not click; normalise the peak.
     fade = min(n, int(0.02 * sr))
     if fade:
-        buf[n - fade:] *= np.linspace(1.0, 0.0, fade)
+        buf[n - fade :] *= np.linspace(1.0, 0.0, fade)
     peak = np.abs(buf).max()
     if peak > 0:
         buf *= 0.89 / peak
     return Song(
-        audio=buf.astype(np.float32), sr=sr, style=style, tempo_bpm=tempo_bpm,
-        beats_per_bar=bpb, beats=beats, downbeats=downbeats,
+        audio=buf.astype(np.float32),
+        sr=sr,
+        style=style,
+        tempo_bpm=tempo_bpm,
+        beats_per_bar=bpb,
+        beats=beats,
+        downbeats=downbeats,
         key=NOTE_NAMES[key] + ("m" if prog[0][1].startswith("min") else ""),
         progression=prog_name,
-        timbre={k: (round(v, 4) if isinstance(v, float) else v) for k, v in tm.items()
-                if not isinstance(v, np.ndarray)},
+        timbre={
+            k: (round(v, 4) if isinstance(v, float) else v) for k, v in tm.items() if not isinstance(v, np.ndarray)
+        },
     )

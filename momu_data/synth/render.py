@@ -15,6 +15,7 @@ Video: H.264 (libx264, yuv420p, preset veryfast, CRF 20, one thread: callers par
 over videos), constant frame rate, frame i at i / fps. Audio: AAC, mono, the song's
 sample rate, starting at time 0 with the video.
 """
+
 from __future__ import annotations
 
 import colorsys
@@ -24,18 +25,33 @@ from fractions import Fraction
 import cv2
 import numpy as np
 
-from momu_data.skeleton import J
 from momu_data.media import AudioMuxer
+from momu_data.skeleton import J
 from momu_data.synth.choreography import Body, Dance
 
 SHIFT = 4  # fractional bits of cv2 coordinates
 ONE = 1 << SHIFT
 AA = cv2.LINE_AA
 
-SKIN_TONES = ((255, 224, 196), (241, 194, 158), (234, 192, 134), (224, 172, 105), (198, 134, 66),
-              (161, 102, 64), (141, 85, 36), (98, 62, 42))
-HAIR_COLOURS = ((25, 20, 18), (60, 40, 25), (100, 65, 35), (170, 125, 70), (220, 190, 120),
-                (140, 60, 30), (120, 120, 120))
+SKIN_TONES = (
+    (255, 224, 196),
+    (241, 194, 158),
+    (234, 192, 134),
+    (224, 172, 105),
+    (198, 134, 66),
+    (161, 102, 64),
+    (141, 85, 36),
+    (98, 62, 42),
+)
+HAIR_COLOURS = (
+    (25, 20, 18),
+    (60, 40, 25),
+    (100, 65, 35),
+    (170, 125, 70),
+    (220, 190, 120),
+    (140, 60, 30),
+    (120, 120, 120),
+)
 
 
 def _hsv(h, s, v):
@@ -79,8 +95,12 @@ def random_look(rng: np.random.Generator) -> Look:
         skin=SKIN_TONES[int(rng.integers(len(SKIN_TONES)))],
         hair=HAIR_COLOURS[int(rng.integers(len(HAIR_COLOURS)))],
         hair_long=bool(rng.random() < 0.4),
-        shirt=shirt, long_sleeves=bool(rng.random() < 0.5), trousers=trousers, shoes=shoes,
-        wall=wall, floor=floor,
+        shirt=shirt,
+        long_sleeves=bool(rng.random() < 0.5),
+        trousers=trousers,
+        shoes=shoes,
+        wall=wall,
+        floor=floor,
         texture=("plain", "noise", "stripes", "boards")[int(rng.integers(4))],
     )
 
@@ -106,8 +126,8 @@ def make_background(rng: np.random.Generator, look: Look, body: Body, width: int
         img *= (1.0 + 0.025 * n)[..., None]
     # A light falling off towards the top and the bottom of the frame.
     y = np.linspace(-1.0, 1.0, height, dtype=np.float32)
-    img *= (1.04 - 0.1 * y ** 2)[:, None, None]
-    img[horizon - 1:horizon + 1] *= 0.8  # skirting line
+    img *= (1.04 - 0.1 * y**2)[:, None, None]
+    img[horizon - 1 : horizon + 1] *= 0.8  # skirting line
     return np.clip(img, 0, 255).astype(np.uint8)
 
 
@@ -135,8 +155,18 @@ def _disc(img, c, r, colour):
 
 
 def _ellipse(img, c, axes, angle_deg, colour, thickness=-1, start=0, end=360):
-    cv2.ellipse(img, _pt(c), (int(round(axes[0] * ONE)), int(round(axes[1] * ONE))), float(angle_deg),
-                start, end, colour, thickness, AA, SHIFT)
+    cv2.ellipse(
+        img,
+        _pt(c),
+        (int(round(axes[0] * ONE)), int(round(axes[1] * ONE))),
+        float(angle_deg),
+        start,
+        end,
+        colour,
+        thickness,
+        AA,
+        SHIFT,
+    )
 
 
 def _limb(img, p, q, w1, w2, colour, outline):
@@ -173,10 +203,14 @@ class FigureRenderer:
         self.d, self.look, self.bg = dance, look, background
         T = dance.body.torso
         self.T = T
-        self.w = dict(upper_arm=(0.23 * T, 0.18 * T), forearm=(0.17 * T, 0.13 * T),
-                      thigh=(0.29 * T, 0.22 * T), shin=(0.22 * T, 0.15 * T))
+        self.w = dict(
+            upper_arm=(0.23 * T, 0.18 * T),
+            forearm=(0.17 * T, 0.13 * T),
+            thigh=(0.29 * T, 0.22 * T),
+            shin=(0.22 * T, 0.15 * T),
+        )
         self.pal = _Palette()
-        self.outline = lambda c: self.pal[(c, 0.55)]  # noqa: E731
+        self.outline = lambda c: self.pal[(c, 0.55)]
 
     def __call__(self, i: int) -> np.ndarray:
         d, look, T = self.d, self.look, self.T
@@ -260,20 +294,31 @@ class FigureRenderer:
         # Trousers' waistband and crotch, then the shirt over them.
         # The crotch sits 0.13 torso below the hip joints, as anatomically; lower, it made
         # mediapipe place the hips lower and wider than the joints.
-        pelvis = [at(mid_hip, -(hp + 0.13 * T), -0.25 * T), at(mid_hip, (hp + 0.13 * T), -0.25 * T),
-                  at(mid_hip, (hp + 0.13 * T), 0.02 * T), at(mid_hip, 0.0, 0.13 * T),
-                  at(mid_hip, -(hp + 0.13 * T), 0.02 * T)]
+        pelvis = [
+            at(mid_hip, -(hp + 0.13 * T), -0.25 * T),
+            at(mid_hip, (hp + 0.13 * T), -0.25 * T),
+            at(mid_hip, (hp + 0.13 * T), 0.02 * T),
+            at(mid_hip, 0.0, 0.13 * T),
+            at(mid_hip, -(hp + 0.13 * T), 0.02 * T),
+        ]
         _poly(img, pelvis, look.trousers, self.outline(look.trousers))
         half = lambda x: x * wf  # noqa: E731
         # The shoulder line sits above the shoulder joints, as the top of a real shoulder
         # does, and slopes up to the collar.
         shirt = [
-            at(neck, -0.09 * T, -0.13 * T), at(neck, -(sh + 0.02 * T), -0.1 * T),
-            at(neck, -(sh + 0.1 * T), 0.0), at(neck, -(sh + 0.08 * T), 0.12 * T), at(neck, -half(0.36 * T), 0.38 * T),
-            at(neck, -half(0.31 * T), 0.65 * T), at(neck, -(hp + 0.16 * T), 0.86 * T),
-            at(neck, (hp + 0.16 * T), 0.86 * T), at(neck, half(0.31 * T), 0.65 * T),
-            at(neck, half(0.36 * T), 0.38 * T), at(neck, (sh + 0.08 * T), 0.12 * T),
-            at(neck, (sh + 0.1 * T), 0.0), at(neck, (sh + 0.02 * T), -0.1 * T),
+            at(neck, -0.09 * T, -0.13 * T),
+            at(neck, -(sh + 0.02 * T), -0.1 * T),
+            at(neck, -(sh + 0.1 * T), 0.0),
+            at(neck, -(sh + 0.08 * T), 0.12 * T),
+            at(neck, -half(0.36 * T), 0.38 * T),
+            at(neck, -half(0.31 * T), 0.65 * T),
+            at(neck, -(hp + 0.16 * T), 0.86 * T),
+            at(neck, (hp + 0.16 * T), 0.86 * T),
+            at(neck, half(0.31 * T), 0.65 * T),
+            at(neck, half(0.36 * T), 0.38 * T),
+            at(neck, (sh + 0.08 * T), 0.12 * T),
+            at(neck, (sh + 0.1 * T), 0.0),
+            at(neck, (sh + 0.02 * T), -0.1 * T),
             at(neck, 0.09 * T, -0.13 * T),
         ]
         _poly(img, shirt, look.shirt, self.outline(look.shirt))
@@ -288,8 +333,10 @@ class FigureRenderer:
         T = self.T
         _, c = self._head_frame(kp, head)
         hair = self.look.hair
-        pts = [c + _rot(head, np.array(v) * T) for v in
-               ((-0.2, -0.05), (0.2, -0.05), (0.24, 0.32), (0.0, 0.38), (-0.24, 0.32))]
+        pts = [
+            c + _rot(head, np.array(v) * T)
+            for v in ((-0.2, -0.05), (0.2, -0.05), (0.24, 0.32), (0.0, 0.38), (-0.24, 0.32))
+        ]
         _poly(img, pts, hair, self.outline(hair))
 
     def _head(self, img, kp, yaw, head):
@@ -333,8 +380,18 @@ class FigureRenderer:
 # Encoding.
 
 
-def write_mp4(path, frames, audio: np.ndarray, sr: int, fps: float, width: int, height: int,
-              crf: int = 20, preset: str = "veryfast", audio_bitrate: int = 96000) -> None:
+def write_mp4(
+    path,
+    frames,
+    audio: np.ndarray,
+    sr: int,
+    fps: float,
+    width: int,
+    height: int,
+    crf: int = 20,
+    preset: str = "veryfast",
+    audio_bitrate: int = 96000,
+) -> None:
     """Encode RGB frames (an iterable of uint8 [H, W, 3]) and mono float audio to mp4.
 
     Frames get pts i in a 1/fps time base; audio is fed in 1024-sample AAC frames,

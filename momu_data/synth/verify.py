@@ -5,6 +5,7 @@ is mapped back to pixels with the video's stored normalisation and compared with
 ground-truth keypoints (`<video>.gt.json`) linearly interpolated to the same times.
 PCK@a = fraction of joints closer than a x the ground-truth torso size (neck to mid-hip).
 """
+
 from __future__ import annotations
 
 import json

@@ -21,6 +21,7 @@ see momu_models/evaluate/files.py. Each command is a thin layer over a function 
 momu_models.evaluate: alignment.evaluate_beats, metrics.fad.fad_from_files,
 suite.evaluate_motion / evaluate_diversity / evaluate_all, ceiling.ceiling_report.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -40,13 +41,14 @@ from momu_models.evaluate.suite import evaluate_all, evaluate_diversity, evaluat
 
 app = typer.Typer(
     help="Evaluate generated music and motion: beat alignment (BCS/BHS), plots, FAD, "
-         "motion FID / Mean KLD / Diversity, and all of them as paper-style tables.",
+    "motion FID / Mean KLD / Diversity, and all of them as paper-style tables.",
     no_args_is_help=True,
     add_completion=False,
 )
 
 
 # ---- console ----------------------------------------------------------------------------
+
 
 @contextmanager
 def _one_line_errors():
@@ -91,20 +93,29 @@ def _save_text(text: str, path: Path | None) -> None:
 # ---- commands ---------------------------------------------------------------------------
 
 GEN_ARG = typer.Argument(..., help="Generated samples: a folder or one file.", show_default=False)
-REF_OPT = typer.Option(..., "--reference", "-r", help="Reference samples: a folder or one file.",
-                       show_default=False)
-KIND_OPT = typer.Option(Kind.music, "--kind", "-k",
-                        help="music: generated audio vs reference audio (motion-to-music); "
-                             "motion: generated .npy [T,14,2] motion vs reference music (music-to-motion).")
+REF_OPT = typer.Option(..., "--reference", "-r", help="Reference samples: a folder or one file.", show_default=False)
+KIND_OPT = typer.Option(
+    Kind.music,
+    "--kind",
+    "-k",
+    help="music: generated audio vs reference audio (motion-to-music); "
+    "motion: generated .npy [T,14,2] motion vs reference music (music-to-motion).",
+)
 FPS_OPT = typer.Option(None, "--fps", help="Motion frame rate for .npy files without a <stem>.json sidecar.")
-TOL_OPT = typer.Option(None, "--tolerance", help="Tolerance-window matching (e.g. 0.1s, 100ms) "
-                                                 "instead of the paper's 1 s bins.")
+TOL_OPT = typer.Option(
+    None, "--tolerance", help="Tolerance-window matching (e.g. 0.1s, 100ms) instead of the paper's 1 s bins."
+)
 
 
 JSON_OPT = typer.Option(None, "--json", help="Write the result here.")
-CLASSIFIER_OPT = typer.Option(None, "--classifier", "-c", help="A `momu-train classifier` run folder: its "
-                               "encoder gives the motion features (FID, Diversity) and its head the class "
-                               "distributions (Mean KLD).")
+CLASSIFIER_OPT = typer.Option(
+    None,
+    "--classifier",
+    "-c",
+    help="A `momu-train classifier` run folder: its "
+    "encoder gives the motion features (FID, Diversity) and its head the class "
+    "distributions (Mean KLD).",
+)
 PAIRS_OPT = typer.Option(200, "--pairs", help="Inter-diversity: random cross-condition pairs (paper: 200).")
 SEED_OPT = typer.Option(0, "--seed", help="Seed of the inter-diversity pair draw.")
 
@@ -119,8 +130,12 @@ def beats(
     tolerance: str | None = TOL_OPT,
     plot: Path | None = typer.Option(None, "--plot", help="Also write a PNG per pair into this folder."),
     per_pair: bool = typer.Option(False, "--per-pair", help="Print a row per pair too."),
-    sync: bool = typer.Option(False, "--sync", help="Also the envelope sync: peak normalised cross-correlation "
-                              "(within ±0.1 s) of the generated envelope with the reference music's log-mel flux."),
+    sync: bool = typer.Option(
+        False,
+        "--sync",
+        help="Also the envelope sync: peak normalised cross-correlation "
+        "(within ±0.1 s) of the generated envelope with the reference music's log-mel flux.",
+    ),
 ):
     """Beat alignment: BCS, CSD, BHS, HSD, F1 (percent), pairing files by stem."""
     tol = _tolerance(tolerance)
@@ -153,11 +168,15 @@ def plot_cmd(
 def fad(
     generated: Path = GEN_ARG,
     reference: Path = REF_OPT,
-    embedder: str = typer.Option(F.DEFAULT_EMBEDDER, "--embedder", "-e",
-                                 help=f"One of: {', '.join(F.EMBEDDERS)}. Values are only comparable "
-                                      "within one embedder."),
-    vggish_weights: Path | None = typer.Option(None, "--vggish-weights",
-                                                  help="Local torchvggish state dict (vggish-10086976.pth)."),
+    embedder: str = typer.Option(
+        F.DEFAULT_EMBEDDER,
+        "--embedder",
+        "-e",
+        help=f"One of: {', '.join(F.EMBEDDERS)}. Values are only comparable within one embedder.",
+    ),
+    vggish_weights: Path | None = typer.Option(
+        None, "--vggish-weights", help="Local torchvggish state dict (vggish-10086976.pth)."
+    ),
     json_out: Path | None = JSON_OPT,
 ):
     """Fréchet Audio Distance between two sets of audio files (not paired)."""
@@ -168,8 +187,11 @@ def fad(
         res = F.fad_from_files(list(gen.values()), list(ref.values()), emb)
     _print(report.fad_table(res))
     if res["rank_deficient"]:
-        typer.echo(f"warning: no more windows than the embedding's {res['dim']} dimensions: the "
-                   "covariance is singular and the value is dominated by regularisation", err=True)
+        typer.echo(
+            f"warning: no more windows than the embedding's {res['dim']} dimensions: the "
+            "covariance is singular and the value is dominated by regularisation",
+            err=True,
+        )
     _save_json(res, json_out)
 
 
@@ -177,8 +199,12 @@ def fad(
 def motion(
     generated: Path = GEN_ARG,
     classifier: Path | None = CLASSIFIER_OPT,
-    reference: Path | None = typer.Option(None, "--reference", "-r", help="Ground-truth .npy motions: "
-                                             "FID (unpaired) and Mean KLD (paired by stem / condition)."),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Ground-truth .npy motions: FID (unpaired) and Mean KLD (paired by stem / condition).",
+    ),
     fps: float | None = FPS_OPT,
     pairs: int = PAIRS_OPT,
     seed: int = SEED_OPT,
@@ -197,11 +223,13 @@ def motion(
 @app.command()
 def diversity(
     generated: Path = GEN_ARG,
-    kind: Kind = typer.Option(Kind.music, "--kind", "-k", help="music: clip embeddings of --embedder; "
-                              "motion: features of --classifier."),
+    kind: Kind = typer.Option(
+        Kind.music, "--kind", "-k", help="music: clip embeddings of --embedder; motion: features of --classifier."
+    ),
     classifier: Path | None = CLASSIFIER_OPT,
-    embedder: str = typer.Option(F.DEFAULT_EMBEDDER, "--embedder", "-e",
-                                 help=f"Music: one of {', '.join(F.EMBEDDERS)} (the paper: vggish)."),
+    embedder: str = typer.Option(
+        F.DEFAULT_EMBEDDER, "--embedder", "-e", help=f"Music: one of {', '.join(F.EMBEDDERS)} (the paper: vggish)."
+    ),
     vggish_weights: Path | None = typer.Option(None, "--vggish-weights", help="Local torchvggish state dict."),
     fps: float | None = FPS_OPT,
     pairs: int = PAIRS_OPT,
@@ -219,13 +247,21 @@ def diversity(
 
 @app.command("all")
 def all_cmd(
-    runs: list[Path] = typer.Argument(..., help="Run outputs: a folder of generated samples (one method), or a "
-                                      "folder of such folders (one method each).", show_default=False),
-    reference: Path | None = typer.Option(None, "--reference", "-r", help="Ground truth: <cond> music files "
-                                             "(beats, FAD) and <cond>.npy motions (FID, Mean KLD)."),
+    runs: list[Path] = typer.Argument(
+        ...,
+        help="Run outputs: a folder of generated samples (one method), or a folder of such folders (one method each).",
+        show_default=False,
+    ),
+    reference: Path | None = typer.Option(
+        None,
+        "--reference",
+        "-r",
+        help="Ground truth: <cond> music files (beats, FAD) and <cond>.npy motions (FID, Mean KLD).",
+    ),
     classifier: Path | None = CLASSIFIER_OPT,
-    vggish_weights: Path | None = typer.Option(None, "--vggish-weights", help="Also FAD[vggish] and "
-                                                  "Diversity[vggish] (the paper's)."),
+    vggish_weights: Path | None = typer.Option(
+        None, "--vggish-weights", help="Also FAD[vggish] and Diversity[vggish] (the paper's)."
+    ),
     fps: float | None = FPS_OPT,
     tolerance: str | None = TOL_OPT,
     pairs: int = PAIRS_OPT,
@@ -248,10 +284,12 @@ def all_cmd(
 
 @app.command()
 def ceiling(
-    data: list[Path] = typer.Argument(..., help="Extracted data folders (momu-data extract --out).",
-                                      show_default=False),
-    name: list[str] | None = typer.Option(None, "--name",
-                                          help="A name per data folder, in order (default: the folder name)."),
+    data: list[Path] = typer.Argument(
+        ..., help="Extracted data folders (momu-data extract --out).", show_default=False
+    ),
+    name: list[str] | None = typer.Option(
+        None, "--name", help="A name per data folder, in order (default: the folder name)."
+    ),
     title: str = typer.Option("dataset", "--title", help="Title of the markdown report."),
     tolerance: str | None = TOL_OPT,
     bin_seconds: float = typer.Option(1.0, "--bin-seconds", help="LORIS bin length."),
@@ -266,8 +304,9 @@ def ceiling(
         fail(f"{len(names)} --name for {len(data)} data folders", 1)
     tol = _tolerance(tolerance)
     with _one_line_errors():
-        results = ceiling_report(list(zip(names or [d.name for d in data], data)), tolerance=tol, bin_s=bin_seconds,
-                                 label=label)
+        results = ceiling_report(
+            list(zip(names or [d.name for d in data], data)), tolerance=tol, bin_s=bin_seconds, label=label
+        )
     text = beat_report_markdown(results, title)
     typer.echo(text)
     if json_out is not None:

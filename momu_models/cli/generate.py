@@ -11,11 +11,11 @@ original video with the new music beside the extracted skeleton), <name>.wav (16
 The same from Python: `momu_models.generate.pipeline.MoMuPipeline` (this command validates the
 options, calls one of its methods and saves the result).
 """
+
 from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -24,23 +24,40 @@ from momu_data.timebase import FPS
 from momu_models.generate.length import parse_length
 
 
-
 def generate(
     joint: bool = typer.Option(False, "--joint", help="Generate music and dance together (cross-guidance)."),
-    music: Optional[Path] = typer.Option(None, "--music", help="Generate dance for this music (audio or video file)."),
-    video: Optional[Path] = typer.Option(None, "--video", help="Generate music for the dance in this video."),
-    length: Optional[str] = typer.Option(None, "--length", help="Length: seconds ('30s'), mm:ss ('0:30') or mel frames ('1875'). Default: 10s for --joint, the input's length otherwise."),
+    music: Path | None = typer.Option(None, "--music", help="Generate dance for this music (audio or video file)."),
+    video: Path | None = typer.Option(None, "--video", help="Generate music for the dance in this video."),
+    length: str | None = typer.Option(
+        None,
+        "--length",
+        help="Length: seconds ('30s'), mm:ss ('0:30') or mel frames ('1875'). Default: 10s for --joint, the input's length otherwise.",
+    ),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Output folder."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", help="Samples to generate."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same output."),
     steps: int = typer.Option(50, "--steps", help="DDIM steps."),
-    guidance_scale: float = typer.Option(3.0, "--guidance-scale", help="Classifier-free guidance scale (1: plain conditional model)."),
-    cross_start: float = typer.Option(0.5, "--cross-start", help="--joint: fraction of the steps sampled unconditionally before cross-guidance starts (paper: 0.3-0.7 robust)."),
-    checkpoints: Path = typer.Option(Path("runs"), "--checkpoints", help="Folder with vae/, motion2music/, music2motion/ runs."),
+    guidance_scale: float = typer.Option(
+        3.0, "--guidance-scale", help="Classifier-free guidance scale (1: plain conditional model)."
+    ),
+    cross_start: float = typer.Option(
+        0.5,
+        "--cross-start",
+        help="--joint: fraction of the steps sampled unconditionally before cross-guidance starts (paper: 0.3-0.7 robust).",
+    ),
+    checkpoints: Path = typer.Option(
+        Path("runs"), "--checkpoints", help="Folder with vae/, motion2music/, music2motion/ runs."
+    ),
     vocoder: str = typer.Option("auto", "--vocoder", help="auto, hifigan, griffinlim or bigvgan (mel -> waveform)."),
-    vocoder_checkpoint: Optional[Path] = typer.Option(None, "--vocoder-checkpoint", help="Local checkpoint for bigvgan (or a custom hifigan)."),
+    vocoder_checkpoint: Path | None = typer.Option(
+        None, "--vocoder-checkpoint", help="Local checkpoint for bigvgan (or a custom hifigan)."
+    ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    smooth: float = typer.Option(0.032, "--smooth", help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md."),
+    smooth: float = typer.Option(
+        0.032,
+        "--smooth",
+        help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md.",
+    ),
 ):
     """Generate music for a dance, dance for a music, or both together."""
     # torch: loaded when a command runs, not for --help
@@ -64,8 +81,14 @@ def generate(
             fail(f"no such file: {p}")
     method = {"joint": "joint", "music": "dance_for_music", "video": "music_for_dance"}[mode]
     try:
-        pipe = MoMuPipeline.from_pretrained(checkpoints, tasks=MODE_TASKS[method], device=device, vocoder=vocoder,
-                                            vocoder_checkpoint=vocoder_checkpoint, smooth=smooth)
+        pipe = MoMuPipeline.from_pretrained(
+            checkpoints,
+            tasks=MODE_TASKS[method],
+            device=device,
+            vocoder=vocoder,
+            vocoder_checkpoint=vocoder_checkpoint,
+            smooth=smooth,
+        )
         t0 = time.perf_counter()
         common = dict(num_samples=num_samples, seed=seed, steps=steps, guidance_scale=guidance_scale)
         if mode == "joint":

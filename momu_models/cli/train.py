@@ -9,6 +9,7 @@ Every command also takes --config FILE: a JSON or TOML object of trainer setting
 field of the trainer's config, e.g. {"warmup_steps": 50, "val_batches": 5}); options given
 on the command line win over the file, the file over the defaults.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,32 +20,50 @@ from typing import Annotated
 import typer
 
 from momu_data.cli.common import console, fail, setup_logging
-
 from momu_models.train.args import SettingsError, read_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
 # Options every trainer has: defined once here (names, help); each command sets its default.
 Shards = Annotated[Path, typer.Argument(help="Shard folder of `momu-data shard` (uses train/ and val/).")]
-Config = Annotated[Path | None, typer.Option(
-    "--config", exists=True, dir_okay=False,
-    help="JSON or TOML file (by suffix) of trainer settings: any field of the trainer's config except shards, "
-         "run_dir and resume. Options given on the command line win over it.")]
-Preset = Annotated[str, typer.Option(
-    "--preset",
-    help="Model size: tiny (tests), small (CPU demo) or, for the VAE and the DiT, paper (tables 8 and 9, GPU).")]
-RunDir = Annotated[Path | None, typer.Option(
-    "--run-dir", "-o",
-    help="Run folder: checkpoints/, metrics.jsonl/.csv, tensorboard/, model.safetensors + config.json.")]
+Config = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        exists=True,
+        dir_okay=False,
+        help="JSON or TOML file (by suffix) of trainer settings: any field of the trainer's config except shards, "
+        "run_dir and resume. Options given on the command line win over it.",
+    ),
+]
+Preset = Annotated[
+    str,
+    typer.Option(
+        "--preset",
+        help="Model size: tiny (tests), small (CPU demo) or, for the VAE and the DiT, paper (tables 8 and 9, GPU).",
+    ),
+]
+RunDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--run-dir",
+        "-o",
+        help="Run folder: checkpoints/, metrics.jsonl/.csv, tensorboard/, model.safetensors + config.json.",
+    ),
+]
 Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps (the VAE: per stage).")]
-Epochs = Annotated[float | None, typer.Option(
-    "--epochs", help="Instead of --steps: passes over the train split (the VAE: per stage).")]
+Epochs = Annotated[
+    float | None,
+    typer.Option("--epochs", help="Instead of --steps: passes over the train split (the VAE: per stage)."),
+]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Clips per batch and process.")]
-CropSeconds = Annotated[float | None, typer.Option(
-    "--crop-seconds", help="Random crop length of each train clip, in seconds.")]
+CropSeconds = Annotated[
+    float | None, typer.Option("--crop-seconds", help="Random crop length of each train clip, in seconds.")
+]
 Lr = Annotated[float | None, typer.Option("--lr", help="AdamW learning rate.")]
-Seed = Annotated[int, typer.Option(
-    "--seed", help="Seed of the initial weights, the data order and every random draw.")]
+Seed = Annotated[
+    int, typer.Option("--seed", help="Seed of the initial weights, the data order and every random draw.")
+]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 autocast on CUDA).")]
 Workers = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate every N steps.")]
@@ -65,7 +84,11 @@ def vae(
     ctx: typer.Context,
     shards: Shards = Path("shards"),
     config: Config = None,
-    stage: str = typer.Option("all", "--stage", help="music (stage 1: mel VAE + GAN), motion (stage 2: motion VAE + rhythmic contrast, music VAE frozen) or all."),
+    stage: str = typer.Option(
+        "all",
+        "--stage",
+        help="music (stage 1: mel VAE + GAN), motion (stage 2: motion VAE + rhythmic contrast, music VAE frozen) or all.",
+    ),
     preset: Preset = "small",
     run_dir: RunDir = Path("runs/vae"),
     steps: Steps = 2000,
@@ -75,16 +98,24 @@ def vae(
     batch_size: BatchSize = 8,
     crop_seconds: CropSeconds = 4.0,
     lr: Lr = 2e-4,
-    motion_lr: float | None = typer.Option(None, "--motion-lr", help="AdamW learning rate of stage 2 (default: paper preset 2e-4, small/tiny 1e-3)."),
+    motion_lr: float | None = typer.Option(
+        None, "--motion-lr", help="AdamW learning rate of stage 2 (default: paper preset 2e-4, small/tiny 1e-3)."
+    ),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clipping."),
-    contrast_weight: float = typer.Option(0.2, "--contrast-weight", help="Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it; see docs/bicor_vae.md for why 0.2)."),
+    contrast_weight: float = typer.Option(
+        0.2,
+        "--contrast-weight",
+        help="Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it; see docs/bicor_vae.md for why 0.2).",
+    ),
     seed: Seed = 0,
     device: Device = "auto",
     workers: Workers = 0,
     val_every: ValEvery = 250,
     ckpt_every: CkptEvery = 250,
     resume: Resume = False,
-    init: Path | None = typer.Option(None, "--init", help="For --stage motion: a finished run whose music VAE to use."),
+    init: Path | None = typer.Option(
+        None, "--init", help="For --stage motion: a finished run whose music VAE to use."
+    ),
 ):
     """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4 (--lr: stage 1, --motion-lr: stage 2), KL 1e-5, GAN 0.5, rhythmic contrast.
 
@@ -109,7 +140,11 @@ def diffusion(
     ctx: typer.Context,
     shards: Shards = Path("shards"),
     config: Config = None,
-    task: str | None = typer.Option(None, "--task", help="motion2music (music from dance) or music2motion (dance from music); required unless --config sets task."),
+    task: str | None = typer.Option(
+        None,
+        "--task",
+        help="motion2music (music from dance) or music2motion (dance from music); required unless --config sets task.",
+    ),
     vae_dir: Path = typer.Option(Path("runs/vae"), "--vae", help="The trained BiCoR-VAE run (frozen here)."),
     preset: Preset = "small",
     run_dir: RunDir = None,
@@ -118,7 +153,9 @@ def diffusion(
     batch_size: BatchSize = 8,
     crop_seconds: CropSeconds = None,
     lr: Lr = None,
-    warmup: int | None = typer.Option(None, "--warmup", help="Linear warm-up steps (default: paper 10000, small 100)."),
+    warmup: int | None = typer.Option(
+        None, "--warmup", help="Linear warm-up steps (default: paper 10000, small 100)."
+    ),
     p_uncond: float = typer.Option(0.1, "--p-uncond", help="Condition dropout for classifier-free guidance."),
     ema: float = typer.Option(0.999, "--ema", help="EMA decay of the saved weights."),
     seed: Seed = 0,
@@ -127,9 +164,21 @@ def diffusion(
     val_every: ValEvery = 500,
     ckpt_every: CkptEvery = 500,
     resume: Resume = False,
-    init: Path | None = typer.Option(None, "--init", help="Start from the weights of a finished run of the same task and VAE (fine-tuning; the step count starts at 0)."),
-    frame_cond: bool | None = typer.Option(None, "--frame-cond/--no-frame-cond", help="Also add each condition frame to the latent token of the same frame (default: the preset's; see docs/diffusion.md)."),
-    positions: str | None = typer.Option(None, "--positions", help="Position layout: offset (the paper's padded concatenation) or aligned (default: the preset's)."),
+    init: Path | None = typer.Option(
+        None,
+        "--init",
+        help="Start from the weights of a finished run of the same task and VAE (fine-tuning; the step count starts at 0).",
+    ),
+    frame_cond: bool | None = typer.Option(
+        None,
+        "--frame-cond/--no-frame-cond",
+        help="Also add each condition frame to the latent token of the same frame (default: the preset's; see docs/diffusion.md).",
+    ),
+    positions: str | None = typer.Option(
+        None,
+        "--positions",
+        help="Position layout: offset (the paper's padded concatenation) or aligned (default: the preset's).",
+    ),
 ):
     """Train a latent diffusion transformer (section 4) on frozen BiCoR-VAE latents:
     epsilon-prediction DDPM, condition dropout, AdamW + warm-up, EMA weights.
@@ -156,7 +205,11 @@ def classifier(
     ctx: typer.Context,
     shards: Shards = Path("shards"),
     config: Config = None,
-    label: str = typer.Option("genre", "--label", help="The manifest label to predict: genre, style, dancer, music or choreo (read from each clip's meta.json)."),
+    label: str = typer.Option(
+        "genre",
+        "--label",
+        help="The manifest label to predict: genre, style, dancer, music or choreo (read from each clip's meta.json).",
+    ),
     preset: Preset = "small",
     run_dir: RunDir = Path("runs/classifier"),
     steps: Steps = 1000,

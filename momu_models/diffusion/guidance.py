@@ -7,6 +7,7 @@
   is conditioned on the other's latest clean-latent estimate (appendix D); the sampler that
   runs it is ``joint_sample`` in sampling.py.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def guided_eps(
 
     # One batched pass: the first half sees the condition, the second half the null embedding.
     drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(x_t.device)
-    eps_c, eps_u = model(two(x_t), two(t), two(cond), cond_mask=two(cond_mask), x_mask=two(x_mask),
-                         drop_cond=drop).chunk(2)
+    eps_c, eps_u = model(
+        two(x_t), two(t), two(cond), cond_mask=two(cond_mask), x_mask=two(x_mask), drop_cond=drop
+    ).chunk(2)
     return eps_u + guidance_scale * (eps_c - eps_u)
 
 

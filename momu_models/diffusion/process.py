@@ -18,9 +18,10 @@ as an argument. Conventions:
 Every tensor of random numbers is drawn from the optional ``generator``, which must live on
 the same device as the latents.
 """
+
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn as nn
@@ -30,7 +31,7 @@ EpsFn = Callable[[torch.Tensor, int, int], torch.Tensor]  # (x_t, t, step index)
 
 def make_betas(num_timesteps: int, schedule: str, beta_start: float, beta_end: float) -> torch.Tensor:
     if schedule == "scaled_linear":
-        return torch.linspace(beta_start ** 0.5, beta_end ** 0.5, num_timesteps, dtype=torch.float64) ** 2
+        return torch.linspace(beta_start**0.5, beta_end**0.5, num_timesteps, dtype=torch.float64) ** 2
     if schedule == "linear":
         return torch.linspace(beta_start, beta_end, num_timesteps, dtype=torch.float64)
     raise ValueError(f"unknown beta schedule {schedule!r}; use 'scaled_linear' or 'linear'")
@@ -65,7 +66,7 @@ class Diffusion:
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
 
     @classmethod
-    def from_config(cls, cfg) -> "Diffusion":
+    def from_config(cls, cfg) -> Diffusion:
         """The process a DiTConfig (or anything with the same four fields) was trained with."""
         return cls(cfg.num_timesteps, cfg.beta_schedule, cfg.beta_start, cfg.beta_end)
 
@@ -146,7 +147,7 @@ class Diffusion:
         a, a_prev = self.abar(t, x_t), self.abar(t_prev, x_t)
         x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
         sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
-        x_prev = a_prev.sqrt() * x0_hat + (1 - a_prev - sigma ** 2).clamp(min=0).sqrt() * eps
+        x_prev = a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0 and t_prev >= 0:
             x_prev = x_prev + sigma * randn(x_t.shape, generator, x_t)
         return x_prev, x0_hat

@@ -9,6 +9,7 @@
   window holds its first frames to the previous result by inpainting at every DDIM step,
   then the overlap is crossfaded (or cut) into the output.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -74,8 +75,19 @@ def sample(
         def eps_fn(x, t, i):
             return guided_eps(model, x, t, c, guidance_scale, x_mask=xm)
 
-        return [diffusion.ddim_sample(eps_fn, (B, cfg.out_channels, e - s), steps, eta, generator, device=dev,
-                                      known=None if known is None else known[0], known_mask=km, spacing=spacing)]
+        return [
+            diffusion.ddim_sample(
+                eps_fn,
+                (B, cfg.out_channels, e - s),
+                steps,
+                eta,
+                generator,
+                device=dev,
+                known=None if known is None else known[0],
+                known_mask=km,
+                spacing=spacing,
+            )
+        ]
 
     (x,) = sliding_windows(length, cfg.max_len, overlap, blend, run_window, on_window)
     return x if x_mask is None else x * x_mask[:, None].to(x.dtype)
@@ -83,10 +95,11 @@ def sample(
 
 # --------------------------------------------------------------------------- joint generation
 
+
 @dataclass
 class JointSample:
-    motion: torch.Tensor                 # [B, C_motion, L]
-    music: torch.Tensor                  # [B, C_music, L]
+    motion: torch.Tensor  # [B, C_motion, L]
+    music: torch.Tensor  # [B, C_music, L]
     # One entry per window and DDIM step: window, step, t, conditioned (bool), and with
     # return_trace also x0_motion / x0_music, the estimates that step produced.
     trace: list[dict] = field(default_factory=list)
@@ -183,9 +196,24 @@ def joint_sample(
 
     def run_window(k, s, e, known, km):
         return _joint_window(
-            motion2music, music2motion, diffusion, (B, c_mo.out_channels, e - s), (B, c_mu.out_channels, e - s),
-            steps, guidance_scale, i_c, eta, generator, dev, window_slice(x_mask, s, e), known, km, spacing,
-            trace, k, return_trace,
+            motion2music,
+            music2motion,
+            diffusion,
+            (B, c_mo.out_channels, e - s),
+            (B, c_mu.out_channels, e - s),
+            steps,
+            guidance_scale,
+            i_c,
+            eta,
+            generator,
+            dev,
+            window_slice(x_mask, s, e),
+            known,
+            km,
+            spacing,
+            trace,
+            k,
+            return_trace,
         )
 
     motion, music = sliding_windows(length, min(c_mu.max_len, c_mo.max_len), overlap, blend, run_window, on_window)

@@ -5,6 +5,7 @@ new window holds its first frames to the previous result by inpainting at every 
 (Diffusion.replace_known), then the overlap is crossfaded (or cut) into the output
 (``blend_overlap``). ``sliding_windows`` runs that loop for any per-window sampler.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -39,7 +40,7 @@ def blend_overlap(prev: torch.Tensor, new: torch.Tensor, blend: str) -> torch.Te
         return (1 - w) * prev + w * new
     if blend == "cut":
         out = prev.clone()
-        out[..., n // 2:] = new[..., n // 2:]
+        out[..., n // 2 :] = new[..., n // 2 :]
         return out
     raise ValueError(f"unknown blend {blend!r}; use 'crossfade' or 'cut'")
 
@@ -85,7 +86,7 @@ def sliding_windows(
         for o, r in zip(outs, res):
             if n_known > 0:
                 o[..., s:prev_end] = blend_overlap(o[..., s:prev_end], r[..., :n_known], blend)
-            o[..., s + n_known:e] = r[..., n_known:]
+            o[..., s + n_known : e] = r[..., n_known:]
         prev_end = e
     return outs
 

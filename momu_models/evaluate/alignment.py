@@ -1,6 +1,7 @@
 """Beat alignment of generated files against their references, paired by stem: the work
 behind `momu-eval beats` and `momu-eval plot` (docs/metrics.md, "Beat alignment" and
 "Envelope sync")."""
+
 from __future__ import annotations
 
 import logging
@@ -25,9 +26,16 @@ from momu_models.evaluate.plots import plot_pair
 log = logging.getLogger(__name__)
 
 
-def score_pair(stem: str, gen: Path, ref: Path, kind: Kind, fps: float | None = None,
-               tolerance: float | None = None, plot_dir: Path | None = None,
-               sync: bool = False) -> tuple[dict, PairScore]:
+def score_pair(
+    stem: str,
+    gen: Path,
+    ref: Path,
+    kind: Kind,
+    fps: float | None = None,
+    tolerance: float | None = None,
+    plot_dir: Path | None = None,
+    sync: bool = False,
+) -> tuple[dict, PairScore]:
     """Beats of one pair: a JSON-ready row and its PairScore; writes its plot if asked.
     sync: also the envelope sync (metrics.sync) of the generated signal against the reference
     music, as row["sync"]."""
@@ -65,15 +73,32 @@ def score_pair(stem: str, gen: Path, ref: Path, kind: Kind, fps: float | None = 
         gen_env = music_envelope(gen_y) if pose is None else motion_envelope(pose, motion_rate)
         row["sync"] = sync_correlation(gen_env, music_envelope(ref_y), FPS)
     if plot_dir is not None:
-        plot_pair(Path(plot_dir) / f"{stem}.png", stem, duration, gen_beats, ref_beats, ref_y,
-                  gen_y=gen_y, pose=pose, fps=motion_rate, score=s, tolerance=tolerance)
+        plot_pair(
+            Path(plot_dir) / f"{stem}.png",
+            stem,
+            duration,
+            gen_beats,
+            ref_beats,
+            ref_y,
+            gen_y=gen_y,
+            pose=pose,
+            fps=motion_rate,
+            score=s,
+            tolerance=tolerance,
+        )
     log.debug("%s: BCS %.1f BHS %.1f", stem, 100.0 * s.bcs, 100.0 * s.bhs)
     return row, s
 
 
-def evaluate_beats(generated: Path, reference: Path, kind: Kind = Kind.music,
-                   fps: float | None = None, tolerance: float | None = None,
-                   plot_dir: Path | None = None, sync: bool = False) -> dict:
+def evaluate_beats(
+    generated: Path,
+    reference: Path,
+    kind: Kind = Kind.music,
+    fps: float | None = None,
+    tolerance: float | None = None,
+    plot_dir: Path | None = None,
+    sync: bool = False,
+) -> dict:
     """Beat alignment of every pair: the summary dict `momu-eval beats` prints and writes as
     JSON. sync: also each pair's envelope sync and, over pairs, their mean ("sync") and sample
     standard deviation ("sync_sd", NaN for one pair)."""
@@ -90,8 +115,13 @@ def evaluate_beats(generated: Path, reference: Path, kind: Kind = Kind.music,
     summary = aggregate(scores)
     if sync:
         v = np.array([r["sync"] for r in rows])
-        summary.update({"sync": float(v.mean()), "sync_sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
-                        "sync_max_lag_s": DEFAULT_MAX_LAG_S})
+        summary.update(
+            {
+                "sync": float(v.mean()),
+                "sync_sd": float(v.std(ddof=1)) if v.size > 1 else math.nan,
+                "sync_max_lag_s": DEFAULT_MAX_LAG_S,
+            }
+        )
     return {
         "metric": "beat-alignment",
         "kind": kind.value,

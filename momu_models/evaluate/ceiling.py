@@ -2,6 +2,7 @@
 the beats of its own music, scored per clip exactly as `momu-eval beats` scores a generated
 clip against its reference, with a floor of mismatched pairs (what beat density alone
 scores). `momu-eval ceiling DATA` and the recipes' report stage use it."""
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,14 @@ def clip_beats(data) -> list[dict]:
             cache = {vid: (load_item(data, vid)["pose"], y)}
         pose, y = cache[vid]
         s, e = int(r["frame_start"]), int(r["frame_end"])
-        out.append({**r, "kin": motion_beats(pose[s:e], A.FPS), "on": music_beats(y[s * A.HOP:e * A.HOP]),
-                    "seconds": (e - s) / A.FPS})
+        out.append(
+            {
+                **r,
+                "kin": motion_beats(pose[s:e], A.FPS),
+                "on": music_beats(y[s * A.HOP : e * A.HOP]),
+                "seconds": (e - s) / A.FPS,
+            }
+        )
     return out
 
 
@@ -56,21 +63,35 @@ def beat_ceiling(data, tolerance: float | None = None, bin_s: float = 1.0, label
 
     def scores(tol):
         matched = [pair_scores(c["kin"], c["on"], c["seconds"], tolerance=tol, bin_s=bin_s) for c in clips]
-        floor = [pair_scores(c["kin"], clips[j]["on"], min(c["seconds"], clips[j]["seconds"]), tolerance=tol,
-                             bin_s=bin_s)
-                 for c, j in zip(clips, partner) if j is not None]
+        floor = [
+            pair_scores(c["kin"], clips[j]["on"], min(c["seconds"], clips[j]["seconds"]), tolerance=tol, bin_s=bin_s)
+            for c, j in zip(clips, partner)
+            if j is not None
+        ]
         return matched, floor
 
     matched, floor = scores(None)
     secs = sum(c["seconds"] for c in clips)
-    res = {"n_clips": n, "n_items": len({c["video"] for c in clips}), "bin_seconds": bin_s,
-           "overall": aggregate(matched), "floor": aggregate(floor) if floor else None,
-           "beats_per_second": {"kinematic": sum(len(c["kin"]) for c in clips) / secs,
-                                "onsets": sum(len(c["on"]) for c in clips) / secs}}
+    res = {
+        "n_clips": n,
+        "n_items": len({c["video"] for c in clips}),
+        "bin_seconds": bin_s,
+        "overall": aggregate(matched),
+        "floor": aggregate(floor) if floor else None,
+        "beats_per_second": {
+            "kinematic": sum(len(c["kin"]) for c in clips) / secs,
+            "onsets": sum(len(c["on"]) for c in clips) / secs,
+        },
+    }
     if tolerance is not None:
         m_t, f_t = scores(tolerance)
-        res.update({"tolerance": tolerance, "overall_tolerance": aggregate(m_t),
-                    "floor_tolerance": aggregate(f_t) if f_t else None})
+        res.update(
+            {
+                "tolerance": tolerance,
+                "overall_tolerance": aggregate(m_t),
+                "floor_tolerance": aggregate(f_t) if f_t else None,
+            }
+        )
     if label:
         groups: dict[str, list] = {}
         for c, sc in zip(clips, matched):
@@ -81,18 +102,23 @@ def beat_ceiling(data, tolerance: float | None = None, bin_s: float = 1.0, label
 
 def beat_report_markdown(results: list[dict], name: str) -> str:
     """The markdown report of ceiling_report's results, titled with name."""
+
     def f(x):
         return "-" if x is None or x != x else f"{x:.1f}"
 
     tol = "overall_tolerance" in results[0]
-    lines = [f"# Ground-truth beat scores: {name}", "",
-             "Kinematic beats of the real motion vs the onsets of its own music, per clip, as "
-             f"`momu-eval beats` scores a pair (BCS / BHS / F1 in %, {results[0]['bin_seconds']:g} s bins"
-             + (f"; tol.: +-{results[0]['tolerance']:g} s matching" if tol else "")
-             + "). Floor: the same for mismatched pairs (motion of one item, music of another).", "",
-             "| data | clips | BCS | BHS | F1 | floor F1 |"
-             + (" tol. BCS | tol. BHS | tol. F1 | tol. floor F1 |" if tol else ""),
-             "|---|---|---|---|---|---|" + ("---|---|---|---|" if tol else "")]
+    lines = [
+        f"# Ground-truth beat scores: {name}",
+        "",
+        "Kinematic beats of the real motion vs the onsets of its own music, per clip, as "
+        f"`momu-eval beats` scores a pair (BCS / BHS / F1 in %, {results[0]['bin_seconds']:g} s bins"
+        + (f"; tol.: +-{results[0]['tolerance']:g} s matching" if tol else "")
+        + "). Floor: the same for mismatched pairs (motion of one item, music of another).",
+        "",
+        "| data | clips | BCS | BHS | F1 | floor F1 |"
+        + (" tol. BCS | tol. BHS | tol. F1 | tol. floor F1 |" if tol else ""),
+        "|---|---|---|---|---|---|" + ("---|---|---|---|" if tol else ""),
+    ]
     for r in results:
         o, fl = r["overall"], r["floor"] or {}
         row = f"| {r['data']} | {r['n_clips']} | {f(o['BCS'])} | {f(o['BHS'])} | {f(o['F1'])} | {f(fl.get('F1'))} |"
@@ -101,12 +127,20 @@ def beat_report_markdown(results: list[dict], name: str) -> str:
             row += f" {f(t['BCS'])} | {f(t['BHS'])} | {f(t['F1'])} | {f(tf.get('F1'))} |"
         lines.append(row)
     bps = results[0]["beats_per_second"]
-    lines += ["", f"Beats per second ({results[0]['data']}): kinematic {bps['kinematic']:.2f}, "
-                  f"music onsets {bps['onsets']:.2f}."]
+    lines += [
+        "",
+        f"Beats per second ({results[0]['data']}): kinematic {bps['kinematic']:.2f}, "
+        f"music onsets {bps['onsets']:.2f}.",
+    ]
     for r in results:
         if r.get("by_label"):
-            lines += ["", f"By label ({r['data']}):", "", "| label | clips | BCS | BHS | F1 |",
-                      "|---|---|---|---|---|"]
+            lines += [
+                "",
+                f"By label ({r['data']}):",
+                "",
+                "| label | clips | BCS | BHS | F1 |",
+                "|---|---|---|---|---|",
+            ]
             for k, a in r["by_label"].items():
                 lines.append(f"| {k} | {a['n']} | {f(a['BCS'])} | {f(a['BHS'])} | {f(a['F1'])} |")
     return "\n".join(lines) + "\n"

@@ -16,6 +16,7 @@
 
 Every problem with the files is an EvalError with a one-line reason.
 """
+
 from __future__ import annotations
 
 import json
@@ -64,6 +65,7 @@ def parse_tolerance(text: str | None) -> float | None:
 
 # ---- pairs by stem (momu-eval beats, plot, fad) -----------------------------------------
 
+
 def scan(path: Path, exts: tuple[str, ...], role: str) -> dict[str, Path]:
     """{stem: file} of a folder's files with one of exts, or of a single file."""
     path = Path(path)
@@ -106,14 +108,17 @@ def pair_files(generated: Path, reference: Path, gen_exts, ref_exts) -> tuple[li
         return [(stem, gen[stem], ref[stem])], [s for s in ref if s != stem]
     missing = [s for s in gen if s not in ref]
     if len(missing) == len(gen):
-        raise EvalError(f"no pairs found: no generated stem of {generated} has a reference in {reference} "
-                        f"(generated: {listing(list(gen))}; reference: {listing(list(ref))})")
+        raise EvalError(
+            f"no pairs found: no generated stem of {generated} has a reference in {reference} "
+            f"(generated: {listing(list(gen))}; reference: {listing(list(ref))})"
+        )
     if missing:
         raise EvalError(f"unpaired generated stems (no reference in {reference}): {listing(missing)}")
     return [(s, gen[s], ref[s]) for s in gen], [s for s in ref if s not in gen]
 
 
 # ---- momu-generate's names (momu-eval motion, diversity, all) ---------------------------
+
 
 def condition_of(stem: str) -> str:
     """The condition id of a generated file's stem (see the module docstring)."""
@@ -182,6 +187,7 @@ def find_motion(path: Path, role: str, generated_only: bool = False) -> dict[str
 
 # ---- loading ----------------------------------------------------------------------------
 
+
 def load_music(path) -> np.ndarray:
     """Mono 16 kHz samples of any audio or video file (PyAV)."""
     try:
@@ -210,7 +216,7 @@ def motion_fps(path, fps: float | None = None) -> float:
             raise EvalError(f"{side}: fps must be positive, got {val}")
         return val
     if fps is None:
-        raise EvalError(f"{path}: no fps: write {side.name} with {{\"fps\": ...}} or pass --fps")
+        raise EvalError(f'{path}: no fps: write {side.name} with {{"fps": ...}} or pass --fps')
     if not fps > 0:
         raise EvalError(f"fps must be positive, got {fps}")
     return float(fps)

@@ -1,4 +1,5 @@
 """Beat plots of a generated/reference pair (`momu-eval plot`, `momu-eval beats --plot`)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -10,10 +11,20 @@ from momu_data.timebase import FPS, SR
 from momu_models.evaluate.metrics.beats import DEFAULT_BIN_S, PairScore, beat_bins, method_name
 
 
-def plot_pair(out: Path, stem: str, duration: float, gen_beats, ref_beats, ref_y: np.ndarray,
-              gen_y: np.ndarray | None = None, pose: np.ndarray | None = None,
-              fps: float | None = None, score: PairScore | None = None,
-              tolerance: float | None = None, bin_s: float = DEFAULT_BIN_S) -> Path:
+def plot_pair(
+    out: Path,
+    stem: str,
+    duration: float,
+    gen_beats,
+    ref_beats,
+    ref_y: np.ndarray,
+    gen_y: np.ndarray | None = None,
+    pose: np.ndarray | None = None,
+    fps: float | None = None,
+    score: PairScore | None = None,
+    tolerance: float | None = None,
+    bin_s: float = DEFAULT_BIN_S,
+) -> Path:
     """PNG of one pair: the generated signal (music onset envelope, or the motion's kinematic
     amplitude) above the reference music's onset envelope, both beat sets as vertical lines
     on both panels, and, for the binned metric, the matched bins shaded."""

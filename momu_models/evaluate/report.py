@@ -1,6 +1,7 @@
 """Results of momu-eval as text: console tables (rich renderables, which the CLI prints so
 that they fit its terminal), notes on what a result leaves out, and the paper-style markdown
 tables of `momu-eval all` (docs/metrics.md)."""
+
 from __future__ import annotations
 
 import math
@@ -24,6 +25,7 @@ def sync_cell(v) -> str:
 
 # ---- momu-eval beats / plot / fad / motion / diversity ----------------------------------
 
+
 def beat_tables(res: dict, per_pair: bool = False) -> list[Table]:
     """The tables of an evaluate_beats result: one row per pair (if per_pair), then the set's
     BCS CSD BHS HSD F1 n (and sync, sync SD when it was computed)."""
@@ -35,15 +37,26 @@ def beat_tables(res: dict, per_pair: bool = False) -> list[Table]:
         for c in cols:
             t.add_column(c, justify="left" if c == "stem" else "right")
         for r in res["pairs"]:
-            t.add_row(r["stem"], f"{r['duration_s']:.2f}", str(r["n_generated"]), str(r["n_reference"]),
-                      str(r["n_matched"]), percent(r["BCS"]), percent(r["BHS"]), percent(r["F1"]),
-                      *([sync_cell(r["sync"])] if sync else []))
+            t.add_row(
+                r["stem"],
+                f"{r['duration_s']:.2f}",
+                str(r["n_generated"]),
+                str(r["n_reference"]),
+                str(r["n_matched"]),
+                percent(r["BCS"]),
+                percent(r["BHS"]),
+                percent(r["F1"]),
+                *([sync_cell(r["sync"])] if sync else []),
+            )
         out.append(t)
     t = Table(title=f"Beat alignment ({res['kind']}, {res['method']}), percent")
     for c in ("BCS", "CSD", "BHS", "HSD", "F1", "n") + (("sync", "sync SD") if sync else ()):
         t.add_column(c, justify="right")
-    t.add_row(*(percent(res[c]) for c in ("BCS", "CSD", "BHS", "HSD", "F1")), str(res["n"]),
-              *((sync_cell(res["sync"]), sync_cell(res["sync_sd"])) if sync else ()))
+    t.add_row(
+        *(percent(res[c]) for c in ("BCS", "CSD", "BHS", "HSD", "F1")),
+        str(res["n"]),
+        *((sync_cell(res["sync"]), sync_cell(res["sync_sd"])) if sync else ()),
+    )
     out.append(t)
     return out
 
@@ -66,9 +79,12 @@ def fad_table(res: dict) -> Table:
     for c in ("metric", "value", "generated files / windows", "reference files / windows"):
         t.add_column(c, justify="right")
     # escape: rich would read "[logmel-stats]" as a style tag and drop the embedder name.
-    t.add_row(escape(res["metric"]), f"{res['value']:.4f}",
-              f"{res['n_generated_files']} / {res['n_generated_windows']}",
-              f"{res['n_reference_files']} / {res['n_reference_windows']}")
+    t.add_row(
+        escape(res["metric"]),
+        f"{res['value']:.4f}",
+        f"{res['n_generated_files']} / {res['n_generated_windows']}",
+        f"{res['n_reference_files']} / {res['n_reference_windows']}",
+    )
     return t
 
 
@@ -84,17 +100,32 @@ def value_table(title: str, rows: list[tuple[str, object]]) -> Table:
 
 def motion_table(res: dict) -> Table:
     """The table of an evaluate_motion result."""
-    return value_table(f"Motion metrics ({res['classifier_label']} classifier, {res['dim']}-d features)",
-                       [("FID", res["FID"]), ("Mean KLD", res["Mean KLD"]), ("Diversity (inter)", res["Diversity"]),
-                        ("intra-diversity", res["intra_diversity"]), ("generated", res["n_generated"]),
-                        ("conditions", res["n_conditions"]), ("reference", res.get("n_reference", "n/a"))])
+    return value_table(
+        f"Motion metrics ({res['classifier_label']} classifier, {res['dim']}-d features)",
+        [
+            ("FID", res["FID"]),
+            ("Mean KLD", res["Mean KLD"]),
+            ("Diversity (inter)", res["Diversity"]),
+            ("intra-diversity", res["intra_diversity"]),
+            ("generated", res["n_generated"]),
+            ("conditions", res["n_conditions"]),
+            ("reference", res.get("n_reference", "n/a")),
+        ],
+    )
 
 
 def diversity_table(res: dict) -> Table:
     """The table of an evaluate_diversity result."""
-    return value_table(res["metric"], [("inter-diversity", res["inter_diversity"]),
-                                       ("intra-diversity", res["intra_diversity"]), ("samples", res["n"]),
-                                       ("conditions", res["n_conditions"]), ("pairs", res["n_pairs"])])
+    return value_table(
+        res["metric"],
+        [
+            ("inter-diversity", res["inter_diversity"]),
+            ("intra-diversity", res["intra_diversity"]),
+            ("samples", res["n"]),
+            ("conditions", res["n_conditions"]),
+            ("pairs", res["n_pairs"]),
+        ],
+    )
 
 
 # ---- momu-eval all: markdown ------------------------------------------------------------
@@ -124,8 +155,12 @@ def markdown_cell(v, col: str = "") -> str:
 
 def markdown_table(title: str, rows: list[tuple[str, dict]], cols: list[str]) -> list[str]:
     """Lines of a "### title" markdown table: one row per (method name, {column: value})."""
-    out = [f"### {title}", "", "| Method | " + " | ".join(column_head(c) for c in cols) + " |",
-           "|---|" + "---:|" * len(cols)]
+    out = [
+        f"### {title}",
+        "",
+        "| Method | " + " | ".join(column_head(c) for c in cols) + " |",
+        "|---|" + "---:|" * len(cols),
+    ]
     for name, vals in rows:
         out.append(f"| {name} | " + " | ".join(markdown_cell(vals.get(c), c) for c in cols) + " |")
     return out + [""]
@@ -139,8 +174,10 @@ def markdown(res: dict) -> str:
     emb = res.get("embedders") or [DEFAULT_EMBEDDER]
     m2m_cols = [*BEAT_COLUMNS, *(f"FAD[{e}]" for e in emb), *(f"Diversity[{e}]" for e in emb)]
     m2d_cols = [*BEAT_COLUMNS, "FID", "Diversity", "Mean KLD"]
-    for title, key, cols in (("Motion-to-music (generated music)", "motion2music", m2m_cols),
-                             ("Music-to-motion (generated motion)", "music2motion", m2d_cols)):
+    for title, key, cols in (
+        ("Motion-to-music (generated music)", "motion2music", m2m_cols),
+        ("Music-to-motion (generated motion)", "music2motion", m2d_cols),
+    ):
         if any(m[key] for m in ms):
             used = [c for c in cols if any(m[key].get(c) is not None for m in ms)]
             lines += markdown_table(title, [(m["name"], m[key]) for m in ms], used)

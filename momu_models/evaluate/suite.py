@@ -3,6 +3,7 @@ the work behind `momu-eval motion`, `momu-eval diversity` and `momu-eval all`
 (docs/metrics.md, "Motion metrics" and "momu-eval all"). Which files are generated, their
 conditions and their references follow momu-generate's names (momu_models.evaluate.files).
 """
+
 from __future__ import annotations
 
 import logging
@@ -63,19 +64,35 @@ def _unpaired_note(metric: str, missing: list[str], reference) -> str:
 
 # ---- motion metrics ---------------------------------------------------------------------
 
-def motion_scores(gen: dict[str, Path], model, fps=None, ref: dict[str, Path] | None = None,
-                  reference=None, n_pairs: int = DEFAULT_PAIRS, seed: int = 0,
-                  ref_encoded=None) -> tuple[dict, list[str]]:
+
+def motion_scores(
+    gen: dict[str, Path],
+    model,
+    fps=None,
+    ref: dict[str, Path] | None = None,
+    reference=None,
+    n_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    ref_encoded=None,
+) -> tuple[dict, list[str]]:
     """FID, Mean KLD and Diversity of generated motions; (result, notes on what was skipped)."""
     notes: list[str] = []
     stems = list(gen)
     g_feat, g_logit = encode_files(model, gen, fps)
     conds = [condition_of(s) for s in stems]
     div = M.diversity_scores(g_feat, conds, n_pairs=n_pairs, seed=seed)
-    res = {"classifier_label": model.label, "classes": model.classes, "dim": model.cfg.dim,
-           "n_generated": len(stems), "Diversity": div["inter"], "intra_diversity": div["intra"],
-           "n_conditions": div["n_conditions"], "diversity_pairs": div["n_pairs"],
-           "FID": None, "Mean KLD": None}
+    res = {
+        "classifier_label": model.label,
+        "classes": model.classes,
+        "dim": model.cfg.dim,
+        "n_generated": len(stems),
+        "Diversity": div["inter"],
+        "intra_diversity": div["intra"],
+        "n_conditions": div["n_conditions"],
+        "diversity_pairs": div["n_pairs"],
+        "FID": None,
+        "Mean KLD": None,
+    }
     if div["inter"] is None:
         notes.append("motion Diversity skipped: it needs generated motions of at least two conditions")
     if ref:
@@ -84,11 +101,14 @@ def motion_scores(gen: dict[str, Path], model, fps=None, ref: dict[str, Path] | 
             notes.append("FID skipped: needs at least 2 generated and 2 reference motions")
         else:
             fid = M.motion_fid(g_feat, r_feat)
-            res.update({"FID": fid["FID"], "n_reference": fid["n_reference"],
-                        "fid_rank_deficient": fid["rank_deficient"]})
+            res.update(
+                {"FID": fid["FID"], "n_reference": fid["n_reference"], "fid_rank_deficient": fid["rank_deficient"]}
+            )
             if fid["rank_deficient"]:
-                notes.append(f"FID: no more motions than the feature's {fid['dim']} dimensions; the value is "
-                             "dominated by regularisation")
+                notes.append(
+                    f"FID: no more motions than the feature's {fid['dim']} dimensions; the value is "
+                    "dominated by regularisation"
+                )
         ref_index = {s: i for i, s in enumerate(ref)}
         paired = {s: reference_stem(s, ref_index) for s in stems}
         missing = [s for s, r in paired.items() if r is None]
@@ -97,15 +117,28 @@ def motion_scores(gen: dict[str, Path], model, fps=None, ref: dict[str, Path] | 
         else:
             kl = M.pairwise_kld(r_logit[[ref_index[paired[s]] for s in stems]], g_logit)
             res["Mean KLD"] = float(kl.mean())
-            res["pairs"] = [{"stem": s, "reference": paired[s], "KLD": float(k),
-                             "predicted": model.classes[int(np.argmax(g_logit[i]))],
-                             "reference_predicted": model.classes[int(np.argmax(r_logit[ref_index[paired[s]]]))]}
-                            for i, (s, k) in enumerate(zip(stems, kl))]
+            res["pairs"] = [
+                {
+                    "stem": s,
+                    "reference": paired[s],
+                    "KLD": float(k),
+                    "predicted": model.classes[int(np.argmax(g_logit[i]))],
+                    "reference_predicted": model.classes[int(np.argmax(r_logit[ref_index[paired[s]]]))],
+                }
+                for i, (s, k) in enumerate(zip(stems, kl))
+            ]
     return res, notes
 
 
-def evaluate_motion(generated: Path, reference: Path | None, classifier, fps: float | None = None,
-                    n_pairs: int = DEFAULT_PAIRS, seed: int = 0, model=None) -> dict:
+def evaluate_motion(
+    generated: Path,
+    reference: Path | None,
+    classifier,
+    fps: float | None = None,
+    n_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    model=None,
+) -> dict:
     """`momu-eval motion`: FID, Mean KLD, Diversity (+ intra) of a folder of generated motions."""
     gen = find_motion(generated, "generated", generated_only=True)
     if not gen:
@@ -117,13 +150,27 @@ def evaluate_motion(generated: Path, reference: Path | None, classifier, fps: fl
             raise EvalError(f"no reference .npy motions in {reference}")
     model = model or load_classifier_run(classifier)
     res, notes = motion_scores(gen, model, fps, ref, reference, n_pairs, seed)
-    return {"metric": "motion", "generated": str(generated), "reference": str(reference) if reference else None,
-            "classifier": str(classifier), **res, "notes": notes}
+    return {
+        "metric": "motion",
+        "generated": str(generated),
+        "reference": str(reference) if reference else None,
+        "classifier": str(classifier),
+        **res,
+        "notes": notes,
+    }
 
 
-def evaluate_diversity(generated: Path, kind: str = "music", classifier=None, embedder: str = F.DEFAULT_EMBEDDER,
-                       vggish_weights=None, fps: float | None = None, n_pairs: int = DEFAULT_PAIRS,
-                       seed: int = 0, model=None) -> dict:
+def evaluate_diversity(
+    generated: Path,
+    kind: str = "music",
+    classifier=None,
+    embedder: str = F.DEFAULT_EMBEDDER,
+    vggish_weights=None,
+    fps: float | None = None,
+    n_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    model=None,
+) -> dict:
     """`momu-eval diversity`: inter- and intra-diversity of generated music (clip embeddings of
     the FAD embedder) or motion (classifier features), conditions from the file stems."""
     if kind == "motion":
@@ -143,9 +190,18 @@ def evaluate_diversity(generated: Path, kind: str = "music", classifier=None, em
     div = M.diversity_scores(feats, list(conds.values()), n_pairs=n_pairs, seed=seed)
     if div["inter"] is None and div["intra"] is None:
         raise EvalError("diversity needs two conditions (inter) or a condition with two samples (intra)")
-    return {"metric": name, "kind": kind, name: div["inter"], "inter_diversity": div["inter"],
-            "intra_diversity": div["intra"], "n": div["n"], "n_conditions": div["n_conditions"],
-            "n_pairs": div["n_pairs"], "seed": seed, "conditions": conds}
+    return {
+        "metric": name,
+        "kind": kind,
+        name: div["inter"],
+        "inter_diversity": div["inter"],
+        "intra_diversity": div["intra"],
+        "n": div["n"],
+        "n_conditions": div["n_conditions"],
+        "n_pairs": div["n_pairs"],
+        "seed": seed,
+        "conditions": conds,
+    }
 
 
 def _clip_embedding(path: Path, emb) -> np.ndarray:
@@ -156,6 +212,7 @@ def _clip_embedding(path: Path, emb) -> np.ndarray:
 
 
 # ---- momu-eval all ----------------------------------------------------------------------
+
 
 def _has_samples(folder: Path) -> bool:
     return bool(find_music(folder, "run") or find_motion(folder, "run"))
@@ -208,8 +265,9 @@ class AudioCache:
         return self.emb[key]
 
 
-def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cache: AudioCache, fps,
-                tolerance, reference) -> tuple[dict | None, list[str]]:
+def _beat_table(
+    gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cache: AudioCache, fps, tolerance, reference
+) -> tuple[dict | None, list[str]]:
     missing = [s for s in gen if reference_stem(s, ref_music) is None]
     label = "motion-to-music beats" if kind == "music" else "music-to-motion beats"
     if missing:
@@ -226,17 +284,37 @@ def _beat_table(gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cac
         ref_dur = cache.music(r).size / SR
         sc = B.pair_scores(gb, cache.beats(r), dur, tolerance)
         scores.append(sc)
-        rows.append({"stem": s, "reference": r.stem, "duration_s": round(dur, 6), "BCS": 100 * sc.bcs,
-                     "BHS": 100 * sc.bhs, "F1": 100 * sc.f1})
+        rows.append(
+            {
+                "stem": s,
+                "reference": r.stem,
+                "duration_s": round(dur, 6),
+                "BCS": 100 * sc.bcs,
+                "BHS": 100 * sc.bhs,
+                "F1": 100 * sc.f1,
+            }
+        )
         if dur > ref_dur + B.DEFAULT_BIN_S:
             longer.append(s)
     notes = [f"{label}: generated outlasts its reference by more than 1 s: {listing(longer)}"] if longer else []
     return {**B.aggregate(scores), "method": B.method_name(tolerance), "pairs": rows}, notes
 
 
-def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: dict, ref_motion: dict,
-                    model, embedders: list, cache: AudioCache, fps=None, tolerance=None,
-                    n_pairs: int = DEFAULT_PAIRS, seed: int = 0, ref_encoded=None) -> dict:
+def evaluate_method(
+    name: str,
+    folder: Path,
+    reference: Path | None,
+    ref_music: dict,
+    ref_motion: dict,
+    model,
+    embedders: list,
+    cache: AudioCache,
+    fps=None,
+    tolerance=None,
+    n_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    ref_encoded=None,
+) -> dict:
     """One row of `momu-eval all`: every figure the method's folder allows, with notes on
     what was skipped (ref_encoded: the reference motions' classifier encodings, shared)."""
     gen_music = find_music(folder, "generated", generated_only=True)
@@ -252,8 +330,9 @@ def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: 
     def beats(generated: dict, kind: str, row: dict, what: str) -> None:
         """Beat scores of generated music or motion against the reference music, into row."""
         if not ref_music:
-            skip(f"{what} skipped: "
-                 + ("no --reference" if reference is None else f"no reference music in {reference}"))
+            skip(
+                f"{what} skipped: " + ("no --reference" if reference is None else f"no reference music in {reference}")
+            )
             return
         res, n = _beat_table(generated, ref_music, kind, cache, fps, tolerance, reference)
         notes.extend(n)
@@ -270,8 +349,10 @@ def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: 
             g = [cache.windows(p, emb) for p in gen_music.values()]
             short = [s for s, w in zip(gen_music, g) if w.shape[0] == 0]
             if short:
-                skip(f"FAD[{emb.name}] and Diversity[{emb.name}] skipped: shorter than one 0.96 s window: "
-                     f"{listing(short)}")
+                skip(
+                    f"FAD[{emb.name}] and Diversity[{emb.name}] skipped: shorter than one 0.96 s window: "
+                    f"{listing(short)}"
+                )
                 continue
             if ref_music:
                 r = [cache.windows(p, emb) for p in ref_music.values()]
@@ -283,10 +364,13 @@ def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: 
                     m2m[fad["metric"]] = fad["value"]
                     details[fad["metric"]] = {k: v for k, v in fad.items() if k != fad["metric"]}
                     if fad["rank_deficient"]:
-                        skip(f"{fad['metric']}: no more windows than its {fad['dim']} dimensions; the value is "
-                             "dominated by regularisation")
-            div = M.diversity_scores(np.stack([w.mean(0) for w in g]), [condition_of(s) for s in gen_music],
-                                     n_pairs=n_pairs, seed=seed)
+                        skip(
+                            f"{fad['metric']}: no more windows than its {fad['dim']} dimensions; the value is "
+                            "dominated by regularisation"
+                        )
+            div = M.diversity_scores(
+                np.stack([w.mean(0) for w in g]), [condition_of(s) for s in gen_music], n_pairs=n_pairs, seed=seed
+            )
             if div["inter"] is None:
                 skip(f"Diversity[{emb.name}] skipped: it needs generated music of at least two conditions")
             else:
@@ -302,23 +386,41 @@ def evaluate_method(name: str, folder: Path, reference: Path | None, ref_music: 
             skip("FID, Mean KLD and motion Diversity skipped: no --classifier")
         else:
             if not ref_motion:
-                skip("FID and Mean KLD skipped: " + ("no --reference" if reference is None
-                                                     else f"no reference .npy motions in {reference}"))
-            res, n = motion_scores(gen_motion, model, fps, ref_motion or None, reference, n_pairs, seed,
-                                   ref_encoded=ref_encoded)
+                skip(
+                    "FID and Mean KLD skipped: "
+                    + ("no --reference" if reference is None else f"no reference .npy motions in {reference}")
+                )
+            res, n = motion_scores(
+                gen_motion, model, fps, ref_motion or None, reference, n_pairs, seed, ref_encoded=ref_encoded
+            )
             notes += n
             for k in ("FID", "Diversity", "Mean KLD"):
                 if res.get(k) is not None:
                     m2d[k] = res[k]
             details["motion"] = res
-    return {"name": name, "path": str(folder), "n_generated_music": len(gen_music),
-            "n_generated_motion": len(gen_motion), "motion2music": m2m, "music2motion": m2d,
-            "notes": notes, "details": details}
+    return {
+        "name": name,
+        "path": str(folder),
+        "n_generated_music": len(gen_music),
+        "n_generated_motion": len(gen_motion),
+        "motion2music": m2m,
+        "music2motion": m2d,
+        "notes": notes,
+        "details": details,
+    }
 
 
-def evaluate_all(runs: list[Path], reference: Path | None = None, classifier=None, vggish_weights=None,
-                 fps: float | None = None, tolerance: float | None = None,
-                 n_pairs: int = DEFAULT_PAIRS, seed: int = 0, model=None) -> dict:
+def evaluate_all(
+    runs: list[Path],
+    reference: Path | None = None,
+    classifier=None,
+    vggish_weights=None,
+    fps: float | None = None,
+    tolerance: float | None = None,
+    n_pairs: int = DEFAULT_PAIRS,
+    seed: int = 0,
+    model=None,
+) -> dict:
     """Every figure the files allow, per method; see docs/metrics.md ("momu-eval all")."""
     methods = method_folders(runs)
     ref_music, ref_motion = {}, {}
@@ -337,10 +439,29 @@ def evaluate_all(runs: list[Path], reference: Path | None = None, classifier=Non
     rows = []
     for n, p in methods:
         log.info("evaluating %s (%s)", n, p)
-        rows.append(evaluate_method(n, p, reference, ref_music, ref_motion, model, embedders, cache, fps, tolerance,
-                                    n_pairs, seed, ref_encoded))
-    return {"metric": "all", "reference": str(reference) if reference else None,
-            "classifier": str(classifier) if classifier else None,
-            "classifier_label": model.label if model is not None else None,
-            "beats_method": B.method_name(tolerance), "embedders": [e.name for e in embedders],
-            "methods": rows}
+        rows.append(
+            evaluate_method(
+                n,
+                p,
+                reference,
+                ref_music,
+                ref_motion,
+                model,
+                embedders,
+                cache,
+                fps,
+                tolerance,
+                n_pairs,
+                seed,
+                ref_encoded,
+            )
+        )
+    return {
+        "metric": "all",
+        "reference": str(reference) if reference else None,
+        "classifier": str(classifier) if classifier else None,
+        "classifier_label": model.label if model is not None else None,
+        "beats_method": B.method_name(tolerance),
+        "embedders": [e.name for e in embedders],
+        "methods": rows,
+    }

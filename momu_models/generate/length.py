@@ -1,4 +1,5 @@
 """Generation lengths as the user writes them: "30s", "1:30", "750", "750f" -> frames."""
+
 from __future__ import annotations
 
 import math

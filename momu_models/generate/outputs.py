@@ -1,6 +1,7 @@
 """A generation's result and its files: <stem>.mp4 (skeleton with the music; for music made for a
 video, the video beside the skeleton), <stem>.wav (16 kHz), <stem>.npy (keypoints [T, 14, 2]) with
 <stem>.json (fps, sample rate, length) and <stem>_beats.png (music onsets against kinematic beats)."""
+
 from __future__ import annotations
 
 import time
@@ -15,8 +16,9 @@ from momu_data.io import atomic_path, write_json
 from momu_models.generate.render import plot_beats, render_side_by_side, render_skeleton_video
 
 
-def write_outputs(out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video: Path | None = None,
-                  title: str | None = None) -> dict:
+def write_outputs(
+    out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video: Path | None = None, title: str | None = None
+) -> dict:
     """The sample's files: mp4 (skeleton + music; side by side with the source video for
     dance-to-music), 16 kHz wav, keypoints .npy [T, 14, 2] with a .json sidecar (fps), and a
     PNG of music onsets against kinematic beats. Returns paths and timings."""
@@ -36,8 +38,16 @@ def write_outputs(out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video
     with atomic_path(out / f"{stem}.npy") as tmp:
         with open(tmp, "wb") as f:
             np.save(f, pose.astype(np.float32))
-    write_json(out / f"{stem}.json", {"fps": A.FPS, "sr": A.SR, "frames": n, "seconds": n / A.FPS,
-                                      "units": "torso units, centred on the hips, x right, y down"})
+    write_json(
+        out / f"{stem}.json",
+        {
+            "fps": A.FPS,
+            "sr": A.SR,
+            "frames": n,
+            "seconds": n / A.FPS,
+            "units": "torso units, centred on the hips, x right, y down",
+        },
+    )
     onsets, kin = plot_beats(out / f"{stem}_beats.png", wav, pose, fps=A.FPS, sr=A.SR, title=title)
     return {"mp4": str(mp4), "render": t_render, "onsets": len(onsets), "kinematic_beats": len(kin)}
 
@@ -85,7 +95,9 @@ class GenerationResult:
         stem = stem or self.default_stem()
         video = self.source if self.mode == "music_for_dance" else None
         t = time.perf_counter()
-        written = [write_outputs(Path(out), f"{stem}_{k}", self.poses[k], self.waveforms[k], video=video,
-                                 title=self.title(k)) for k in range(len(self))]
+        written = [
+            write_outputs(Path(out), f"{stem}_{k}", self.poses[k], self.waveforms[k], video=video, title=self.title(k))
+            for k in range(len(self))
+        ]
         self.timings["render_and_write"] = time.perf_counter() - t
         return written

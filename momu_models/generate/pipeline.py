@@ -14,6 +14,7 @@ functions it composes (`load_models`, `generate_joint`, `generate_motion`, `gene
     result = pipe.joint(length="30s", num_samples=2, seed=0)
     result.save("outputs/")          # joint_s0_0.mp4, .wav, .npy, .json, _beats.png; joint_s0_1...
 """
+
 from __future__ import annotations
 
 import logging
@@ -94,8 +95,10 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_second
     for t in tasks:
         dit, cfg = load_diffusion(root / t)
         if cfg["vae_config"] != to_jsonable(vae.cfg.to_dict()):
-            raise GenerateError(f"{root / t} was trained on another VAE than {root / 'vae'}: retrain it or "
-                                "point --checkpoints at a consistent set of runs")
+            raise GenerateError(
+                f"{root / t} was trained on another VAE than {root / 'vae'}: retrain it or "
+                "point --checkpoints at a consistent set of runs"
+            )
         m.dits[t], m.cfgs[t] = dit.to(dev), cfg
     if len(tasks) == 2:
         a, b = (m.cfgs[t]["latent_scales"] for t in tasks)
@@ -130,14 +133,29 @@ class Generated:
     timings: dict
 
 
-def generate_joint(models: Models, frames: int, n: int = 1, seed: int = 0, steps: int = 50,
-                   guidance_scale: float = 3.0, cross_start: float = 0.5) -> Generated:
+def generate_joint(
+    models: Models,
+    frames: int,
+    n: int = 1,
+    seed: int = 0,
+    steps: int = 50,
+    guidance_scale: float = 3.0,
+    cross_start: float = 0.5,
+) -> Generated:
     """Music and dance together by cross-guidance; frames at 62.5 frames/s."""
     L = models.vae.latent_length(frames)
     g = torch.Generator(device=models.device).manual_seed(seed)
     t = time.perf_counter()
-    js = joint_sample(models.dits["motion2music"], models.dits["music2motion"], L, steps, guidance_scale, g,
-                      cross_start=cross_start, batch_size=n)
+    js = joint_sample(
+        models.dits["motion2music"],
+        models.dits["music2motion"],
+        L,
+        steps,
+        guidance_scale,
+        g,
+        cross_start=cross_start,
+        batch_size=n,
+    )
     t_s = time.perf_counter() - t
     t = time.perf_counter()
     mels = _decode_music(models, js.music, frames)
@@ -145,8 +163,9 @@ def generate_joint(models: Models, frames: int, n: int = 1, seed: int = 0, steps
     return Generated(poses, mels, {"sampling": t_s, "vae_decode": time.perf_counter() - t})
 
 
-def _conditional(models: Models, task: str, source: str, x: np.ndarray, T: int, n: int, seed: int,
-                 steps: int, guidance_scale: float) -> tuple[np.ndarray, dict]:
+def _conditional(
+    models: Models, task: str, source: str, x: np.ndarray, T: int, n: int, seed: int, steps: int, guidance_scale: float
+) -> tuple[np.ndarray, dict]:
     """One direction: encode the source modality, sample the other with CFG, decode."""
     cond = _encode(models, source, x).expand(n, -1, -1)
     g = torch.Generator(device=models.device).manual_seed(seed)
@@ -158,15 +177,17 @@ def _conditional(models: Models, task: str, source: str, x: np.ndarray, T: int, 
     return out, {"sampling": t_s, "vae_decode": time.perf_counter() - t}
 
 
-def generate_motion(models: Models, mel: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50,
-                    guidance_scale: float = 3.0) -> Generated:
+def generate_motion(
+    models: Models, mel: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0
+) -> Generated:
     """Dance for a music: mel [80, T] -> poses [n, T, 14, 2]."""
     poses, timings = _conditional(models, "music2motion", "music", mel, mel.shape[1], n, seed, steps, guidance_scale)
     return Generated(poses, None, timings)
 
 
-def generate_music(models: Models, pose: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50,
-                   guidance_scale: float = 3.0) -> Generated:
+def generate_music(
+    models: Models, pose: np.ndarray, n: int = 1, seed: int = 0, steps: int = 50, guidance_scale: float = 3.0
+) -> Generated:
     """Music for a dance: pose [T, 14, 2] -> mels [n, 80, T]."""
     mels, timings = _conditional(models, "motion2music", "motion", pose, pose.shape[0], n, seed, steps, guidance_scale)
     return Generated(None, mels, timings)
@@ -230,9 +251,15 @@ class MoMuPipeline:
         self._vocoder = vocoder if isinstance(vocoder, Vocoder) else None
 
     @classmethod
-    def from_pretrained(cls, root="runs", tasks: tuple[str, ...] = MODE_TASKS["joint"], device: str = "auto",
-                        vocoder: str | Vocoder = "auto", vocoder_checkpoint=None,
-                        smooth: float = SMOOTH_SECONDS) -> MoMuPipeline:
+    def from_pretrained(
+        cls,
+        root="runs",
+        tasks: tuple[str, ...] = MODE_TASKS["joint"],
+        device: str = "auto",
+        vocoder: str | Vocoder = "auto",
+        vocoder_checkpoint=None,
+        smooth: float = SMOOTH_SECONDS,
+    ) -> MoMuPipeline:
         """Load runs/vae and the diffusion runs `tasks` (default both; MODE_TASKS says which one
         each method needs) from `root`. device: "auto" (cuda when available), "cpu", "cuda".
         vocoder: a name for `get_vocoder` (built on first use, with `vocoder_checkpoint`) or a
@@ -263,8 +290,10 @@ class MoMuPipeline:
             raise ValueError("num_samples and steps must be at least 1")
         missing = [t for t in MODE_TASKS[mode] if t not in self.models.dits]
         if missing:
-            raise GenerateError(f"{mode} needs the {' and '.join(missing)} model: load it with "
-                                f"MoMuPipeline.from_pretrained(root, tasks={MODE_TASKS[mode]!r})")
+            raise GenerateError(
+                f"{mode} needs the {' and '.join(missing)} model: load it with "
+                f"MoMuPipeline.from_pretrained(root, tasks={MODE_TASKS[mode]!r})"
+            )
 
     @staticmethod
     def _vocode(voc: Vocoder, mels: np.ndarray, timings: dict) -> np.ndarray:
@@ -273,8 +302,15 @@ class MoMuPipeline:
         timings["vocoder"] = time.perf_counter() - t
         return wavs
 
-    def joint(self, length: str | int | None = DEFAULT_JOINT_LENGTH, num_samples: int = 1, seed: int = 0,
-              steps: int = 50, guidance_scale: float = 3.0, cross_start: float = 0.5) -> GenerationResult:
+    def joint(
+        self,
+        length: str | int | None = DEFAULT_JOINT_LENGTH,
+        num_samples: int = 1,
+        seed: int = 0,
+        steps: int = 50,
+        guidance_scale: float = 3.0,
+        cross_start: float = 0.5,
+    ) -> GenerationResult:
         """Music and dance together by cross-guidance. cross_start: fraction of the steps sampled
         unconditionally before cross-guidance starts (paper: 0.3-0.7 robust)."""
         self._check("joint", num_samples, steps)
@@ -285,8 +321,15 @@ class MoMuPipeline:
         wavs = self._vocode(voc, res.mels, res.timings)
         return GenerationResult("joint", res.poses, res.mels, wavs, res.timings, seed)
 
-    def dance_for_music(self, music, length: str | int | None = None, num_samples: int = 1, seed: int = 0,
-                        steps: int = 50, guidance_scale: float = 3.0) -> GenerationResult:
+    def dance_for_music(
+        self,
+        music,
+        length: str | int | None = None,
+        num_samples: int = 1,
+        seed: int = 0,
+        steps: int = 50,
+        guidance_scale: float = 3.0,
+    ) -> GenerationResult:
         """Dance for a music: an audio/video file path or a 16 kHz mono waveform; length: the
         first part of it (default all of it). The result's waveforms are the input music."""
         self._check("dance_for_music", num_samples, steps)
@@ -297,16 +340,32 @@ class MoMuPipeline:
         if frames:
             if frames > mel.shape[1]:
                 name = source.name if source is not None else "the music"
-                raise GenerateError(f"--length is {frames / A.FPS:.1f} s but {name} lasts "
-                                    f"{mel.shape[1] / A.FPS:.1f} s")
+                raise GenerateError(
+                    f"--length is {frames / A.FPS:.1f} s but {name} lasts {mel.shape[1] / A.FPS:.1f} s"
+                )
             mel = mel[:, :frames]
         res = generate_motion(self.models, mel, num_samples, seed, steps, guidance_scale)
         wav = y[: mel.shape[1] * A.HOP]
-        return GenerationResult("dance_for_music", res.poses, None, np.repeat(wav[None], num_samples, axis=0),
-                                res.timings, seed, condition, source)
+        return GenerationResult(
+            "dance_for_music",
+            res.poses,
+            None,
+            np.repeat(wav[None], num_samples, axis=0),
+            res.timings,
+            seed,
+            condition,
+            source,
+        )
 
-    def music_for_dance(self, dance, length: str | int | None = None, num_samples: int = 1, seed: int = 0,
-                        steps: int = 50, guidance_scale: float = 3.0) -> GenerationResult:
+    def music_for_dance(
+        self,
+        dance,
+        length: str | int | None = None,
+        num_samples: int = 1,
+        seed: int = 0,
+        steps: int = 50,
+        guidance_scale: float = 3.0,
+    ) -> GenerationResult:
         """Music for a dance: a video path (pose extracted with mediapipe) or keypoints [T, 14, 2]
         at 62.5 frames/s; length: the first part of it (default all of it)."""
         self._check("music_for_dance", num_samples, steps)
@@ -318,5 +377,13 @@ class MoMuPipeline:
             pose = pose[:frames]
         res = generate_music(self.models, pose, num_samples, seed, steps, guidance_scale)
         wavs = self._vocode(voc, res.mels, res.timings)
-        return GenerationResult("music_for_dance", np.repeat(pose[None], num_samples, axis=0), res.mels, wavs,
-                                res.timings, seed, condition, source)
+        return GenerationResult(
+            "music_for_dance",
+            np.repeat(pose[None], num_samples, axis=0),
+            res.mels,
+            wavs,
+            res.timings,
+            seed,
+            condition,
+            source,
+        )

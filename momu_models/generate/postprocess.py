@@ -33,6 +33,7 @@ it (shortening the upper arm carries the elbow, forearm and wrist along) and the
 keep their own lengths. The root (neck) never moves. BONES lists (nose, neck) with the nose
 first; rooted at the neck, the nose is the child.
 """
+
 from __future__ import annotations
 
 from collections import deque
@@ -99,8 +100,13 @@ def mean_bone_lengths(poses) -> np.ndarray:
     return np.nanmean(np.where(np.isfinite(lengths), lengths, np.nan), axis=0)
 
 
-def finish_motion(pose: np.ndarray, fps: float, mean_lengths: np.ndarray | None = None,
-                  sigma_seconds: float = SMOOTH_SECONDS, ratio: float = 1.3) -> np.ndarray:
+def finish_motion(
+    pose: np.ndarray,
+    fps: float,
+    mean_lengths: np.ndarray | None = None,
+    sigma_seconds: float = SMOOTH_SECONDS,
+    ratio: float = 1.3,
+) -> np.ndarray:
     """A generated pose sequence [T, 14, 2] as momu-generate writes it: bones corrected
     (when mean_lengths is given), then smoothed (sigma_seconds 0: not smoothed)."""
     if mean_lengths is not None:

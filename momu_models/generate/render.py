@@ -18,6 +18,7 @@ rate; video frame k at k / out_fps; the file lasts as long as the shorter of mot
 (±1 video frame, the video being whole frames). Every output is written to a temporary file
 next to its destination and renamed into place, so a crash or a reader never sees half a file.
 """
+
 from __future__ import annotations
 
 import math
@@ -169,8 +170,9 @@ class SkeletonPainter:
     the bones that touch them.
     """
 
-    def __init__(self, pose, fps: float, size: tuple[int, int], title: str | None = None,
-                 music_beats=None, dance_beats=None):
+    def __init__(
+        self, pose, fps: float, size: tuple[int, int], title: str | None = None, music_beats=None, dance_beats=None
+    ):
         self.pose = _check_pose(pose)
         self.fps = float(fps)
         self.width, self.height = int(size[0]), int(size[1])
@@ -264,8 +266,9 @@ class SkeletonPainter:
                 cv2.line(img, pts[a], pts[b], LIMB_COLOURS[limb], th, cv2.LINE_AA, SHIFT)
         nose = J["nose"]
         if ok[nose]:
-            cv2.circle(img, pts[nose], int(round(HEAD_RADIUS * self.scale * ONE)), TORSO,
-                       max(2, th - 1), cv2.LINE_AA, SHIFT)
+            cv2.circle(
+                img, pts[nose], int(round(HEAD_RADIUS * self.scale * ONE)), TORSO, max(2, th - 1), cv2.LINE_AA, SHIFT
+            )
         jr = int(round(self.joint_r * ONE))
         for j in range(NUM_JOINTS):
             if ok[j] and j != nose:
@@ -294,9 +297,19 @@ def _beats_for(pose: np.ndarray, fps: float, y: np.ndarray | None, sr: int):
 # Encoding.
 
 
-def _encode_mp4(path: str, frames: Iterable[np.ndarray], width: int, height: int, rate: Fraction,
-                audio: np.ndarray | None, sr: int, audio_end: float | None = None, crf: int = 20,
-                preset: str = "veryfast", threads: int = 0) -> int:
+def _encode_mp4(
+    path: str,
+    frames: Iterable[np.ndarray],
+    width: int,
+    height: int,
+    rate: Fraction,
+    audio: np.ndarray | None,
+    sr: int,
+    audio_end: float | None = None,
+    crf: int = 20,
+    preset: str = "veryfast",
+    threads: int = 0,
+) -> int:
     """Encode RGB frames (frame k at k / rate) and mono audio to an mp4; return the frame count.
 
     Audio is fed as the video advances (up to the end of each frame), so the muxer
@@ -348,9 +361,19 @@ def _encode_mp4(path: str, frames: Iterable[np.ndarray], width: int, height: int
 # Public API.
 
 
-def render_skeleton_video(path, pose, audio=None, fps: float = _audio.FPS, sr: int = _audio.SR,
-                          size: tuple[int, int] = (480, 480), out_fps: float = 25, title: str | None = None,
-                          beats: bool = True, threads: int = 0, preset: str = "veryfast") -> Path:
+def render_skeleton_video(
+    path,
+    pose,
+    audio=None,
+    fps: float = _audio.FPS,
+    sr: int = _audio.SR,
+    size: tuple[int, int] = (480, 480),
+    out_fps: float = 25,
+    title: str | None = None,
+    beats: bool = True,
+    threads: int = 0,
+    preset: str = "veryfast",
+) -> Path:
     """Write an mp4 of the skeleton of `pose` [T, 14, 2] (at `fps`) with `audio` [n] (at `sr`).
 
     The clip lasts min(T / fps, n / sr) (T / fps without audio), rounded to whole frames of
@@ -375,15 +398,25 @@ def render_skeleton_video(path, pose, audio=None, fps: float = _audio.FPS, sr: i
     buf = np.empty((height, width, 3), np.uint8)
     frames = (painter.frame(k * dt, buf, dt) for k in range(n_frames))
     with _atomic(path, ".mp4") as tmp:
-        _encode_mp4(tmp, frames, width, height, rate, y, sr, audio_end=duration,
-                    preset=preset, threads=threads)
+        _encode_mp4(tmp, frames, width, height, rate, y, sr, audio_end=duration, preset=preset, threads=threads)
     return Path(path)
 
 
-def render_side_by_side(path, video_path, pose, audio, fps: float = _audio.FPS, sr: int = _audio.SR,
-                        height: int = 480, out_fps: float | None = None, start: float = 0.0,
-                        title: str | None = None, beats: bool = True, threads: int = 0,
-                        preset: str = "veryfast") -> Path:
+def render_side_by_side(
+    path,
+    video_path,
+    pose,
+    audio,
+    fps: float = _audio.FPS,
+    sr: int = _audio.SR,
+    height: int = 480,
+    out_fps: float | None = None,
+    start: float = 0.0,
+    title: str | None = None,
+    beats: bool = True,
+    threads: int = 0,
+    preset: str = "veryfast",
+) -> Path:
     """Dance-to-music: the source video (left) next to the skeleton of `pose` (right, a
     height x height panel), with `audio` as the only sound.
 
@@ -443,8 +476,9 @@ def render_side_by_side(path, video_path, pose, audio, fps: float = _audio.FPS, 
                 return  # past the last source frame's display time: the video has ended
             src = cur[1]
             if src.shape[0] != height or src.shape[1] != src_w:
-                src = cv2.resize(src, (src_w, height),
-                                 interpolation=cv2.INTER_AREA if src.shape[0] > height else cv2.INTER_LINEAR)
+                src = cv2.resize(
+                    src, (src_w, height), interpolation=cv2.INTER_AREA if src.shape[0] > height else cv2.INTER_LINEAR
+                )
             out[:, :src_w] = src
             painter.frame(t, out[:, src_w:], dt)
             yield out
@@ -452,13 +486,13 @@ def render_side_by_side(path, video_path, pose, audio, fps: float = _audio.FPS, 
 
     with _atomic(path, ".mp4") as tmp:
         # audio_end=None: cut the audio at the last frame, whichever of video and audio ended.
-        _encode_mp4(tmp, frames(), width, height, rate, y, sr, audio_end=None,
-                    preset=preset, threads=threads)
+        _encode_mp4(tmp, frames(), width, height, rate, y, sr, audio_end=None, preset=preset, threads=threads)
     return Path(path)
 
 
-def plot_beats(path_png, audio, pose, fps: float = _audio.FPS, sr: int = _audio.SR,
-               title: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+def plot_beats(
+    path_png, audio, pose, fps: float = _audio.FPS, sr: int = _audio.SR, title: str | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Write a PNG of the music onset envelope (top) and the kinematic amplitude (bottom)
     against time, with music onsets and kinematic beats as vertical lines on both panels.
 
@@ -497,8 +531,9 @@ def plot_beats(path_png, audio, pose, fps: float = _audio.FPS, sr: int = _audio.
         for i, b in enumerate(music):
             ax.axvline(b, color=mc, lw=1.2, alpha=0.9, label=f"music onsets ({len(music)})" if i == 0 else None)
         for i, b in enumerate(dance):
-            ax.axvline(b, color=dc, lw=1.2, ls="--", alpha=0.9,
-                       label=f"kinematic beats ({len(dance)})" if i == 0 else None)
+            ax.axvline(
+                b, color=dc, lw=1.2, ls="--", alpha=0.9, label=f"kinematic beats ({len(dance)})" if i == 0 else None
+            )
         ax.set_ylim(-0.02, 1.05)
         ax.grid(axis="x", alpha=0.2)
     ax2.set_xlim(0.0, max(t_env[-1] if t_env.size else 0.0, t_amp[-1] if t_amp.size else 0.0, 1e-3))

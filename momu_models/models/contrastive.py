@@ -14,6 +14,7 @@ Everything here works on channels-first latents [B, C, T'] and knows nothing abo
 VAEs except the temporal downsampling factor between mel frames and latent frames.
 Choices the paper leaves open are listed in docs/bicor_vae.md.
 """
+
 from __future__ import annotations
 
 import math
@@ -26,28 +27,29 @@ import torch.nn.functional as F
 
 @dataclass
 class RhythmicContrastConfig:
-    window: int = 16                  # window length in latent frames (0.51 s at factor 2)
-    windows_per_pair: int = 8         # windows sampled per motion-music pair and step
-    num_categories: int = 4           # uniform bins of the window's max amplitude on [0, 1]
-    temperature: float = 0.1          # InfoNCE temperature (initial value if learnable)
+    window: int = 16  # window length in latent frames (0.51 s at factor 2)
+    windows_per_pair: int = 8  # windows sampled per motion-music pair and step
+    num_categories: int = 4  # uniform bins of the window's max amplitude on [0, 1]
+    temperature: float = 0.1  # InfoNCE temperature (initial value if learnable)
     learnable_temperature: bool = False
-    proj_dim: int = 0                 # >0: per-modality linear projection heads to this width
-    rhythmic_negatives: bool = True   # False: plain temporal contrast (every other window is a negative)
-    min_temperature: float = 0.01     # clamp for a learnable temperature, keeps logits bounded
+    proj_dim: int = 0  # >0: per-modality linear projection heads to this width
+    rhythmic_negatives: bool = True  # False: plain temporal contrast (every other window is a negative)
+    min_temperature: float = 0.01  # clamp for a learnable temperature, keeps logits bounded
     max_temperature: float = 1.0
 
     def __post_init__(self):
         if self.window < 1 or self.windows_per_pair < 1 or self.num_categories < 1:
             raise ValueError(f"window, windows_per_pair and num_categories must be >= 1: {self}")
         if not self.min_temperature <= self.temperature <= self.max_temperature:
-            raise ValueError(f"temperature {self.temperature} outside "
-                             f"[{self.min_temperature}, {self.max_temperature}]")
+            raise ValueError(
+                f"temperature {self.temperature} outside [{self.min_temperature}, {self.max_temperature}]"
+            )
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RhythmicContrastConfig":
+    def from_dict(cls, d: dict) -> RhythmicContrastConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -55,6 +57,7 @@ class RhythmicContrastConfig:
 # ---------------------------------------------------------------------------------------
 # masks and windows
 # ---------------------------------------------------------------------------------------
+
 
 def downsample_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
     """Frame mask [B, T] -> latent mask [B, ceil(T / factor)]: a latent frame is valid when
@@ -66,8 +69,9 @@ def downsample_mask(mask: torch.Tensor, factor: int) -> torch.Tensor:
     return m.view(B, Tp // factor, factor).any(dim=-1)
 
 
-def sample_windows(lengths: torch.Tensor, window: int, k: int,
-                   generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_windows(
+    lengths: torch.Tensor, window: int, k: int, generator: torch.Generator | None = None
+) -> torch.Tensor:
     """Stratified random window starts [B, k] (latent frames) for clips of `lengths` [B].
 
     The admissible starts 0..L-window are split into k equal strata and one start is drawn
@@ -76,9 +80,14 @@ def sample_windows(lengths: torch.Tensor, window: int, k: int,
     and a truncated window (see pool_windows).
     """
     lengths = lengths.long()
-    span = (lengths - window + 1).clamp(min=1).to(torch.float64)               # admissible starts
-    u = torch.rand(lengths.shape[0], k, generator=generator, dtype=torch.float64,
-                   device=generator.device if generator is not None else lengths.device)
+    span = (lengths - window + 1).clamp(min=1).to(torch.float64)  # admissible starts
+    u = torch.rand(
+        lengths.shape[0],
+        k,
+        generator=generator,
+        dtype=torch.float64,
+        device=generator.device if generator is not None else lengths.device,
+    )
     u = u.to(lengths.device)
     strata = torch.arange(k, device=lengths.device, dtype=torch.float64)
     starts = torch.floor((strata[None] + u) / k * span[:, None]).long()
@@ -93,25 +102,25 @@ def _window_index(starts: torch.Tensor, window: int, length: torch.Tensor, limit
     return idx.clamp(max=max(limit - 1, 0)), valid
 
 
-def pool_windows(latent: torch.Tensor, starts: torch.Tensor, window: int,
-                 lengths: torch.Tensor) -> torch.Tensor:
+def pool_windows(latent: torch.Tensor, starts: torch.Tensor, window: int, lengths: torch.Tensor) -> torch.Tensor:
     """Max-pool latent [B, C, T'] over each window (eq. 3) -> [B, K, C].
 
     Frames past a clip's length are excluded from the max; a window with no valid frame
     (an empty clip) pools to zeros and is marked invalid by the caller.
     """
     B, C, T = latent.shape
-    idx, valid = _window_index(starts, window, lengths, T)                    # [B, K, W]
+    idx, valid = _window_index(starts, window, lengths, T)  # [B, K, W]
     K = starts.shape[1]
     g = torch.gather(latent, 2, idx.reshape(B, 1, K * window).expand(B, C, K * window))
-    g = g.view(B, C, K, window).permute(0, 2, 3, 1)                           # [B, K, W, C]
+    g = g.view(B, C, K, window).permute(0, 2, 3, 1)  # [B, K, W, C]
     g = g.masked_fill(~valid[..., None], float("-inf"))
     pooled = g.amax(dim=2)
     return torch.where(torch.isfinite(pooled), pooled, torch.zeros_like(pooled))
 
 
-def window_max_amplitude(amp: torch.Tensor, starts: torch.Tensor, window: int, factor: int,
-                         mask: torch.Tensor | None = None) -> torch.Tensor:
+def window_max_amplitude(
+    amp: torch.Tensor, starts: torch.Tensor, window: int, factor: int, mask: torch.Tensor | None = None
+) -> torch.Tensor:
     """Clip-wise maximum kinematic amplitude [B, K] of latent windows.
 
     amp [B, T] is at the mel frame rate; latent window [s, s+window) covers mel frames
@@ -137,14 +146,21 @@ def amplitude_category(max_amp: torch.Tensor, num_categories: int) -> torch.Tens
     return c.clamp(max=num_categories - 1)
 
 
-def window_categories(amp: torch.Tensor, starts: torch.Tensor, window: int, factor: int,
-                      num_categories: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+def window_categories(
+    amp: torch.Tensor,
+    starts: torch.Tensor,
+    window: int,
+    factor: int,
+    num_categories: int,
+    mask: torch.Tensor | None = None,
+) -> torch.Tensor:
     """Amplitude category [B, K] of each latent window (amp at the mel rate, [B, T])."""
     return amplitude_category(window_max_amplitude(amp, starts, window, factor, mask), num_categories)
 
 
-def contrast_mask(starts: torch.Tensor, categories: torch.Tensor, valid: torch.Tensor,
-                  window: int, rhythmic: bool = True) -> torch.Tensor:
+def contrast_mask(
+    starts: torch.Tensor, categories: torch.Tensor, valid: torch.Tensor, window: int, rhythmic: bool = True
+) -> torch.Tensor:
     """Which entries of the N x N (N = B*K) window similarity matrix take part in the loss.
 
     Entry (i, j) compares motion window i with music window j. The diagonal (positives)
@@ -168,8 +184,9 @@ def contrast_mask(starts: torch.Tensor, categories: torch.Tensor, valid: torch.T
     return (neg | eye) & v[:, None] & v[None, :]
 
 
-def symmetric_info_nce(motion_vec: torch.Tensor, music_vec: torch.Tensor, allowed: torch.Tensor,
-                       temperature: torch.Tensor | float) -> torch.Tensor:
+def symmetric_info_nce(
+    motion_vec: torch.Tensor, music_vec: torch.Tensor, allowed: torch.Tensor, temperature: torch.Tensor | float
+) -> torch.Tensor:
     """Symmetric InfoNCE over cosine similarities (eq. 4).
 
     motion_vec, music_vec: [N, D]; row i of each is the same time span. allowed [N, N] is
@@ -200,6 +217,7 @@ def symmetric_info_nce(motion_vec: torch.Tensor, music_vec: torch.Tensor, allowe
 # ---------------------------------------------------------------------------------------
 # the loss module (holds the optional projection heads and learnable temperature)
 # ---------------------------------------------------------------------------------------
+
 
 class RhythmicContrast(nn.Module):
     """The rhythmic contrastive loss with its (optional) parameters.
@@ -234,14 +252,22 @@ class RhythmicContrast(nn.Module):
     def sample(self, lengths: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         return sample_windows(lengths, self.cfg.window, self.cfg.windows_per_pair, generator)
 
-    def forward(self, motion_latent: torch.Tensor, music_latent: torch.Tensor, amp: torch.Tensor,
-                factor: int, mask: torch.Tensor | None = None,
-                generator: torch.Generator | None = None,
-                starts: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        motion_latent: torch.Tensor,
+        music_latent: torch.Tensor,
+        amp: torch.Tensor,
+        factor: int,
+        mask: torch.Tensor | None = None,
+        generator: torch.Generator | None = None,
+        starts: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         c = self.cfg
         if motion_latent.shape != music_latent.shape:
-            raise ValueError(f"motion {tuple(motion_latent.shape)} and music {tuple(music_latent.shape)} "
-                             "latents must have the same shape (same T and downsampling)")
+            raise ValueError(
+                f"motion {tuple(motion_latent.shape)} and music {tuple(music_latent.shape)} "
+                "latents must have the same shape (same T and downsampling)"
+            )
         B, _, Tl = motion_latent.shape
         if mask is None:
             lat_len = torch.full((B,), Tl, dtype=torch.long, device=motion_latent.device)
@@ -254,25 +280,31 @@ class RhythmicContrast(nn.Module):
         m = self.motion_head(pool_windows(motion_latent, starts, c.window, lat_len))
         a = self.music_head(pool_windows(music_latent, starts, c.window, lat_len))
         allowed = contrast_mask(starts, cats, valid, c.window, c.rhythmic_negatives)
-        return symmetric_info_nce(m.reshape(B * starts.shape[1], -1),
-                                  a.reshape(B * starts.shape[1], -1), allowed, self.temperature)
+        return symmetric_info_nce(
+            m.reshape(B * starts.shape[1], -1), a.reshape(B * starts.shape[1], -1), allowed, self.temperature
+        )
 
 
 # ---------------------------------------------------------------------------------------
 # validation: motion-to-music window retrieval
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class RetrievalResult:
-    accuracy: float   # fraction of motion windows whose nearest music window is their own
-    chance: float     # expected accuracy of random latents: mean over queries of 1 / candidates
-    windows: int      # number of motion queries (= music candidates)
+    accuracy: float  # fraction of motion windows whose nearest music window is their own
+    chance: float  # expected accuracy of random latents: mean over queries of 1 / candidates
+    windows: int  # number of motion queries (= music candidates)
 
 
 @torch.no_grad()
-def retrieval_accuracy(motion_latent: torch.Tensor, music_latent: torch.Tensor, window: int,
-                       latent_mask: torch.Tensor | None = None,
-                       stride: int | None = None) -> RetrievalResult:
+def retrieval_accuracy(
+    motion_latent: torch.Tensor,
+    music_latent: torch.Tensor,
+    window: int,
+    latent_mask: torch.Tensor | None = None,
+    stride: int | None = None,
+) -> RetrievalResult:
     """Motion-to-music retrieval accuracy of latent windows, the alignment figure for
     validation.
 
@@ -297,9 +329,9 @@ def retrieval_accuracy(motion_latent: torch.Tensor, music_latent: torch.Tensor, 
         if L == 0:
             continue
         starts = torch.arange(0, max(L - window, 0) + 1, stride, device=motion_latent.device)
-        lb = lengths[b:b + 1]
-        m_all.append(pool_windows(motion_latent[b:b + 1], starts[None], window, lb)[0])
-        a_all.append(pool_windows(music_latent[b:b + 1], starts[None], window, lb)[0])
+        lb = lengths[b : b + 1]
+        m_all.append(pool_windows(motion_latent[b : b + 1], starts[None], window, lb)[0])
+        a_all.append(pool_windows(music_latent[b : b + 1], starts[None], window, lb)[0])
     if not m_all:
         return RetrievalResult(accuracy=float("nan"), chance=float("nan"), windows=0)
     m = F.normalize(torch.cat(m_all).float(), dim=-1)

@@ -8,6 +8,7 @@ names the whole stage-1 setup; docs/bicor_vae.md has the reasons.
 
 Shapes: mel [B, 80, T] natural-log mel -> a list of logits maps [B, 1, F', T'], one per scale.
 """
+
 from __future__ import annotations
 
 import torch
@@ -46,8 +47,14 @@ class MelDiscriminator(nn.Module):
     forward(mel [B, 80, T]) -> list of logits maps, one per scale.
     """
 
-    def __init__(self, channels: int = 32, num_scales: int = 3, num_layers: int = 3,
-                 mel_shift: float = -5.0, mel_scale: float = 2.5):
+    def __init__(
+        self,
+        channels: int = 32,
+        num_scales: int = 3,
+        num_layers: int = 3,
+        mel_shift: float = -5.0,
+        mel_scale: float = 2.5,
+    ):
         super().__init__()
         self.mel_shift, self.mel_scale = mel_shift, mel_scale
         self.scales = nn.ModuleList(PatchDiscriminator(channels, num_layers) for _ in range(num_scales))
@@ -73,6 +80,5 @@ def generator_adv_loss(fake_logits: list[torch.Tensor]) -> torch.Tensor:
 
 def discriminator_loss(real_logits: list[torch.Tensor], fake_logits: list[torch.Tensor]) -> torch.Tensor:
     """LSGAN discriminator loss: mean over scales of mean((1 - D(real))^2) + mean(D(fake)^2)."""
-    total = sum((1.0 - r.float()).pow(2).mean() + f.float().pow(2).mean()
-                for r, f in zip(real_logits, fake_logits))
+    total = sum((1.0 - r.float()).pow(2).mean() + f.float().pow(2).mean() for r, f in zip(real_logits, fake_logits))
     return total / len(real_logits)

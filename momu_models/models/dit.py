@@ -31,6 +31,7 @@ Embeddings:
   of the samples whose condition is dropped (``drop_cond``) or when no condition is given;
 - timestep: sinusoidal features (256) -> Linear -> SiLU -> Linear -> one token.
 """
+
 from __future__ import annotations
 
 import math
@@ -45,18 +46,18 @@ from momu_models.models.pretrained import load_pretrained, save_pretrained
 
 @dataclass(frozen=True)
 class DiTConfig:
-    in_channels: int = 20        # noisy latent channels (table 9 "input channels")
-    cond_channels: int = 20      # condition latent channels (the other modality's latent)
-    out_channels: int = 20       # predicted epsilon channels
-    cond_dim: int = 1024         # table 9 "dimension of conditional embedding"
-    hidden: int = 576            # table 9 "dimension of hidden representation"
+    in_channels: int = 20  # noisy latent channels (table 9 "input channels")
+    cond_channels: int = 20  # condition latent channels (the other modality's latent)
+    out_channels: int = 20  # predicted epsilon channels
+    cond_dim: int = 1024  # table 9 "dimension of conditional embedding"
+    hidden: int = 576  # table 9 "dimension of hidden representation"
     heads: int = 8
-    depth: int = 4               # FFT blocks
-    ff_mult: int = 4             # FFN inner width = ff_mult * hidden (Make-An-Audio 2: 4)
-    ff_kernel: int = 9           # FFN Conv1d kernel (FastSpeech / Make-An-Audio 2: 9)
-    in_kernel: int = 5           # x_t embedding Conv1d kernel
-    out_kernel: int = 5          # table 9 "kernel size of Conv1d projection network"
-    max_len: int = 960           # max latent frames per segment (x and condition each)
+    depth: int = 4  # FFT blocks
+    ff_mult: int = 4  # FFN inner width = ff_mult * hidden (Make-An-Audio 2: 4)
+    ff_kernel: int = 9  # FFN Conv1d kernel (FastSpeech / Make-An-Audio 2: 9)
+    in_kernel: int = 5  # x_t embedding Conv1d kernel
+    out_kernel: int = 5  # table 9 "kernel size of Conv1d projection network"
+    max_len: int = 960  # max latent frames per segment (x and condition each)
     dropout: float = 0.0
     # "aligned": frame i of the condition and frame i of the noisy latent share position id
     # 1 + i and are told apart by a learned segment embedding; "offset": the literal padded
@@ -68,7 +69,7 @@ class DiTConfig:
     # the concatenation, the model must learn through attention that frame i of x goes with
     # frame i of the condition; see docs/diffusion.md "Frame-aligned condition".
     frame_cond: bool = False
-    time_freq_dim: int = 256     # sinusoidal timestep features before the MLP
+    time_freq_dim: int = 256  # sinusoidal timestep features before the MLP
     # The diffusion process this denoiser is trained for (table 9: 1000 steps). The schedule is
     # Make-An-Audio 2's / latent diffusion's scaled-linear one; see diffusion.Diffusion.
     num_timesteps: int = 1000
@@ -80,7 +81,7 @@ class DiTConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "DiTConfig":
+    def from_dict(cls, d: dict) -> DiTConfig:
         return cls(**d)
 
 
@@ -93,10 +94,10 @@ class DiTConfig:
 # plain concatenation learns the condition's style but not its beat (docs/diffusion.md).
 PRESETS: dict[str, DiTConfig] = {
     "paper": DiTConfig(),
-    "small": DiTConfig(cond_dim=192, hidden=96, heads=4, depth=4, ff_mult=2, ff_kernel=3, max_len=320,
-                       frame_cond=True),
-    "tiny": DiTConfig(cond_dim=32, hidden=32, heads=2, depth=2, ff_mult=2, ff_kernel=3, max_len=48,
-                      frame_cond=True),
+    "small": DiTConfig(
+        cond_dim=192, hidden=96, heads=4, depth=4, ff_mult=2, ff_kernel=3, max_len=320, frame_cond=True
+    ),
+    "tiny": DiTConfig(cond_dim=32, hidden=32, heads=2, depth=2, ff_mult=2, ff_kernel=3, max_len=48, frame_cond=True),
 }
 
 
@@ -304,27 +305,30 @@ class DiT(nn.Module):
         t_tok = self.t_embed(t)[:, None]
         h = torch.cat([t_tok, c_tok, x_tok], dim=1)
         x_offset = 1 if cfg.positions == "aligned" else 1 + cfg.max_len
-        pos_ids = torch.cat([
-            torch.zeros(1, dtype=torch.long, device=dev),
-            1 + torch.arange(Lc, device=dev),
-            x_offset + torch.arange(L, device=dev),
-        ])
+        pos_ids = torch.cat(
+            [
+                torch.zeros(1, dtype=torch.long, device=dev),
+                1 + torch.arange(Lc, device=dev),
+                x_offset + torch.arange(L, device=dev),
+            ]
+        )
         h = h + self.pos[pos_ids]
         if self.segment is not None:
-            seg_ids = torch.cat([
-                torch.zeros(1, dtype=torch.long, device=dev),
-                torch.ones(Lc, dtype=torch.long, device=dev),
-                torch.full((L,), 2, dtype=torch.long, device=dev),
-            ])
+            seg_ids = torch.cat(
+                [
+                    torch.zeros(1, dtype=torch.long, device=dev),
+                    torch.ones(Lc, dtype=torch.long, device=dev),
+                    torch.full((L,), 2, dtype=torch.long, device=dev),
+                ]
+            )
             h = h + self.segment[seg_ids]
         keep = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=dev), cond_mask, x_mask], dim=1)
         segments = (1, Lc, L)
         for block in self.blocks:
             h = block(h, keep, segments)
-        h = self.final_norm(h[:, 1 + Lc:])  # truncate to the noisy latent's frames
+        h = self.final_norm(h[:, 1 + Lc :])  # truncate to the noisy latent's frames
         eps = masked_conv(self.out_proj, h, x_mask).transpose(1, 2)
         return eps * x_mask[:, None].to(eps.dtype)
-
 
     # -- persistence: safetensors weights + a JSON config, no pickle -----------------------
     def save_pretrained(self, path, extra: dict | None = None) -> None:
@@ -333,7 +337,7 @@ class DiT(nn.Module):
         save_pretrained(self, path, {"dit": self.config.to_dict(), **(extra or {})})
 
     @classmethod
-    def from_pretrained(cls, path, map_location: str = "cpu") -> "DiT":
+    def from_pretrained(cls, path, map_location: str = "cpu") -> DiT:
         """Load a finished run (its folder or its model.safetensors); the rest of its
         config.json is in `model.config_extra`."""
         cfg, state = load_pretrained(path, map_location)

@@ -21,11 +21,12 @@ same feature alone or in any batch, up to float rounding.
 API: `MotionClassifier(cfg, classes)`, `load_classifier(run_dir)`,
 `motion_features(model, poses, fps)` -> [N, D], `encode_motions(...)` -> (features, logits).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -34,7 +35,6 @@ import torch.nn as nn
 from momu_data.features import resample_to_fps
 from momu_data.skeleton import NUM_JOINTS
 from momu_data.timebase import FPS
-
 from momu_models.models.pretrained import load_pretrained, save_pretrained
 
 IN_PER_FRAME = 2 * NUM_JOINTS * 2  # 28 coordinates + 28 velocities
@@ -55,13 +55,13 @@ class MotionEncoderConfig:
 
     @property
     def factor(self) -> int:
-        return 2 ** self.stem_layers
+        return 2**self.stem_layers
 
     def to_dict(self) -> dict:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "MotionEncoderConfig":
+    def from_dict(cls, d: dict) -> MotionEncoderConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
@@ -101,9 +101,17 @@ class MotionEncoder(nn.Module):
         self.cfg = cfg
         self.stem = nn.ModuleList(
             nn.Conv1d(IN_PER_FRAME if i == 0 else cfg.dim, cfg.dim, cfg.kernel, stride=2, padding=cfg.kernel // 2)
-            for i in range(cfg.stem_layers))
-        layer = nn.TransformerEncoderLayer(cfg.dim, cfg.heads, int(cfg.dim * cfg.mlp_ratio), cfg.dropout,
-                                           activation="gelu", batch_first=True, norm_first=True)
+            for i in range(cfg.stem_layers)
+        )
+        layer = nn.TransformerEncoderLayer(
+            cfg.dim,
+            cfg.heads,
+            int(cfg.dim * cfg.mlp_ratio),
+            cfg.dropout,
+            activation="gelu",
+            batch_first=True,
+            norm_first=True,
+        )
         # enable_nested_tensor only applies to post-norm layers; off avoids a warning.
         self.blocks = nn.TransformerEncoder(layer, cfg.layers, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(cfg.dim)
@@ -158,11 +166,21 @@ class MotionClassifier(nn.Module):
 
     def save_pretrained(self, path, extra: dict | None = None) -> None:
         """model.safetensors + config.json (encoder config, label, class list) in `path`."""
-        save_pretrained(self, path, {"kind": "motion-classifier", "encoder": self.cfg.to_dict(),
-                                     "label": self.label, "classes": self.classes, "fps": FPS, **(extra or {})})
+        save_pretrained(
+            self,
+            path,
+            {
+                "kind": "motion-classifier",
+                "encoder": self.cfg.to_dict(),
+                "label": self.label,
+                "classes": self.classes,
+                "fps": FPS,
+                **(extra or {}),
+            },
+        )
 
     @classmethod
-    def from_pretrained(cls, path, map_location: str = "cpu") -> "MotionClassifier":
+    def from_pretrained(cls, path, map_location: str = "cpu") -> MotionClassifier:
         """Load a finished run (its folder or its model.safetensors); the rest of its
         config.json is in `model.config_extra`."""
         cfg, state = load_pretrained(path, map_location)
@@ -180,6 +198,7 @@ def load_classifier(run_dir, map_location: str = "cpu") -> MotionClassifier:
 
 
 # ---- features of motion arrays ----------------------------------------------------------
+
 
 def _prepare(poses, fps) -> list[np.ndarray]:
     poses = list(poses)
@@ -203,8 +222,9 @@ def _prepare(poses, fps) -> list[np.ndarray]:
 
 
 @torch.inference_mode()
-def encode_motions(model: MotionClassifier, poses, fps=FPS, batch_size: int = 16,
-                   device: str | torch.device = "cpu") -> tuple[np.ndarray, np.ndarray]:
+def encode_motions(
+    model: MotionClassifier, poses, fps=FPS, batch_size: int = 16, device: str | torch.device = "cpu"
+) -> tuple[np.ndarray, np.ndarray]:
     """Motion features [N, D] and class logits [N, K] of motions [T_i, 14, 2] sampled at fps
     (one rate, or one per motion; resampled to 62.5 fps). Variable lengths are fine: clips
     are batched by length and padded, which does not change their features."""
@@ -215,7 +235,7 @@ def encode_motions(model: MotionClassifier, poses, fps=FPS, batch_size: int = 16
     logits = np.zeros((len(arrays), K), np.float32)
     order = sorted(range(len(arrays)), key=lambda i: arrays[i].shape[0])  # little padding per batch
     for s in range(0, len(order), batch_size):
-        idx = order[s:s + batch_size]
+        idx = order[s : s + batch_size]
         T = max(arrays[i].shape[0] for i in idx)
         pose = torch.zeros(len(idx), T, NUM_JOINTS, 2)
         mask = torch.zeros(len(idx), T, dtype=torch.bool)
@@ -229,7 +249,8 @@ def encode_motions(model: MotionClassifier, poses, fps=FPS, batch_size: int = 16
     return feats, logits
 
 
-def motion_features(model: MotionClassifier, poses, fps=FPS, batch_size: int = 16,
-                    device: str | torch.device = "cpu") -> np.ndarray:
+def motion_features(
+    model: MotionClassifier, poses, fps=FPS, batch_size: int = 16, device: str | torch.device = "cpu"
+) -> np.ndarray:
     """The encoder's pooled features [N, D] of motions [T_i, 14, 2] (for FID / Diversity)."""
     return encode_motions(model, poses, fps, batch_size, device)[0]

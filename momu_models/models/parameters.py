@@ -1,4 +1,5 @@
 """Model sizes, shared by the models' tests, the benchmarks and the docs' tables."""
+
 from __future__ import annotations
 
 import torch.nn as nn

@@ -1,4 +1,5 @@
 """Finished models on disk: `model.safetensors` + `config.json` in one folder, no pickle."""
+
 from __future__ import annotations
 
 import json
@@ -16,7 +17,9 @@ def save_pretrained(module: torch.nn.Module, path, config: dict) -> Path:
     tmp = path / f".tmp-{os.getpid()}-model"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
-    save_file({k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / "model.safetensors"))
+    save_file(
+        {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}, str(tmp / "model.safetensors")
+    )
     (tmp / "config.json").write_text(json.dumps(config, indent=1))
     # Two renames: each file is replaced whole; config last so a reader never sees new
     # config with old weights for longer than this window.

@@ -13,6 +13,7 @@ Shapes (time base 62.5 frames/s, see momu_data.timebase):
     mask [B, T] bool, True on real frames  latent [B, 20, ceil(T / factor)]
 Design decisions and their reasons are in docs/bicor_vae.md.
 """
+
 from __future__ import annotations
 
 import math
@@ -22,16 +23,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from momu_data.timebase import FPS, N_MELS
 from momu_data.skeleton import NUM_JOINTS
-
+from momu_data.timebase import FPS, N_MELS
 from momu_models.models.contrastive import RhythmicContrast, RhythmicContrastConfig, downsample_mask
 from momu_models.models.pretrained import load_pretrained, save_pretrained
-
 
 # ---------------------------------------------------------------------------------------
 # configuration
 # ---------------------------------------------------------------------------------------
+
 
 @dataclass
 class VAEConfig:
@@ -39,10 +39,10 @@ class VAEConfig:
     latent_channels: int = 20
     # widths: level l has base_channels * channel_mult[l] channels (table 8 "[1,2,4]")
     base_channels: int = 240
-    motion_base_channels: int | None = None   # None: same as base_channels
+    motion_base_channels: int | None = None  # None: same as base_channels
     channel_mult: tuple[int, ...] = (1, 2, 4)
-    num_res_blocks: int = 2                   # per encoder level; the decoder has one more
-    kernel_size: int = 5                      # every Conv1d of the VAEs (table 8)
+    num_res_blocks: int = 2  # per encoder level; the decoder has one more
+    kernel_size: int = 5  # every Conv1d of the VAEs (table 8)
     # temporal downsampling: one stride-2 Conv1d after each of the first num_down levels,
     # so the factor is 2 ** num_down (table 8 "downsampling rate 2" -> num_down = 1)
     num_down: int = 1
@@ -54,7 +54,7 @@ class VAEConfig:
     num_heads: int = 1
     norm_groups: int = 32
     dropout: float = 0.0
-    pad_mode: str = "replicate"               # how T is padded to a multiple of the factor
+    pad_mode: str = "replicate"  # how T is padded to a multiple of the factor
     # data layout
     mel_channels: int = N_MELS
     num_joints: int = NUM_JOINTS
@@ -71,8 +71,10 @@ class VAEConfig:
         self.channel_mult = tuple(int(m) for m in self.channel_mult)
         self.attn_levels = tuple(int(a) for a in self.attn_levels)
         if not 0 <= self.num_down <= len(self.channel_mult):
-            raise ValueError(f"num_down={self.num_down} must be in [0, {len(self.channel_mult)}] "
-                             "(one downsampling layer per level at most)")
+            raise ValueError(
+                f"num_down={self.num_down} must be in [0, {len(self.channel_mult)}] "
+                "(one downsampling layer per level at most)"
+            )
         if self.kernel_size % 2 != 1:
             raise ValueError("kernel_size must be odd so that convolutions keep frames centred")
         if self.pad_mode not in ("replicate", "zero"):
@@ -85,7 +87,7 @@ class VAEConfig:
     @property
     def factor(self) -> int:
         """Total temporal downsampling factor (mel frames per latent frame)."""
-        return 2 ** self.num_down
+        return 2**self.num_down
 
     @property
     def latent_fps(self) -> float:
@@ -98,15 +100,22 @@ class VAEConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "VAEConfig":
+    def from_dict(cls, d: dict) -> VAEConfig:
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
 PRESETS: dict[str, VAEConfig] = {
     # unit tests: 61,860 parameters for the pair; a forward pass on T=250 takes milliseconds
-    "tiny": VAEConfig(base_channels=4, channel_mult=(1, 2, 4), num_res_blocks=1, norm_groups=4,
-                      disc_channels=4, disc_scales=2, disc_layers=2),
+    "tiny": VAEConfig(
+        base_channels=4,
+        channel_mult=(1, 2, 4),
+        num_res_blocks=1,
+        norm_groups=4,
+        disc_channels=4,
+        disc_scales=2,
+        disc_layers=2,
+    ),
     # CPU demo: 1,009,116 parameters for the pair; a stage-1 step on 8 x 4 s takes ~0.75 s on one core
     "small": VAEConfig(base_channels=16, norm_groups=8, disc_channels=8, disc_scales=3, disc_layers=3),
     # table 8 sizes: 212,755,868 parameters for the pair (the paper reports 213M)
@@ -117,6 +126,7 @@ PRESETS: dict[str, VAEConfig] = {
 # ---------------------------------------------------------------------------------------
 # posterior
 # ---------------------------------------------------------------------------------------
+
 
 class DiagonalGaussian:
     """Diagonal Gaussian posterior q(z | x) over latents [B, C, T'].
@@ -143,8 +153,7 @@ class DiagonalGaussian:
         return self.mean
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device,
-                          dtype=self.mean.dtype)
+        eps = torch.randn(self.mean.shape, generator=generator, device=self.mean.device, dtype=self.mean.dtype)
         return self.mean + self.std * eps
 
     def _mask(self, mask: torch.Tensor | None) -> torch.Tensor | None:
@@ -183,6 +192,7 @@ class DiagonalGaussian:
 # blocks behave on each batch item exactly as on that item alone (padded to a multiple of
 # the factor): GroupNorm statistics and attention keys use only the item's own frames, and
 # conv inputs are zeroed beyond them, which is what a conv's zero padding would see.
+
 
 def _zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return x if mask is None else x * mask[:, None, :].to(x.dtype)
@@ -247,7 +257,7 @@ class SelfAttention(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         B, C, T = x.shape
         qkv = self.qkv(self.norm(x, mask)).view(B, 3, self.heads, C // self.heads, T).transpose(-1, -2)
-        q, k, v = qkv.unbind(dim=1)                                          # [B, heads, T, d]
+        q, k, v = qkv.unbind(dim=1)  # [B, heads, T, d]
         attn_mask = None
         if mask is not None:
             # an item with no valid frame would give an all -inf softmax row: let it attend
@@ -263,8 +273,7 @@ class Level(nn.Module):
 
     def __init__(self, c_in: int, c_out: int, num_blocks: int, attention: bool, cfg: VAEConfig):
         super().__init__()
-        self.blocks = nn.ModuleList(ResBlock(c_in if i == 0 else c_out, c_out, cfg)
-                                    for i in range(num_blocks))
+        self.blocks = nn.ModuleList(ResBlock(c_in if i == 0 else c_out, c_out, cfg) for i in range(num_blocks))
         self.attns = nn.ModuleList(SelfAttention(c_out, cfg) for _ in range(num_blocks)) if attention else None
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -431,8 +440,9 @@ class SequenceVAE(nn.Module):
         mean, logvar = self.encoder(x, enc_mask)
         return DiagonalGaussian(mean, logvar, latent_mask)
 
-    def decode(self, z: torch.Tensor, length: int | None = None,
-               latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def decode(
+        self, z: torch.Tensor, length: int | None = None, latent_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         x = self.decoder(z, latent_mask)
         return x if length is None else x[..., :length]
 
@@ -440,6 +450,7 @@ class SequenceVAE(nn.Module):
 # ---------------------------------------------------------------------------------------
 # the pair
 # ---------------------------------------------------------------------------------------
+
 
 class BiCoRVAE(nn.Module):
     """The music VAE, the motion VAE and the rhythmic contrastive loss that aligns them.
@@ -473,8 +484,9 @@ class BiCoRVAE(nn.Module):
     def encode_music(self, mel: torch.Tensor, mask: torch.Tensor | None = None) -> DiagonalGaussian:
         return self.music.encode((mel - self.cfg.mel_shift) / self.cfg.mel_scale, mask)
 
-    def decode_music(self, z: torch.Tensor, length: int | None = None,
-                     latent_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def decode_music(
+        self, z: torch.Tensor, length: int | None = None, latent_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
         return self.music.decode(z, length, latent_mask) * self.cfg.mel_scale + self.cfg.mel_shift
 
     # motion: [B, T, 14, 2] -> channels [B, 28, T] ordered (joint 0 x, joint 0 y, joint 1 x, ...)
@@ -482,20 +494,22 @@ class BiCoRVAE(nn.Module):
         B, T, J, D = pose.shape
         return self.motion.encode(pose.reshape(B, T, J * D).transpose(1, 2), mask)
 
-    def decode_motion(self, z: torch.Tensor, length: int | None = None,
-                      latent_mask: torch.Tensor | None = None) -> torch.Tensor:
-        x = self.motion.decode(z, length, latent_mask)                    # [B, 28, T]
+    def decode_motion(
+        self, z: torch.Tensor, length: int | None = None, latent_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        x = self.motion.decode(z, length, latent_mask)  # [B, 28, T]
         B, _, T = x.shape
         return x.transpose(1, 2).reshape(B, T, self.cfg.num_joints, 2)
 
     # -- persistence: safetensors weights + a JSON config, no pickle -----------------------
     def save_pretrained(self, path, extra: dict | None = None) -> None:
         """Write `model.safetensors` and `config.json` into the folder `path` atomically."""
-        save_pretrained(self, path, {"vae": self.cfg.to_dict(), "contrast": self.contrast.cfg.to_dict(),
-                                     **(extra or {})})
+        save_pretrained(
+            self, path, {"vae": self.cfg.to_dict(), "contrast": self.contrast.cfg.to_dict(), **(extra or {})}
+        )
 
     @classmethod
-    def from_pretrained(cls, path, map_location: str = "cpu") -> "BiCoRVAE":
+    def from_pretrained(cls, path, map_location: str = "cpu") -> BiCoRVAE:
         """Load a finished run (its folder, e.g. runs/vae/, or the model.safetensors file)."""
         cfg, state = load_pretrained(path, map_location)
         model = cls(VAEConfig.from_dict(cfg["vae"]), RhythmicContrastConfig.from_dict(cfg.get("contrast", {})))

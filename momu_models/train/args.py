@@ -13,6 +13,7 @@ gives them.
 
 This module imports no torch, so `momu-train --help` stays quick.
 """
+
 from __future__ import annotations
 
 import json

@@ -10,6 +10,7 @@ under a temporary name and renamed when complete, then `latest.json` is rewritte
 atomically to point at it; a run killed at any moment leaves the previous checkpoint usable.
 No pickle anywhere: safetensors for tensors, JSON for the rest.
 """
+
 from __future__ import annotations
 
 import json
@@ -41,7 +42,7 @@ def _unflatten_optimizer(name: str, tensors: dict, meta: dict) -> dict:
     prefix = f"{name}."
     for key, v in tensors.items():
         if key.startswith(prefix):
-            pid, field = key[len(prefix):].split(".", 1)
+            pid, field = key[len(prefix) :].split(".", 1)
             state.setdefault(int(pid), {})[field] = v
     for pid, st in meta["scalars"].items():
         state.setdefault(int(pid), {}).update(st)
@@ -55,8 +56,10 @@ def rng_state() -> tuple[dict, dict]:
             tensors[f"rng.cuda.{i}"] = s
     py = random.getstate()
     npst = np.random.get_state()
-    meta = {"python": [py[0], list(py[1]), py[2]],
-            "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])]}
+    meta = {
+        "python": [py[0], list(py[1]), py[2]],
+        "numpy": [npst[0], npst[1].tolist(), int(npst[2]), int(npst[3]), float(npst[4])],
+    }
     return tensors, meta
 
 
@@ -79,7 +82,9 @@ def save_checkpoint(run_dir, step: int, modules: dict, optimizers: dict, state: 
     tmp = ckdir / f".tmp-{os.getpid()}-step-{step:08d}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    model_t = {f"{n}.{k}": v.detach().cpu().contiguous() for n, m in modules.items() for k, v in m.state_dict().items()}
+    model_t = {
+        f"{n}.{k}": v.detach().cpu().contiguous() for n, m in modules.items() for k, v in m.state_dict().items()
+    }
     save_file(model_t, str(tmp / "model.safetensors"))
     opt_t, opt_meta = {}, {}
     for n, o in optimizers.items():
@@ -120,7 +125,7 @@ def load_checkpoint(path, modules: dict, optimizers: dict | None = None, restore
     model_t = load_file(str(path / "model.safetensors"))
     for n, m in modules.items():
         prefix = f"{n}."
-        sd = {k[len(prefix):]: v for k, v in model_t.items() if k.startswith(prefix)}
+        sd = {k[len(prefix) :]: v for k, v in model_t.items() if k.startswith(prefix)}
         m.load_state_dict(sd)
     opt_t = load_file(str(path / "optim.safetensors"))
     for n, o in (optimizers or {}).items():

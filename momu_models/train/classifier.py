@@ -13,6 +13,7 @@ The loop follows train/vae.py: an endless resumable BatchStream, safetensors che
 averaging, and `model.safetensors` + `config.json` (encoder config, label, class list,
 final val metrics) at the end.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -32,7 +33,6 @@ from momu_data.io import write_json
 from momu_data.loader import loader, shard_urls
 from momu_data.manifest import LABELS
 from momu_data.skeleton import MIRROR
-
 from momu_models.device import resolve_device
 from momu_models.models.motion_encoder import PRESETS, MotionClassifier
 from momu_models.train import distributed as D
@@ -80,13 +80,17 @@ def label_counts(shards, split: str, label: str) -> Counter:
     for url in shard_urls(shards, split):
         if Path(url).is_file():
             with tarfile.open(url) as tf:
-                metas = [json.loads(tf.extractfile(m).read()) for m in tf
-                         if m.isfile() and m.name.endswith(".meta.json")]
+                metas = [
+                    json.loads(tf.extractfile(m).read()) for m in tf if m.isfile() and m.name.endswith(".meta.json")
+                ]
         else:  # pipe:/s3:/https: shards stream whole samples
             import webdataset as wds
 
-            metas = [json.loads(s["meta.json"]) for s in wds.WebDataset(
-                [url], shardshuffle=False, empty_check=False, nodesplitter=lambda u: u) if "meta.json" in s]
+            metas = [
+                json.loads(s["meta.json"])
+                for s in wds.WebDataset([url], shardshuffle=False, empty_check=False, nodesplitter=lambda u: u)
+                if "meta.json" in s
+            ]
         for meta in metas:
             counts[str(meta.get(label) or "")] += 1
     return counts
@@ -147,8 +151,13 @@ def validate(model: MotionClassifier, cfg: ClassifierTrainConfig, device) -> dic
     model.train()
     if n == 0:
         return {}
-    return {"acc": correct / n, "chance": float(per_class.max()) / n, "loss": loss / n, "clips": float(n),
-            "split_is_val": float(split == "val")}
+    return {
+        "acc": correct / n,
+        "chance": float(per_class.max()) / n,
+        "loss": loss / n,
+        "clips": float(n),
+        "split_is_val": float(split == "val"),
+    }
 
 
 def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
@@ -162,8 +171,10 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     classes = sorted(v for v in counts if v)
     if len(classes) < 2:
         have = f"only {classes[0]!r}" if classes else "none"
-        raise TrainError(f"--label {cfg.label}: the train split of {cfg.shards} has {len(classes)} class(es) "
-                         f"({have}; {counts.get('', 0)} unlabelled clip(s)); a classifier needs at least 2")
+        raise TrainError(
+            f"--label {cfg.label}: the train split of {cfg.shards} has {len(classes)} class(es) "
+            f"({have}; {counts.get('', 0)} unlabelled clip(s)); a classifier needs at least 2"
+        )
     index = {c: i for i, c in enumerate(classes)}
 
     device_name = resolve_device(cfg.device)
@@ -182,10 +193,16 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
         log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
-        if saved.get("encoder") != mcfg.to_dict() or saved.get("classes") != classes or saved.get("label") != cfg.label:
-            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, label "
-                             f"{saved.get('label')!r} and classes {saved.get('classes')}: resume with the same "
-                             f"options and shards, or use another --run-dir")
+        if (
+            saved.get("encoder") != mcfg.to_dict()
+            or saved.get("classes") != classes
+            or saved.get("label") != cfg.label
+        ):
+            raise TrainError(
+                f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, label "
+                f"{saved.get('label')!r} and classes {saved.get('classes')}: resume with the same "
+                f"options and shards, or use another --run-dir"
+            )
         state = load_checkpoint(ck, {"classifier": model}, {"opt": opt})
         sched.load_state_dict(state["scheduler"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
@@ -196,11 +213,16 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     runlog = RunLog(run, enabled=D.is_main())
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
-        log.info("%s: %d classes, train clips per class %s%s", cfg.label, len(classes),
-                 ", ".join(f"{c} {counts[c]}" for c in classes),
-                 f"; {counts['']} unlabelled skipped" if counts.get("") else "")
-    stream = BatchStream(cfg, crop_frames(cfg, model.factor), rank, world, epoch, consumed,
-                         select=HasLabel(cfg.label, classes))
+        log.info(
+            "%s: %d classes, train clips per class %s%s",
+            cfg.label,
+            len(classes),
+            ", ".join(f"{c} {counts[c]}" for c in classes),
+            f"; {counts['']} unlabelled skipped" if counts.get("") else "",
+        )
+    stream = BatchStream(
+        cfg, crop_frames(cfg, model.factor), rank, world, epoch, consumed, select=HasLabel(cfg.label, classes)
+    )
     autocast = torch.bfloat16 if device.type == "cuda" else None
     metrics: dict = {}
     bar = Bar(cfg.steps, step, enabled=progress and D.is_main(), name="classifier")
@@ -222,8 +244,13 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
             clips_since += len(batch["key"]) * world
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.perf_counter() - t_last
-                out = {"loss": loss.item(), "acc": float((logits.argmax(-1) == y).float().mean()),
-                       "grad_norm": float(gnorm), "lr": sched.get_last_lr()[0], "clips_per_s": clips_since / dt}
+                out = {
+                    "loss": loss.item(),
+                    "acc": float((logits.argmax(-1) == y).float().mean()),
+                    "grad_norm": float(gnorm),
+                    "lr": sched.get_last_lr()[0],
+                    "clips_per_s": clips_since / dt,
+                }
                 runlog.log(step, out, prefix="train/")
                 bar.update(step, cfg.label, out["loss"], out["clips_per_s"])
                 t_last, clips_since = time.perf_counter(), 0
@@ -235,17 +262,29 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
                 D.barrier()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 if D.is_main():
-                    save_checkpoint(run, step, {"classifier": model}, {"opt": opt}, {
-                        "preset": cfg.preset, "encoder": mcfg.to_dict(), "label": cfg.label, "classes": classes,
-                        "scheduler": sched.state_dict(), "generator": gen.get_state().tolist(),
-                        "data": {"epoch": stream.epoch, "consumed": stream.consumed},
-                    })
+                    save_checkpoint(
+                        run,
+                        step,
+                        {"classifier": model},
+                        {"opt": opt},
+                        {
+                            "preset": cfg.preset,
+                            "encoder": mcfg.to_dict(),
+                            "label": cfg.label,
+                            "classes": classes,
+                            "scheduler": sched.state_dict(),
+                            "generator": gen.get_state().tolist(),
+                            "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                        },
+                    )
                 D.barrier()
         if world > 1:
             D.check_in_sync([model], device)
         if D.is_main():
-            model.save_pretrained(run, {"preset": cfg.preset, "steps": step, "train_counts": {c: counts[c] for c in classes},
-                                        "val": metrics})
+            model.save_pretrained(
+                run,
+                {"preset": cfg.preset, "steps": step, "train_counts": {c: counts[c] for c in classes}, "val": metrics},
+            )
     finally:
         bar.close()
         runlog.close()

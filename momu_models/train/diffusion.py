@@ -7,6 +7,7 @@ dropout for classifier-free guidance, AdamW with linear warm-up and EMA weights.
 and its conventions (resume, torchrun, bf16 on CUDA, safetensors checkpoints, logs) are
 those of the VAE trainer.
 """
+
 from __future__ import annotations
 
 import copy
@@ -22,7 +23,6 @@ import torch
 from momu_data.io import to_jsonable, write_json
 from momu_data.loader import loader
 from momu_data.timebase import FPS
-
 from momu_models.device import resolve_device
 from momu_models.diffusion.process import Diffusion
 from momu_models.generate.postprocess import mean_bone_lengths
@@ -104,7 +104,9 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
             s = float((z * m).sum())
             s2 = float((z * z * m).sum())
             acc = sums[name]
-            acc[0] += n; acc[1] += s; acc[2] += s2
+            acc[0] += n
+            acc[1] += s
+            acc[2] += s2
         for p, n in zip(b["pose"].cpu().numpy(), b["mask"].sum(1).tolist()):
             poses.append(p[: int(n)])
         if stream.epoch > 0:  # small datasets: one pass is enough
@@ -175,8 +177,10 @@ def init_from_run(dit: DiT, cfg: DiffusionTrainConfig) -> dict:
     state = src.state_dict()
     bad = [k for k in state if k not in own or own[k].shape != state[k].shape]
     if bad:
-        raise TrainError(f"--init {cfg.init} does not fit this model ({', '.join(bad[:3])}): "
-                         f"use its --preset, and --frame-cond / --positions if it has them")
+        raise TrainError(
+            f"--init {cfg.init} does not fit this model ({', '.join(bad[:3])}): "
+            f"use its --preset, and --frame-cond / --positions if it has them"
+        )
     dit.load_state_dict(state, strict=False)
     new = sorted(k for k in own if k not in state)
     if new and D.is_main():
@@ -227,8 +231,10 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         now = to_jsonable(dcfg.to_dict())
         if was != now:
             diff = ", ".join(f"{k} {was[k]!r} (now {now[k]!r})" for k in now if was.get(k) != now[k])
-            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r} and {diff}: "
-                             f"pass the same --preset / --frame-cond / --positions, or another --run-dir")
+            raise TrainError(
+                f"checkpoint {ck} was trained with preset {saved.get('preset')!r} and {diff}: "
+                f"pass the same --preset / --frame-cond / --positions, or another --run-dir"
+            )
         state = load_checkpoint(ck, {"dit": dit, "ema": ema}, {"opt": opt})
         sched.load_state_dict(state["scheduler"])
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
@@ -271,7 +277,9 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.perf_counter() - t_last
                 thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / vae.factor / dt}
-                runlog.log(step, {"loss": float(loss.detach()), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr})
+                runlog.log(
+                    step, {"loss": float(loss.detach()), "grad_norm": gnorm, "lr": sched.get_last_lr()[0], **thr}
+                )
                 bar.update(step, "train", float(loss.detach()), thr["clips_per_s"])
                 t_last, clips_since = time.perf_counter(), 0
             if step % cfg.val_every == 0 or step == cfg.steps:
@@ -282,20 +290,39 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
                 D.barrier()
             if step % cfg.ckpt_every == 0 or step == cfg.steps:
                 if D.is_main():
-                    save_checkpoint(run, step, {"dit": dit, "ema": ema}, {"opt": opt}, {
-                        "preset": cfg.preset, "dit_config": dcfg.to_dict(), "scheduler": sched.state_dict(),
-                        "generator": gen.get_state().tolist(), "stats": stats,
-                        "data": {"epoch": stream.epoch, "consumed": stream.consumed},
-                    })
+                    save_checkpoint(
+                        run,
+                        step,
+                        {"dit": dit, "ema": ema},
+                        {"opt": opt},
+                        {
+                            "preset": cfg.preset,
+                            "dit_config": dcfg.to_dict(),
+                            "scheduler": sched.state_dict(),
+                            "generator": gen.get_state().tolist(),
+                            "stats": stats,
+                            "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                        },
+                    )
                 D.barrier()
         if world > 1:
             D.check_in_sync([dit], device)
         if D.is_main():
-            ema.save_pretrained(run, {
-                "task": cfg.task, "preset": cfg.preset, "dit": dcfg.to_dict(), "steps": step,
-                "vae": str(Path(cfg.vae).resolve()), "vae_config": vae.cfg.to_dict(),
-                "latent_fps": vae.cfg.latent_fps, "factor": vae.factor, **stats, "val": metrics,
-            })
+            ema.save_pretrained(
+                run,
+                {
+                    "task": cfg.task,
+                    "preset": cfg.preset,
+                    "dit": dcfg.to_dict(),
+                    "steps": step,
+                    "vae": str(Path(cfg.vae).resolve()),
+                    "vae_config": vae.cfg.to_dict(),
+                    "latent_fps": vae.cfg.latent_fps,
+                    "factor": vae.factor,
+                    **stats,
+                    "val": metrics,
+                },
+            )
     finally:
         bar.close()
         runlog.close()

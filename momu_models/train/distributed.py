@@ -1,5 +1,6 @@
 """DistributedDataParallel without a framework: torchrun sets RANK / WORLD_SIZE / LOCAL_RANK;
 we pick NCCL on CUDA and Gloo on CPU (so `torchrun --nproc_per_node 2` works on a laptop)."""
+
 from __future__ import annotations
 
 import os

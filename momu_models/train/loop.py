@@ -1,6 +1,7 @@
 """Training plumbing shared by the trainers: an endless, resumable batch stream over the
 train shards, shard checks with one-line errors, steps per epoch, gradient averaging under
 torchrun, and a progress bar. The trainers themselves stay one readable loop each."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,7 @@ class BatchStream:
     """Endless train batches with a resumable position: `epoch` and `consumed` (batches
     of that epoch already handed out) are all it takes to continue exactly."""
 
-    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0,
-                 select=None):
+    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0, select=None):
         self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
         self.epoch, self.consumed = epoch, consumed
         # select(sample) -> bool keeps a sample (e.g. the classifier skips unlabelled clips);
@@ -44,9 +44,13 @@ class BatchStream:
         # Shard order is seeded per epoch and equal on every rank, then split by rank.
         order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
         by_node = len(urls) >= self.world
-        ds = wds.WebDataset([urls[i] for i in order], shardshuffle=False, empty_check=False,
-                            nodesplitter=wds.split_by_node if by_node else _all_shards,
-                            workersplitter=wds.split_by_worker)
+        ds = wds.WebDataset(
+            [urls[i] for i in order],
+            shardshuffle=False,
+            empty_check=False,
+            nodesplitter=wds.split_by_node if by_node else _all_shards,
+            workersplitter=wds.split_by_worker,
+        )
         if not by_node and self.world > 1:  # fewer shards than ranks: every world-th sample
             ds = ds.slice(self.rank, None, self.world)
         seed = self.cfg.seed + 1000 * self.epoch + self.rank
@@ -73,8 +77,10 @@ class BatchStream:
                 batch = next(self._it)
             except StopIteration:
                 if self.consumed == 0:
-                    raise TrainError(f"the train split of {self.cfg.shards} yields no clip "
-                                     "(for this rank): add data or use fewer processes") from None
+                    raise TrainError(
+                        f"the train split of {self.cfg.shards} yields no clip "
+                        "(for this rank): add data or use fewer processes"
+                    ) from None
                 self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
                 continue
             self.consumed += 1
@@ -114,8 +120,10 @@ def check_shards(cfg) -> dict:
         raise TrainError(f"{urls[0]} is not a readable WebDataset shard: {e}") from None
     need = {"pose.npy", "mel.npy", "amp.npy"}
     if not need <= set(first):
-        raise TrainError(f"{urls[0]} is not a MoMu shard (has {sorted(k for k in first if not k.startswith('__'))}, "
-                         f"needs {sorted(need)}): build shards with `momu-data shard`")
+        raise TrainError(
+            f"{urls[0]} is not a MoMu shard (has {sorted(k for k in first if not k.startswith('__'))}, "
+            f"needs {sorted(need)}): build shards with `momu-data shard`"
+        )
     return {"train_urls": len(urls)}
 
 
@@ -131,6 +139,7 @@ def steps_per_epoch(shards, batch_size: int, world: int | None = None) -> int:
     n = sum(1 for r in pq.read_table(man, columns=["split"]).to_pylist() if r["split"] == "train")
     return max(1, n // (batch_size * world))
 
+
 def grad_sync_hooks(modules, world: int):
     """Average each parameter's gradient across ranks as soon as it is accumulated."""
     import torch.distributed as dist
@@ -139,9 +148,11 @@ def grad_sync_hooks(modules, world: int):
     for m in modules:
         for p in m.parameters():
             if p.requires_grad:
+
                 def hook(param):
                     dist.all_reduce(param.grad)
                     param.grad.div_(world)
+
                 handles.append(p.register_post_accumulate_grad_hook(hook))
                 dist.broadcast(p.data, 0)  # identical start on every rank
     return handles
@@ -155,21 +166,39 @@ class Bar:
         if not enabled:
             return
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
 
-        self.p = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                          TimeRemainingColumn(), TextColumn("{task.fields[info]}"), console=Console(stderr=True, soft_wrap=True))
+        self.p = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=Console(stderr=True, soft_wrap=True),
+        )
         self.p.start()
         self.name = name
         self.t = self.p.add_task(name, total=total, completed=start, info="")
 
     def update(self, step, stage, loss, thr):
         if self.enabled:
-            self.p.update(self.t, completed=step, description=f"{self.name}/{stage}", info=f"loss {loss:.4f}  {thr:.1f} clips/s")
+            self.p.update(
+                self.t, completed=step, description=f"{self.name}/{stage}", info=f"loss {loss:.4f}  {thr:.1f} clips/s"
+            )
 
     def note(self, step, metrics):
         if self.enabled and metrics:
-            self.p.console.print(f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "split_is_val"))
+            self.p.console.print(
+                f"step {step}: " + "  ".join(f"{k} {v:.4f}" for k, v in metrics.items() if k != "split_is_val")
+            )
 
     def close(self):
         if self.enabled:

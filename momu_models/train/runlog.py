@@ -1,5 +1,6 @@
 """Metrics of a run: metrics.jsonl and metrics.csv in the run folder, and TensorBoard
 when the `tensorboard` package is installed. Only the main process writes."""
+
 from __future__ import annotations
 
 import csv

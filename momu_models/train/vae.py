@@ -8,6 +8,7 @@ as an uninterrupted one. Under torchrun each rank reads its own shards (or every
 world-th sample when there are fewer shards than ranks) and gradients are averaged across
 ranks after every backward pass (the semantics of DistributedDataParallel).
 """
+
 from __future__ import annotations
 
 import json
@@ -21,7 +22,6 @@ import torch
 
 from momu_data.io import to_jsonable, write_json
 from momu_data.loader import loader
-
 from momu_models.device import resolve_device
 from momu_models.models.contrastive import RhythmicContrastConfig, retrieval_accuracy
 from momu_models.models.discriminator import MelDiscriminator
@@ -110,10 +110,13 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     disc = MelDiscriminator.from_config(vcfg).to(device)
     stage_cfg = StageConfig(contrast_weight=cfg.contrast_weight)
     opts = {
-        "music": torch.optim.AdamW(model.stage_parameters(1), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
+        "music": torch.optim.AdamW(
+            model.stage_parameters(1), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay
+        ),
         "disc": torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
-        "motion": torch.optim.AdamW(model.stage_parameters(2), lr=cfg.motion_lr or MOTION_LR[cfg.preset],
-                                    weight_decay=cfg.weight_decay),
+        "motion": torch.optim.AdamW(
+            model.stage_parameters(2), lr=cfg.motion_lr or MOTION_LR[cfg.preset], weight_decay=cfg.weight_decay
+        ),
     }
     warm = lambda s: min(1.0, (s + 1) / max(1, cfg.warmup_steps))  # noqa: E731
     scheds = {k: torch.optim.lr_scheduler.LambdaLR(o, warm) for k, o in opts.items()}
@@ -127,8 +130,10 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
         if saved.get("vae_config") != to_jsonable(vcfg.to_dict()):  # JSON has lists, not tuples
-            raise TrainError(f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
-                             f"pass --preset {saved.get('preset')} or another --run-dir")
+            raise TrainError(
+                f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
+                f"pass --preset {saved.get('preset')} or another --run-dir"
+            )
         state = load_checkpoint(ck, {"vae": model, "disc": disc}, opts)
         for k, s in scheds.items():
             s.load_state_dict(state["schedulers"][k])
@@ -136,13 +141,17 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
         step, stage_idx = state["step"], state["stage_idx"]
         epoch, consumed = state["data"]["epoch"], state["data"]["consumed"]
         if state.get("plan") != [list(p) for p in plan]:
-            raise TrainError(f"checkpoint {ck} belongs to a run with stages/steps {state.get('plan')}; "
-                             f"this run asks for {plan}: use the same options or another --run-dir")
+            raise TrainError(
+                f"checkpoint {ck} belongs to a run with stages/steps {state.get('plan')}; "
+                f"this run asks for {plan}: use the same options or another --run-dir"
+            )
     elif "music" not in STAGES[cfg.stage]:
         src = cfg.init or (str(run) if (run / "model.safetensors").exists() else None)
         if src is None:
-            raise TrainError("--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
-                             "`momu-train vae SHARDS --stage music`) or train --stage all")
+            raise TrainError(
+                "--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
+                "`momu-train vae SHARDS --stage music`) or train --stage all"
+            )
         trained = BiCoRVAE.from_pretrained(src)
         if trained.cfg != vcfg:
             raise TrainError(f"{src} holds a VAE of another preset than {cfg.preset!r}")
@@ -166,18 +175,39 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
             while step < stage_start + n_steps:
                 batch = to_device(next(stream), device)
                 if stage == "music":
-                    out = music_stage_step(model, disc, batch, opts["music"], opts["disc"], stage_cfg, step=step,
-                                           autocast=autocast, grad_clip=cfg.grad_clip, generator=gen)
-                    scheds["music"].step(); scheds["disc"].step()
+                    out = music_stage_step(
+                        model,
+                        disc,
+                        batch,
+                        opts["music"],
+                        opts["disc"],
+                        stage_cfg,
+                        step=step,
+                        autocast=autocast,
+                        grad_clip=cfg.grad_clip,
+                        generator=gen,
+                    )
+                    scheds["music"].step()
+                    scheds["disc"].step()
                 else:
-                    out = motion_stage_step(model, batch, opts["motion"], stage_cfg, autocast=autocast,
-                                            grad_clip=cfg.grad_clip, generator=gen)
+                    out = motion_stage_step(
+                        model,
+                        batch,
+                        opts["motion"],
+                        stage_cfg,
+                        autocast=autocast,
+                        grad_clip=cfg.grad_clip,
+                        generator=gen,
+                    )
                     scheds["motion"].step()
                 step += 1
                 clips_since += len(batch["key"]) * world
                 if step % cfg.log_every == 0 or step == stage_start + n_steps:
                     dt = time.perf_counter() - t_last
-                    thr = {"clips_per_s": clips_since / dt, "latent_frames_per_s": clips_since * frames / model.factor / dt}
+                    thr = {
+                        "clips_per_s": clips_since / dt,
+                        "latent_frames_per_s": clips_since * frames / model.factor / dt,
+                    }
                     runlog.log(step, {**{f"{stage}/{k}": v for k, v in out.items()}, **thr})
                     bar.update(step, stage, out["loss"], thr["clips_per_s"])
                     t_last, clips_since = time.perf_counter(), 0
@@ -191,20 +221,36 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                 if step % cfg.ckpt_every == 0 or finished_stage:
                     nxt = stage_idx + 1 if finished_stage else stage_idx
                     if D.is_main():
-                        save_checkpoint(run, step, {"vae": model, "disc": disc}, opts, {
-                            "stage_idx": nxt, "plan": [list(p) for p in plan], "preset": cfg.preset,
-                            "vae_config": vcfg.to_dict(),
-                            "schedulers": {k: s.state_dict() for k, s in scheds.items()},
-                            "generator": gen.get_state().tolist(),
-                            "data": {"epoch": stream.epoch, "consumed": stream.consumed},
-                        })
+                        save_checkpoint(
+                            run,
+                            step,
+                            {"vae": model, "disc": disc},
+                            opts,
+                            {
+                                "stage_idx": nxt,
+                                "plan": [list(p) for p in plan],
+                                "preset": cfg.preset,
+                                "vae_config": vcfg.to_dict(),
+                                "schedulers": {k: s.state_dict() for k, s in scheds.items()},
+                                "generator": gen.get_state().tolist(),
+                                "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                            },
+                        )
                     D.barrier()
             stage_idx += 1
         if world > 1:
             D.check_in_sync([model, disc], device)
         if D.is_main():
-            model.save_pretrained(run, {"preset": cfg.preset, "stages": [s for s, _ in plan], "steps": step,
-                                        "contrast_weight": cfg.contrast_weight, "val": metrics})
+            model.save_pretrained(
+                run,
+                {
+                    "preset": cfg.preset,
+                    "stages": [s for s, _ in plan],
+                    "steps": step,
+                    "contrast_weight": cfg.contrast_weight,
+                    "val": metrics,
+                },
+            )
     finally:
         bar.close()
         runlog.close()
@@ -212,5 +258,3 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
             h.remove()
         D.cleanup()
     return metrics
-
-

@@ -6,6 +6,7 @@ against the mel discriminator) or motion_stage_step (stage 2: the motion VAE wit
 rhythmic contrast, music VAE frozen) once per batch. The weights and their reasons are in
 docs/bicor_vae.md.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -16,13 +17,14 @@ import torch
 from momu_models.models.discriminator import MelDiscriminator, discriminator_loss, generator_adv_loss
 from momu_models.models.vae import BiCoRVAE, DiagonalGaussian
 
-
 # ---------------------------------------------------------------------------------------
 # losses
 # ---------------------------------------------------------------------------------------
 
-def reconstruction_loss(x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None,
-                        time_dim: int = -1) -> torch.Tensor:
+
+def reconstruction_loss(
+    x: torch.Tensor, x_hat: torch.Tensor, mask: torch.Tensor | None = None, time_dim: int = -1
+) -> torch.Tensor:
     """Mean absolute error over the valid frames (L1, as the LDM/Make-An-Audio VAEs).
 
     x, x_hat: same shape with time on `time_dim` (-1 for mels [B, 80, T], 1 for poses
@@ -53,13 +55,14 @@ def kl_loss(posterior: DiagonalGaussian, mask: torch.Tensor | None = None) -> to
 # steps
 # ---------------------------------------------------------------------------------------
 
+
 @dataclass
 class StageConfig:
-    kl_weight: float = 1e-5          # appendix A.2, both stages
-    adv_weight: float = 0.5          # stage 1 GAN weight (appendix A.2)
-    contrast_weight: float = 0.2     # stage 2 rhythmic contrast (paper: 1 on its own loss scale; docs/bicor_vae.md)
-    adv_start_step: int = 0          # stage 1: no GAN (neither G term nor D update) before this step
-    sample_posterior: bool = True    # decode a posterior sample (False: the mean)
+    kl_weight: float = 1e-5  # appendix A.2, both stages
+    adv_weight: float = 0.5  # stage 1 GAN weight (appendix A.2)
+    contrast_weight: float = 0.2  # stage 2 rhythmic contrast (paper: 1 on its own loss scale; docs/bicor_vae.md)
+    adv_start_step: int = 0  # stage 1: no GAN (neither G term nor D update) before this step
+    sample_posterior: bool = True  # decode a posterior sample (False: the mean)
 
 
 def _autocast(spec, device: torch.device):
@@ -90,11 +93,19 @@ def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, grad_clip: float | Non
     return norm
 
 
-def music_stage_step(model: BiCoRVAE, disc: MelDiscriminator, batch: dict,
-                     opt_g: torch.optim.Optimizer, opt_d: torch.optim.Optimizer,
-                     cfg: StageConfig | None = None, *, step: int = 0, autocast=None,
-                     grad_clip: float | None = None,
-                     generator: torch.Generator | None = None) -> dict[str, float]:
+def music_stage_step(
+    model: BiCoRVAE,
+    disc: MelDiscriminator,
+    batch: dict,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    cfg: StageConfig | None = None,
+    *,
+    step: int = 0,
+    autocast=None,
+    grad_clip: float | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
     """One stage-1 update: the music VAE (generator) first, then the discriminator.
 
     Generator loss: L1 + kl_weight * KL + adv_weight * LSGAN(D(mel_hat)); discriminator
@@ -140,10 +151,16 @@ def music_stage_step(model: BiCoRVAE, disc: MelDiscriminator, batch: dict,
     return out
 
 
-def motion_stage_step(model: BiCoRVAE, batch: dict, opt: torch.optim.Optimizer,
-                      cfg: StageConfig | None = None, *, autocast=None,
-                      grad_clip: float | None = None,
-                      generator: torch.Generator | None = None) -> dict[str, float]:
+def motion_stage_step(
+    model: BiCoRVAE,
+    batch: dict,
+    opt: torch.optim.Optimizer,
+    cfg: StageConfig | None = None,
+    *,
+    autocast=None,
+    grad_clip: float | None = None,
+    generator: torch.Generator | None = None,
+) -> dict[str, float]:
     """One stage-2 update of the motion VAE: L1 + kl_weight * KL + contrast_weight * the
     rhythmic contrastive loss between the motion and (frozen) music posterior means.
 
@@ -154,8 +171,9 @@ def motion_stage_step(model: BiCoRVAE, batch: dict, opt: torch.optim.Optimizer,
     mel, pose, amp, mask = batch["mel"], batch["pose"], batch["amp"], batch.get("mask")
     T = pose.shape[1]
     if mel.shape[-1] != T or amp.shape[-1] != T:
-        raise ValueError(f"mel {tuple(mel.shape)}, pose {tuple(pose.shape)} and amp {tuple(amp.shape)} "
-                         "must share the frame axis")
+        raise ValueError(
+            f"mel {tuple(mel.shape)}, pose {tuple(pose.shape)} and amp {tuple(amp.shape)} must share the frame axis"
+        )
     model.music.eval()
     model.motion.train()
     model.contrast.train()
@@ -170,8 +188,13 @@ def motion_stage_step(model: BiCoRVAE, batch: dict, opt: torch.optim.Optimizer,
     con = model.contrast(post.mean.float(), music_latent, amp, model.factor, mask, generator)
     loss = rec + cfg.kl_weight * kl + cfg.contrast_weight * con
     norm = _step(loss, opt, grad_clip)
-    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "contrast": _f(con),
-           "temperature": _f(model.contrast.temperature)}
+    out = {
+        "loss": _f(loss),
+        "rec": _f(rec),
+        "kl": _f(kl),
+        "contrast": _f(con),
+        "temperature": _f(model.contrast.temperature),
+    }
     if norm is not None:
         out["grad_norm"] = norm
     return out

@@ -9,6 +9,7 @@ extractor delivers them, so cleaning and resampling downstream need no special c
 This module dispatches by source; the loaders live in one module per source and share the
 helpers of ``common``.
 """
+
 from __future__ import annotations
 
 import os

@@ -8,6 +8,7 @@ tampered file cannot run code. Cameras are named c01..c09 as in AIST++ (index 0 
 The file name is the sequence name, e.g. gBR_sBM_cAll_d04_mBR0_ch01 = genre Break (gBR),
 basic dance (sBM), all cameras (cAll), dancer 04, music mBR0, choreography 01.
 """
+
 from __future__ import annotations
 
 import re
@@ -26,13 +27,24 @@ AIST_FPS = 60.0
 
 # AIST Dance Video Database codes (https://aistdancedb.ongaaccero.com/).
 GENRES = {
-    "gBR": "break", "gPO": "pop", "gLO": "lock", "gMH": "middle hip-hop",
-    "gLH": "LA-style hip-hop", "gHO": "house", "gWA": "waack", "gKR": "krump",
-    "gJS": "street jazz", "gJB": "ballet jazz",
+    "gBR": "break",
+    "gPO": "pop",
+    "gLO": "lock",
+    "gMH": "middle hip-hop",
+    "gLH": "LA-style hip-hop",
+    "gHO": "house",
+    "gWA": "waack",
+    "gKR": "krump",
+    "gJS": "street jazz",
+    "gJB": "ballet jazz",
 }
 SITUATIONS = {
-    "sBM": "basic dance", "sFM": "advanced dance", "sMM": "moving camera",
-    "sGR": "group dance", "sSH": "showcase", "sCH": "cypher",
+    "sBM": "basic dance",
+    "sFM": "advanced dance",
+    "sMM": "moving camera",
+    "sGR": "group dance",
+    "sSH": "showcase",
+    "sCH": "cypher",
 }
 
 _NAME_RE = re.compile(
@@ -145,8 +157,17 @@ def load_aistpp(path, cameras="all", fps: float | None = None) -> list[PoseTrack
         m = {**meta, "camera": view}
         if "genre" in meta:
             m["video"] = path.stem.replace("_cAll_", f"_{view}_")
-        tracks.append(make_track(
-            k[..., :2], conf, COCO17_TO_14, times, width=WIDTH, height=HEIGHT,
-            source="aistpp", view=view, meta=m,
-        ))
+        tracks.append(
+            make_track(
+                k[..., :2],
+                conf,
+                COCO17_TO_14,
+                times,
+                width=WIDTH,
+                height=HEIGHT,
+                source="aistpp",
+                view=view,
+                meta=m,
+            )
+        )
     return tracks

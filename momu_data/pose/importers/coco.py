@@ -12,6 +12,7 @@ One track per file: with several detections in an image, the one with the highes
 detection "score" is kept (AlphaPose's person score; the mean keypoint score when an
 entry has none).
 """
+
 from __future__ import annotations
 
 import json
@@ -123,8 +124,13 @@ def load_coco(
     for idx, (_, kp) in best.items():
         raw[idx - start_index] = kp
     track = make_track(
-        raw[..., :2], raw[..., 2], COCO17_TO_14, np.arange(n) / fps,
-        width=width, height=height, source="coco",
+        raw[..., :2],
+        raw[..., 2],
+        COCO17_TO_14,
+        np.arange(n) / fps,
+        width=width,
+        height=height,
+        source="coco",
         meta={
             "format": "COCO-17",
             "start_index": start_index,

@@ -1,6 +1,7 @@
 """Helpers shared by the keypoint importers: argument checks, file-name numbers, and the
 conversion of source-layout keypoints into a 14-joint PoseTrack with one notion of a
 missing joint (NaN xy and confidence 0 together)."""
+
 from __future__ import annotations
 
 import math

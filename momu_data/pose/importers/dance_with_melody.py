@@ -31,6 +31,7 @@ several dances, so ``time_scale="fit"`` estimates s per dance (``fit_time_scale`
 ``time_offset`` moves a dance by a given number of seconds: times become
 ``a0 + (start_position + s * t) / 25 - offset``.
 """
+
 from __future__ import annotations
 
 import json
@@ -125,7 +126,7 @@ def find_dances(paths) -> list[Path]:
 
 
 def dance_labels(name: str) -> dict:
-    """"DANCE_W_12" -> {"style": "waltz", "dance": "W_12"}; {} for other names."""
+    """ "DANCE_W_12" -> {"style": "waltz", "dance": "W_12"}; {} for other names."""
     m = _DANCE_RE.search(str(name))
     if not m:
         return {}
@@ -156,9 +157,13 @@ def read_dance(folder) -> Dance:
         skel = np.asarray(doc["skeletons"], dtype=np.float64)
         start, end = int(cfg["start_position"]), int(cfg["end_position"])
     except (KeyError, TypeError, ValueError) as e:
-        raise MediaError(f"dance_with_melody: malformed skeletons/config in {folder}: {type(e).__name__}: {e}") from None
+        raise MediaError(
+            f"dance_with_melody: malformed skeletons/config in {folder}: {type(e).__name__}: {e}"
+        ) from None
     if skel.ndim != 3 or skel.shape[1:] != (NUM_JOINTS, 3) or center.shape != (len(skel), 3):
-        raise MediaError(f"dance_with_melody: skeletons {skel.shape} / center {center.shape}, expected (L, 23, 3) / (L, 3)")
+        raise MediaError(
+            f"dance_with_melody: skeletons {skel.shape} / center {center.shape}, expected (L, 23, 3) / (L, 3)"
+        )
     if len(skel) < 2:
         raise MediaError(f"dance_with_melody: {len(skel)} frame(s) in {folder}")
     if not (np.isfinite(skel).all() and np.isfinite(center).all()):
@@ -199,7 +204,7 @@ def project(dance: Dance, view: str) -> np.ndarray:
 
 
 def parse_views(views) -> list[str]:
-    """"fixed", "frontal", "both", "fixed,frontal" or a list -> a list of view names."""
+    """ "fixed", "frontal", "both", "fixed,frontal" or a list -> a list of view names."""
     if isinstance(views, str):
         items = list(VIEWS) if views in ("both", "all") else [v.strip() for v in views.split(",") if v.strip()]
     else:
@@ -274,7 +279,7 @@ def _envelopes(dance: Dance, y: np.ndarray, a0: float, sr: int, scale: float = 1
     env = librosa.onset.onset_strength(y=np.asarray(y, dtype=np.float32), sr=sr, hop_length=HOP)
     i0 = int(round(times[0] * MEL_FPS))
     n = max(0, min(len(fluxes[0]), len(env) - i0))
-    return env[i0:i0 + n], [f[:n] for f in fluxes]
+    return env[i0 : i0 + n], [f[:n] for f in fluxes]
 
 
 def _scale_corr(a_music: np.ndarray, a_motion: np.ndarray, grid: np.ndarray, stretch: float = 1.0) -> np.ndarray:
@@ -322,8 +327,14 @@ def fit_time_scale(dance: Dance, y: np.ndarray, a0: float = 0.0, sr: int = 16000
     k = int(np.nanargmax(corr))
     z = _z(corr[k], [np.nanmax(_scale_corr(a_music, a_motion, grid, st)) for st in NULL_STRETCHES])
     ok = bool(corr[k] >= MIN_FIT_CORR and z >= MIN_FIT_Z and 0 < k < len(grid) - 1)
-    return ScaleFit(float(grid[k]) if ok else 1.0, float(grid[k]), float(corr[k]),
-                    float(corr[int(np.argmin(np.abs(grid - 1.0)))]), z, ok)
+    return ScaleFit(
+        float(grid[k]) if ok else 1.0,
+        float(grid[k]),
+        float(corr[k]),
+        float(corr[int(np.argmin(np.abs(grid - 1.0)))]),
+        z,
+        ok,
+    )
 
 
 def map_to_14(xy23: np.ndarray) -> np.ndarray:
@@ -352,13 +363,23 @@ def load_dance_with_melody(path, views="fixed", time_scale="none", time_offset="
     if audio is None:
         raise MediaError(f"dance_with_melody: no audio.* beside {folder}/skeletons.json")
     a0 = audio_start(audio)
-    meta: dict = {**dance_labels(dance.name), "music": dance.name, "start_position": dance.start_position,
-                  "end_position": dance.end_position}
+    meta: dict = {
+        **dance_labels(dance.name),
+        "music": dance.name,
+        "start_position": dance.start_position,
+        "end_position": dance.end_position,
+    }
     if scale_opt == "fit":
         y, a0 = load_audio(audio)
         fit = fit_time_scale(dance, y, a0)
-        meta.update({"time_scale_best": fit.best, "time_scale_corr": round(fit.corr, 4),
-                     "time_scale_z": round(fit.z, 2), "time_scale_accepted": int(fit.accepted)})
+        meta.update(
+            {
+                "time_scale_best": fit.best,
+                "time_scale_corr": round(fit.corr, 4),
+                "time_scale_z": round(fit.z, 2),
+                "time_scale_accepted": int(fit.accepted),
+            }
+        )
         scale = fit.scale
     else:
         scale = float(scale_opt)
@@ -371,13 +392,24 @@ def load_dance_with_melody(path, views="fixed", time_scale="none", time_offset="
     for v in names:
         xy23 = project(dance, v)
         conf = np.ones(xy23.shape[:-1], np.float32)  # motion capture: every joint is measured
-        tracks.append(make_track(xy23, conf, DWM23_TO_14, times, width=None, height=None,
-                                 source="dance_with_melody", view=v, meta=dict(meta)))
+        tracks.append(
+            make_track(
+                xy23,
+                conf,
+                DWM23_TO_14,
+                times,
+                width=None,
+                height=None,
+                source="dance_with_melody",
+                view=v,
+                meta=dict(meta),
+            )
+        )
     return tracks
 
 
 def _clock_option(name: str, value):
-    """"fit" (time_scale only), or a number ("none" / empty = the identity: scale 1, offset 0)."""
+    """ "fit" (time_scale only), or a number ("none" / empty = the identity: scale 1, offset 0)."""
     if value == "fit" and name == "time_scale":
         return "fit"
     if value in ("none", None, ""):

@@ -12,6 +12,7 @@ usually the dancer in the foreground). With ``follow=True`` the person nearest t
 previous frame's choice is kept instead when one is close enough, so a passer-by that is
 momentarily better detected does not take over the track.
 """
+
 from __future__ import annotations
 
 import json
@@ -50,9 +51,7 @@ def _read_frame(path: Path, index: int) -> list[np.ndarray]:
         if not kp:
             continue  # body estimation disabled (face/hand-only runs): no body for this person
         if len(kp) not in _LAYOUTS:
-            raise MediaError(
-                f"openpose: frame {index} has {len(kp)} values, expected 75 (BODY_25) or 54 (COCO-18)"
-            )
+            raise MediaError(f"openpose: frame {index} has {len(kp)} values, expected 75 (BODY_25) or 54 (COCO-18)")
         try:
             out.append(np.asarray(kp, dtype=np.float64))
         except (TypeError, ValueError):
@@ -149,8 +148,13 @@ def load_openpose(
         raise MediaError(f"openpose: no keypoints found (no person in {len(files)} frames)")
     name, joints, mapping = _LAYOUTS[layout]
     track = make_track(
-        raw_xy[:, :joints], raw_c[:, :joints], mapping, np.arange(n) / fps,
-        width=width, height=height, source="openpose",
+        raw_xy[:, :joints],
+        raw_c[:, :joints],
+        mapping,
+        np.arange(n) / fps,
+        width=width,
+        height=height,
+        source="openpose",
         meta={"format": name, "start_index": start_index, "files": len(files), "multi_person_frames": multi},
     )
     if not track.person.any():

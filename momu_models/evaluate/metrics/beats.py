@@ -30,6 +30,7 @@ Music beats are the onsets of appendix B.4 (momu_data.features.onsets); motion b
 kinematic beats of eq. 2 (momu_data.features.kinematic_beats). For music-to-motion the
 reference is the musical beats of the ground-truth music (appendix B.5).
 """
+
 from __future__ import annotations
 
 import math
@@ -136,8 +137,9 @@ def tolerance_scores(generated, reference, duration: float, tol: float) -> PairS
     return PairScore(_ratio(n_m, g.size), _ratio(n_m, r.size), int(g.size), int(r.size), n_m)
 
 
-def pair_scores(generated, reference, duration: float, tolerance: float | None = None,
-                bin_s: float = DEFAULT_BIN_S) -> PairScore:
+def pair_scores(
+    generated, reference, duration: float, tolerance: float | None = None, bin_s: float = DEFAULT_BIN_S
+) -> PairScore:
     """Binned scores by default (the paper's numbers), the tolerance variant when given."""
     if tolerance is None:
         return binned_scores(generated, reference, duration, bin_s)
@@ -173,6 +175,7 @@ def aggregate(scores: list[PairScore]) -> dict:
 
 
 # ---- beats of signals -------------------------------------------------------------------
+
 
 def music_beats(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """Onset times (s) with the appendix B.4 detector."""

@@ -14,6 +14,7 @@ the mean VGGish embedding of a music clip, or a motion encoder's feature of a da
 The music-to-motion "Diversity" of table 6 is, per appendix B.5, the same definition as
 B.4's on motion features; a single "Diversity" number is the inter-diversity.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
@@ -56,15 +57,14 @@ def _cross_pairs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate(ii), np.concatenate(jj)
 
 
-def sample_cross_pairs(conditions: Sequence, n_pairs: int = DEFAULT_PAIRS,
-                       seed: int | None = 0) -> np.ndarray:
+def sample_cross_pairs(conditions: Sequence, n_pairs: int = DEFAULT_PAIRS, seed: int | None = 0) -> np.ndarray:
     """Distinct unordered index pairs [k, 2] across different conditions, k = min(n_pairs, all)."""
     if n_pairs < 1:
         raise ValueError(f"n_pairs must be >= 1, got {n_pairs}")
     _, codes = np.unique(np.asarray(list(conditions), dtype=object).astype(str), return_inverse=True)
     n = codes.size
     counts = np.bincount(codes).astype(np.int64)
-    total = (n * n - int((counts ** 2).sum())) // 2
+    total = (n * n - int((counts**2).sum())) // 2
     if total == 0:
         raise ValueError("inter-diversity needs samples from at least two different conditions")
     rng = np.random.default_rng(seed)
@@ -84,8 +84,9 @@ def sample_cross_pairs(conditions: Sequence, n_pairs: int = DEFAULT_PAIRS,
     return np.array(list(chosen), dtype=np.int64)
 
 
-def inter_diversity(features, conditions: Sequence | None = None, n_pairs: int = DEFAULT_PAIRS,
-                    seed: int | None = 0) -> float:
+def inter_diversity(
+    features, conditions: Sequence | None = None, n_pairs: int = DEFAULT_PAIRS, seed: int | None = 0
+) -> float:
     """Mean Euclidean distance over random pairs of samples from different conditions.
 
     features: [N, D] (one row per generated clip); conditions: [N] labels of the input each
@@ -106,8 +107,7 @@ def intra_diversity(features_per_condition: Mapping | Iterable) -> float:
 
     features_per_condition: {condition: [k, D]} or a sequence of [k, D] arrays.
     """
-    groups = features_per_condition.values() if isinstance(features_per_condition, Mapping) \
-        else features_per_condition
+    groups = features_per_condition.values() if isinstance(features_per_condition, Mapping) else features_per_condition
     means = []
     for g in groups:
         x = _as_features(g)

@@ -17,6 +17,7 @@ Embedders (all take mono 16 kHz float audio and return one row per window):
   measures spectral statistics, not learned perceptual quality: not comparable with
   published FAD numbers, useful for regression tracking without downloads.
 """
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
@@ -63,15 +64,20 @@ def _hz_to_mel_htk(f):
     return 1127.0 * np.log(1.0 + np.asarray(f, dtype=np.float64) / 700.0)
 
 
-def vggish_mel_matrix(n_spec_bins: int, sr: int = SR, n_mels: int = VGGISH_MEL_BANDS,
-                      fmin: float = VGGISH_FMIN, fmax: float = VGGISH_FMAX) -> np.ndarray:
+def vggish_mel_matrix(
+    n_spec_bins: int,
+    sr: int = SR,
+    n_mels: int = VGGISH_MEL_BANDS,
+    fmin: float = VGGISH_FMIN,
+    fmax: float = VGGISH_FMAX,
+) -> np.ndarray:
     """[n_spec_bins, n_mels] triangular filters in HTK mel, as the reference builds them
     (triangles in the mel domain, unnormalised, the DC bin zeroed)."""
     spec_mel = _hz_to_mel_htk(np.linspace(0.0, sr / 2.0, n_spec_bins))
     edges = np.linspace(_hz_to_mel_htk(fmin), _hz_to_mel_htk(fmax), n_mels + 2)
     w = np.empty((n_spec_bins, n_mels))
     for i in range(n_mels):
-        lo, c, hi = edges[i:i + 3]
+        lo, c, hi = edges[i : i + 3]
         w[:, i] = np.maximum(0.0, np.minimum((spec_mel - lo) / (c - lo), (hi - spec_mel) / (hi - c)))
     w[0, :] = 0.0
     return w
@@ -103,6 +109,7 @@ def vggish_examples(y: np.ndarray, sr: int = SR) -> np.ndarray:
 
 # ---- VGGish network ---------------------------------------------------------------------
 
+
 def _torch():
     import torch
 
@@ -128,8 +135,13 @@ def build_vggish(final_relu: bool = False):
                     layers += [nn.Conv2d(c_in, v, kernel_size=3, padding=1), nn.ReLU(inplace=True)]
                     c_in = v
             self.features = nn.Sequential(*layers)
-            emb: list = [nn.Linear(512 * 4 * 6, 4096), nn.ReLU(True), nn.Linear(4096, 4096),
-                         nn.ReLU(True), nn.Linear(4096, 128)]
+            emb: list = [
+                nn.Linear(512 * 4 * 6, 4096),
+                nn.ReLU(True),
+                nn.Linear(4096, 4096),
+                nn.ReLU(True),
+                nn.Linear(4096, 128),
+            ]
             if final_relu:
                 emb.append(nn.ReLU(True))
             self.embeddings = nn.Sequential(*emb)
@@ -153,7 +165,7 @@ def _map_vggish_keys(sd: dict) -> dict:
     out = {}
     for k, v in sd.items():
         if k.startswith("module."):
-            k = k[len("module."):]
+            k = k[len("module.") :]
         if k.startswith(("pproc.", "_pca")) or "pca_" in k:
             continue
         k = k.replace("features_network.", "features.").replace("embedding_network.", "embeddings.")
@@ -171,9 +183,7 @@ def load_vggish(weights, final_relu: bool = False, device: str = "cpu"):
         )
     path = Path(weights).expanduser()
     if not path.is_file():
-        raise EmbedderError(
-            f"VGGish weights not found: {path} (download vggish-10086976.pth from {VGGISH_URL})"
-        )
+        raise EmbedderError(f"VGGish weights not found: {path} (download vggish-10086976.pth from {VGGISH_URL})")
     try:
         sd = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # torch raises many types for corrupt or non-tensor pickles
@@ -188,13 +198,12 @@ def load_vggish(weights, final_relu: bool = False, device: str = "cpu"):
     except RuntimeError as e:  # shape mismatches
         raise EmbedderError(f"{path} does not fit VGGish: {str(e).splitlines()[0]}") from None
     if missing or unexpected:
-        raise EmbedderError(
-            f"{path} does not fit VGGish: missing {missing[:4]}, unexpected {unexpected[:4]}"
-        )
+        raise EmbedderError(f"{path} does not fit VGGish: missing {missing[:4]}, unexpected {unexpected[:4]}")
     return model.to(device).eval()
 
 
 # ---- embedders --------------------------------------------------------------------------
+
 
 class Embedder(ABC):
     """Audio -> window embeddings [n, dim]; ``name`` labels every result it produces."""
@@ -225,7 +234,7 @@ class VGGishEmbedder(Embedder):
         outs = []
         with torch.inference_mode():
             for i in range(0, ex.shape[0], self.batch):
-                xb = torch.from_numpy(ex[i:i + self.batch]).to(self.device)
+                xb = torch.from_numpy(ex[i : i + self.batch]).to(self.device)
                 outs.append(self.model(xb).float().cpu().numpy())
         return np.concatenate(outs, axis=0)
 
@@ -264,6 +273,7 @@ def metric_name(embedder: Embedder | str) -> str:
 
 # ---- FAD --------------------------------------------------------------------------------
 
+
 def embed_files(paths, embedder: Embedder, loader=None) -> tuple[np.ndarray, list[int]]:
     """Pooled window embeddings [sum n_i, dim] of files, and the window count per file.
 
@@ -279,8 +289,10 @@ def embed_files(paths, embedder: Embedder, loader=None) -> tuple[np.ndarray, lis
             short.append(str(p))
         rows.append(e)
     if short:
-        raise EmbedderError(f"shorter than one 0.96 s window: {', '.join(short[:5])}"
-                            + (f" (+{len(short) - 5} more)" if len(short) > 5 else ""))
+        raise EmbedderError(
+            f"shorter than one 0.96 s window: {', '.join(short[:5])}"
+            + (f" (+{len(short) - 5} more)" if len(short) > 5 else "")
+        )
     if not rows:
         return np.zeros((0, embedder.dim), dtype=np.float32), counts
     return np.concatenate(rows, axis=0), counts

@@ -8,6 +8,7 @@ product, e.g. fewer samples than dimensions) eps is added to both diagonals and 
 taken again; a complex result whose diagonal is real up to 1e-3 keeps its real part, and a
 larger imaginary part is an error rather than a silently wrong number.
 """
+
 from __future__ import annotations
 
 import warnings

@@ -13,6 +13,7 @@ Features and logits come from `momu_models.models.motion_encoder.encode_motions`
   the motion classifier in place of the audio tagger. 0 when the two predictions agree.
 - Diversity: inter- and intra-diversity of diversity.py on the features.
 """
+
 from __future__ import annotations
 
 from collections.abc import Sequence
@@ -69,13 +70,19 @@ def motion_fid(generated, reference) -> dict:
     g, r = np.asarray(generated), np.asarray(reference)
     value = frechet_from_features(g, r)
     dim = int(g.shape[1]) if g.ndim == 2 else 1
-    return {"FID": value, "dim": dim, "n_generated": int(len(g)), "n_reference": int(len(r)),
-            # at most D vectors: a singular covariance, the value mostly regularisation
-            "rank_deficient": bool(min(len(g), len(r)) <= dim)}
+    return {
+        "FID": value,
+        "dim": dim,
+        "n_generated": int(len(g)),
+        "n_reference": int(len(r)),
+        # at most D vectors: a singular covariance, the value mostly regularisation
+        "rank_deficient": bool(min(len(g), len(r)) <= dim),
+    }
 
 
-def diversity_scores(features, conditions: Sequence | None = None, n_pairs: int = DEFAULT_PAIRS,
-                     seed: int | None = 0) -> dict:
+def diversity_scores(
+    features, conditions: Sequence | None = None, n_pairs: int = DEFAULT_PAIRS, seed: int | None = 0
+) -> dict:
     """Inter-diversity ("Diversity" of the tables) and intra-diversity of features [N, D].
 
     conditions: [N] ids of the input each sample was generated from (None: all different).
@@ -90,5 +97,11 @@ def diversity_scores(features, conditions: Sequence | None = None, n_pairs: int 
     if any(len(v) >= 2 for v in groups.values()):
         intra = intra_diversity(groups)
     n_cross = (len(x) ** 2 - sum(len(v) ** 2 for v in groups.values())) // 2
-    return {"Diversity": inter, "inter": inter, "intra": intra, "n": int(len(x)),
-            "n_conditions": len(groups), "n_pairs": int(min(n_pairs, n_cross))}
+    return {
+        "Diversity": inter,
+        "inter": inter,
+        "intra": intra,
+        "n": int(len(x)),
+        "n_conditions": len(groups),
+        "n_pairs": int(min(n_pairs, n_cross)),
+    }

@@ -15,6 +15,7 @@ envelope is the other delayed by at most max_lag_s, about 0 for independent acce
 0.1 for unrelated smooth envelopes of 6 s, the best of 13 lags), about 0.55 for a real dance
 against its own music. Pure numpy on arrays; see docs/metrics.md ("Envelope sync").
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -60,8 +61,9 @@ def lagged_correlation(a, b, max_lag: int) -> np.ndarray:
         raise ValueError(f"max_lag must be >= 0, got {max_lag}")
     max_lag = min(int(max_lag), n - 1)
     a, b = _standardise(a[:n]), _standardise(b[:n])
-    return np.array([np.mean(a[max(0, k): n + min(0, k)] * b[max(0, -k): n - max(0, k)])
-                     for k in range(-max_lag, max_lag + 1)])
+    return np.array(
+        [np.mean(a[max(0, k) : n + min(0, k)] * b[max(0, -k) : n - max(0, k)]) for k in range(-max_lag, max_lag + 1)]
+    )
 
 
 def sync_correlation(a, b, fps: float = FPS, max_lag_s: float = DEFAULT_MAX_LAG_S) -> float:

@@ -18,6 +18,7 @@ our mel onto it (time stretch, frame-centre alignment, filter bank and amplitude
 `GANVocoder` (neural.py) resamples the output to 16 kHz. docs/vocoder.md gives the
 measurements behind every constant here.
 """
+
 from momu_models.generate.vocoders.base import Vocoder, VocoderError
 from momu_models.generate.vocoders.bigvgan import BigVGANVocoder, build_bigvgan
 from momu_models.generate.vocoders.griffinlim import GRIFFINLIM_N_ITER, GriffinLimVocoder
@@ -27,7 +28,20 @@ from momu_models.generate.vocoders.neural import GANVocoder, fold_weight_norm
 from momu_models.generate.vocoders.registry import AUTO_ORDER, VOCODERS, get_vocoder
 
 __all__ = [
-    "AUTO_ORDER", "GRIFFINLIM_N_ITER", "HIFIGAN_V1_CONFIG", "VOCODERS", "BigVGANVocoder", "GANVocoder",
-    "GriffinLimVocoder", "HiFiGANGenerator", "HiFiGANVocoder", "MelAdapter", "Vocoder", "VocoderError",
-    "build_bigvgan", "fold_weight_norm", "get_vocoder", "slaney_filters",
+    "AUTO_ORDER",
+    "GRIFFINLIM_N_ITER",
+    "HIFIGAN_V1_CONFIG",
+    "VOCODERS",
+    "BigVGANVocoder",
+    "GANVocoder",
+    "GriffinLimVocoder",
+    "HiFiGANGenerator",
+    "HiFiGANVocoder",
+    "MelAdapter",
+    "Vocoder",
+    "VocoderError",
+    "build_bigvgan",
+    "fold_weight_norm",
+    "get_vocoder",
+    "slaney_filters",
 ]

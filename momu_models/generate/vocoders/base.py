@@ -1,4 +1,5 @@
 """The vocoder contract: our log-mel [80, T] (62.5 frames/s) -> float32 16 kHz audio of exactly T * 256 samples."""
+
 from __future__ import annotations
 
 import abc
@@ -27,8 +28,9 @@ class Vocoder(abc.ABC):
         if single:
             mel = mel[None]
         if mel.ndim != 3 or mel.shape[1] != N_MELS:
-            raise ValueError(f"expected a log-mel [{N_MELS}, T] or [B, {N_MELS}, T], "
-                             f"got shape {tuple(np.shape(log_mel))}")
+            raise ValueError(
+                f"expected a log-mel [{N_MELS}, T] or [B, {N_MELS}, T], got shape {tuple(np.shape(log_mel))}"
+            )
         if not np.isfinite(mel).all():
             raise ValueError("log-mel contains NaN or inf")
         n = mel.shape[-1] * HOP

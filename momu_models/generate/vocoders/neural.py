@@ -1,5 +1,6 @@
 """What the neural vocoders (HiFi-GAN, BigVGAN) share: weights-only checkpoint loading, weight-norm
 folding, and `GANVocoder` (adapt our mel to the checkpoint's, run the generator, resample to 16 kHz)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -25,8 +26,10 @@ def fold_weight_norm(state: dict) -> dict:
     pairs: dict[str, dict[str, torch.Tensor]] = {}
     for k, v in state.items():
         dotted = "." + k  # so that a top-level module's "weight_g" matches like "conv.weight_g"
-        for g_name, v_name in ((".weight_g", ".weight_v"),
-                               (".parametrizations.weight.original0", ".parametrizations.weight.original1")):
+        for g_name, v_name in (
+            (".weight_g", ".weight_v"),
+            (".parametrizations.weight.original0", ".parametrizations.weight.original1"),
+        ):
             if dotted.endswith(g_name):
                 pairs.setdefault(dotted[: -len(g_name)], {})["g"] = v
                 break
@@ -67,8 +70,9 @@ def read_generator_state(path: Path) -> dict:
     try:
         ckpt = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as e:  # corrupt file, or a full pickle that weights_only refuses
-        raise VocoderError(f"cannot load {path} as a weights-only torch file: "
-                           f"{type(e).__name__}: {str(e)[:200]}") from None
+        raise VocoderError(
+            f"cannot load {path} as a weights-only torch file: {type(e).__name__}: {str(e)[:200]}"
+        ) from None
     if isinstance(ckpt, dict) and isinstance(ckpt.get("generator"), dict):
         return ckpt["generator"]
     if isinstance(ckpt, dict) and all(isinstance(v, torch.Tensor) for v in ckpt.values()):

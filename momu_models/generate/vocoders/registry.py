@@ -1,4 +1,5 @@
 """Vocoders by name: `get_vocoder("griffinlim" | "hifigan" | "bigvgan" | "auto")`."""
+
 from __future__ import annotations
 
 from momu_models.generate.vocoders.base import Vocoder, VocoderError
