@@ -25,21 +25,21 @@ def main(argv=None):
     devices = ["cpu"] + (["cuda"] if cuda else [])
     for name in which:
         if name == "extraction":
-            from . import extraction
+            from benchmarks import extraction
 
             print(extraction.run())
         elif name == "training":
-            from . import training
+            from benchmarks import training
 
             for d in devices:
                 print(training.run(d, presets))
         elif name == "generation":
-            from . import generation
+            from benchmarks import generation
 
             for d in devices:
                 print(generation.run(d, presets, measured_steps={"paper": paper_steps[0]} if paper_steps else None))
         elif name == "vocoder":
-            from . import vocoder
+            from benchmarks import vocoder
 
             print(vocoder.run())
         else:

@@ -18,7 +18,7 @@ import time
 from functools import partial
 from pathlib import Path
 
-from .common import append_results
+from benchmarks.common import append_results
 
 
 def _bare_pose_ms(video: Path, max_side: int) -> tuple[float, int]:

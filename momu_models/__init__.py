@@ -57,7 +57,39 @@ _EXPORTS = {
     "sync_correlation": ("momu_models.evaluate.metrics.sync", "sync_correlation"),
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [  # = sorted(_EXPORTS), spelled out for static tools (tests/test_api.py checks)
+    "BiCoRVAE",
+    "ClassifierTrainConfig",
+    "DiT",
+    "DiTConfig",
+    "Diffusion",
+    "DiffusionTrainConfig",
+    "GenerateError",
+    "GenerationResult",
+    "MoMuPipeline",
+    "MotionClassifier",
+    "TrainError",
+    "VAEConfig",
+    "VAETrainConfig",
+    "beat_ceiling",
+    "evaluate_all",
+    "evaluate_beats",
+    "evaluate_motion",
+    "generate_joint",
+    "generate_motion",
+    "generate_music",
+    "get_vocoder",
+    "joint_sample",
+    "load_classifier",
+    "load_diffusion",
+    "load_models",
+    "pair_scores",
+    "sample",
+    "sync_correlation",
+    "train_classifier",
+    "train_diffusion",
+    "train_vae",
+]
 
 
 def __getattr__(name: str):

@@ -27,6 +27,10 @@ def test_every_exported_name_resolves(pkg):
         pkg.no_such_name  # noqa: B018
 
 
+def test_lazy_exports_match_all():
+    assert momu_models.__all__ == sorted(momu_models._EXPORTS)
+
+
 def test_exports_are_the_implementation_objects():
     from momu_models.generate.pipeline import MoMuPipeline
     from momu_models.train.vae import train

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 from pathlib import Path
-
-# librosa's numba kernels compile for ~14 s unless cached; cache them inside the repo.
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import numpy as np
 import pytest

@@ -4,27 +4,21 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
-# librosa (via numba) caches compiled code; keep that cache inside the checkout.
-_NUMBA_CACHE = Path(__file__).resolve().parents[1] / ".cache" / "numba"
-_NUMBA_CACHE.mkdir(parents=True, exist_ok=True)
-os.environ.setdefault("NUMBA_CACHE_DIR", str(_NUMBA_CACHE))
-
-import av  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
+import av
+import numpy as np
+import pytest
 
 from momu_data.features import (
     kinematic_beats,
     onsets,
 )
-from momu_data.media import iter_frames, load_audio  # noqa: E402
-from momu_data.skeleton import BONES, MEDIAPIPE_TO_14, J, bone_lengths, map_keypoints, torso_size  # noqa: E402
-from momu_data.synth import STYLES, load_gt, make_clip, synthesize, synthesize_one  # noqa: E402
-from momu_data.synth.choreography import MAX_YAW  # noqa: E402
-from momu_data.synth.music import TEMPO_RANGE, make_song  # noqa: E402
+from momu_data.media import iter_frames, load_audio
+from momu_data.skeleton import BONES, MEDIAPIPE_TO_14, J, bone_lengths, map_keypoints, torso_size
+from momu_data.synth import STYLES, load_gt, make_clip, synthesize, synthesize_one
+from momu_data.synth.choreography import MAX_YAW
+from momu_data.synth.music import TEMPO_RANGE, make_song
 
 SECONDS = 4.0
 FPS = 30.0

@@ -4,12 +4,9 @@ downloaded: BigVGAN checkpoints are tiny random-weight folders written here with
 
 import importlib.util
 import json
-import os
 import sys
 import warnings
 from pathlib import Path
-
-os.environ.setdefault("NUMBA_CACHE_DIR", str(Path(__file__).resolve().parents[1] / ".cache" / "numba"))
 
 import numpy as np
 import pytest

@@ -49,7 +49,10 @@ def synth(
 def extract(
     inputs: list[Path] = typer.Argument(
         ...,
-        help="Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders with --pose-source.",
+        help=(
+            "Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders"
+            " with --pose-source."
+        ),
     ),
     out: Path = typer.Option(
         Path("data"), "--out", "-o", help="Output folder: items/, videos.parquet, clips.parquet."
@@ -57,12 +60,19 @@ def extract(
     pose_source: str = typer.Option(
         "mediapipe",
         "--pose-source",
-        help="mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON), aistpp (AIST++ keypoints2d .pkl) or dance_with_melody (mocap folders with skeletons.json, projected to 2D).",
+        help=(
+            "mediapipe (from the video), openpose (BODY_25 JSON folders), coco (AlphaPose-style COCO-17 JSON), "
+            "aistpp (AIST++ keypoints2d .pkl) or dance_with_melody (mocap folders with skeletons.json, projected to "
+            "2D)."
+        ),
     ),
     audio: Path | None = typer.Option(
         None,
         "--audio",
-        help="Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio (dance_with_melody: audio.mp3 in each folder).",
+        help=(
+            "Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio "
+            "(dance_with_melody: audio.mp3 in each folder)."
+        ),
     ),
     fps: float | None = typer.Option(
         None, "--fps", help="Frame rate of OpenPose/COCO keypoint files (default: the --audio video's rate, else 30)."

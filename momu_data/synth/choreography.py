@@ -227,7 +227,7 @@ def mirror(kf: dict) -> dict:
     for k, v in kf.items():
         if k in ("root_x", "lean", "yaw", "head"):
             out[k] = -v
-        elif k.startswith("r_") or k.startswith("l_"):
+        elif k.startswith(("r_", "l_")):
             other = ("l_" if k[0] == "r" else "r_") + k[2:]
             out[other] = -v if k.endswith("_foot") else v
         else:

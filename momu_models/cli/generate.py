@@ -31,7 +31,10 @@ def generate(
     length: str | None = typer.Option(
         None,
         "--length",
-        help="Length: seconds ('30s'), mm:ss ('0:30') or mel frames ('1875'). Default: 10s for --joint, the input's length otherwise.",
+        help=(
+            "Length: seconds ('30s'), mm:ss ('0:30') or mel frames ('1875'). Default: 10s for --joint, the input's "
+            "length otherwise."
+        ),
     ),
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Output folder."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", help="Samples to generate."),
@@ -43,7 +46,10 @@ def generate(
     cross_start: float = typer.Option(
         0.5,
         "--cross-start",
-        help="--joint: fraction of the steps sampled unconditionally before cross-guidance starts (paper: 0.3-0.7 robust).",
+        help=(
+            "--joint: fraction of the steps sampled unconditionally before cross-guidance starts (paper: 0.3-0.7 "
+            "robust)."
+        ),
     ),
     checkpoints: Path = typer.Option(
         Path("runs"), "--checkpoints", help="Folder with vae/, motion2music/, music2motion/ runs."
@@ -56,7 +62,10 @@ def generate(
     smooth: float = typer.Option(
         0.032,
         "--smooth",
-        help="Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame jitter, see docs/diffusion.md.",
+        help=(
+            "Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame "
+            "jitter, see docs/diffusion.md."
+        ),
     ),
 ):
     """Generate music for a dance, dance for a music, or both together."""

@@ -87,7 +87,10 @@ def vae(
     stage: str = typer.Option(
         "all",
         "--stage",
-        help="music (stage 1: mel VAE + GAN), motion (stage 2: motion VAE + rhythmic contrast, music VAE frozen) or all.",
+        help=(
+            "music (stage 1: mel VAE + GAN), motion (stage 2: motion VAE + rhythmic contrast, music VAE frozen) or "
+            "all."
+        ),
     ),
     preset: Preset = "small",
     run_dir: RunDir = Path("runs/vae"),
@@ -105,7 +108,10 @@ def vae(
     contrast_weight: float = typer.Option(
         0.2,
         "--contrast-weight",
-        help="Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it; see docs/bicor_vae.md for why 0.2).",
+        help=(
+            "Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it; see "
+            "docs/bicor_vae.md for why 0.2)."
+        ),
     ),
     seed: Seed = 0,
     device: Device = "auto",
@@ -117,7 +123,8 @@ def vae(
         None, "--init", help="For --stage motion: a finished run whose music VAE to use."
     ),
 ):
-    """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4 (--lr: stage 1, --motion-lr: stage 2), KL 1e-5, GAN 0.5, rhythmic contrast.
+    """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4 (--lr: stage 1, --motion-lr: stage 2),
+    KL 1e-5, GAN 0.5, rhythmic contrast.
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
     from momu_models.train.vae import VAETrainConfig, train  # torch: loaded when a command runs, not for --help
@@ -167,12 +174,18 @@ def diffusion(
     init: Path | None = typer.Option(
         None,
         "--init",
-        help="Start from the weights of a finished run of the same task and VAE (fine-tuning; the step count starts at 0).",
+        help=(
+            "Start from the weights of a finished run of the same task and VAE (fine-tuning; the step count starts "
+            "at 0)."
+        ),
     ),
     frame_cond: bool | None = typer.Option(
         None,
         "--frame-cond/--no-frame-cond",
-        help="Also add each condition frame to the latent token of the same frame (default: the preset's; see docs/diffusion.md).",
+        help=(
+            "Also add each condition frame to the latent token of the same frame (default: the preset's; see "
+            "docs/diffusion.md)."
+        ),
     ),
     positions: str | None = typer.Option(
         None,
@@ -224,9 +237,16 @@ def classifier(
     ckpt_every: CkptEvery = 200,
     resume: Resume = False,
 ):
-    """Train the motion classifier whose encoder gives the motion features of `momu-eval` (FID, Mean KLD, Diversity; appendix B.5: a genre classifier, its encoder reused).
+    """Train the motion classifier whose encoder gives the motion features of `momu-eval` (FID, Mean KLD, Diversity;
+    appendix B.5: a genre classifier, its encoder reused).
 
-    A conv + Transformer encoder over 2D poses and velocities, mean-pooled to one feature vector per clip, and a linear head. The classes are the values of --label found in the train split; clips without a value are skipped. Validation accuracy is logged next to chance (the best constant answer: the largest val class). Labels: synthetic videos (`momu-data synth`) carry genre = their music style; the AIST++ recipe labels genre, dancer, music and choreo from the sequence names; Dance with Melody views carry style; any dataset can add a --metadata CSV at extraction. Validation uses whole clips; the default learning rate 1e-3 suits this encoder trained from scratch (the paper fine-tunes MotionBert at 1e-4).
+    A conv + Transformer encoder over 2D poses and velocities, mean-pooled to one feature vector per clip, and a
+    linear head. The classes are the values of --label found in the train split; clips without a value are skipped.
+    Validation accuracy is logged next to chance (the best constant answer: the largest val class). Labels:
+    synthetic videos (`momu-data synth`) carry genre = their music style; the AIST++ recipe labels genre, dancer,
+    music and choreo from the sequence names; Dance with Melody views carry style; any dataset can add a --metadata
+    CSV at extraction. Validation uses whole clips; the default learning rate 1e-3 suits this encoder trained from
+    scratch (the paper fine-tunes MotionBert at 1e-4).
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) classifier ...`."""
     from momu_models.train.classifier import ClassifierTrainConfig, train  # torch: see vae()

@@ -348,8 +348,9 @@ def load_dance_with_melody(path, views="fixed", time_scale="none", time_offset="
 
     views: "fixed", "frontal", "both" or a list. time_scale: "none" (1), "fit"
     (fit_time_scale against the music) or a number; time_offset: "none" (0) or seconds (the
-    motion is moved earlier by it: a manual correction of start_position). audio: the music file the times refer to (default: audio.* in
-    the folder); its first-sample time offsets the pose clock. Tracks carry meta style
+    motion is moved earlier by it: a manual correction of start_position). audio: the music
+    file the times refer to (default: audio.* in the folder); its first-sample time offsets
+    the pose clock. Tracks carry meta style
     (dance type), dance, music (the dance's own song) and the clock, which end up in the
     manifests.
     """
