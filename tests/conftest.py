@@ -12,11 +12,10 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 SHARED = ROOT.parent / "shared" / "data"
 
 
-def shared_data() -> Path:
-    """../shared/data when present (development machines), else skip with the reason."""
-    if not SHARED.is_dir():
-        pytest.skip(f"real data not available: {SHARED} is absent (fresh clone)")
-    return SHARED
+def pytest_runtest_setup(item):
+    """Tests marked `shared` use ../shared/data: skip them, saying why, where it is absent."""
+    if item.get_closest_marker("shared") and not SHARED.is_dir():
+        pytest.skip(f"real data not available: {SHARED} is absent (a fresh clone has no ../shared)")
 
 
 @pytest.fixture(scope="session")

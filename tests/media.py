@@ -7,6 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
+ROOT = Path(__file__).resolve().parents[1]  # the checkout
+# Real material on development machines (see ../shared/data/README.md); absent in a fresh clone.
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
 
 def write_av(
     path,

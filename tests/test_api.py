@@ -77,6 +77,7 @@ def test_readme_example_uses_the_public_api():
     assert calls >= 8
 
 
+@pytest.mark.slow
 def test_the_flow_through_the_public_api(tmp_path):
     """The README's flow with tiny settings: keypoint files -> data -> shards -> loader ->
     both models -> a joint sample and a dance for a music, through exported names only."""

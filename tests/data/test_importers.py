@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from media import SHARED_DATA
 
 from momu_data.media import MediaError
 from momu_data.pose.importers import find_keypoint_items, load_keypoints
@@ -20,10 +21,12 @@ from momu_data.pose.importers.openpose import load_openpose
 from momu_data.safe_pickle import UnsafePickleError, safe_load
 from momu_data.skeleton import J
 
-REAL = Path(__file__).resolve().parents[2] / "shared" / "data" / "keypoints"
-needs_real = pytest.mark.skipif(
-    not REAL.is_dir(), reason=f"real keypoint files not present ({REAL}); see shared/data/README.md"
-)
+REAL = SHARED_DATA / "keypoints"
+
+
+def needs_real(test):
+    skip = pytest.mark.skipif(not REAL.is_dir(), reason=f"real keypoint files not present ({REAL})")
+    return pytest.mark.shared(skip(test))
 
 
 # ----------------------------------------------------------------------------- OpenPose

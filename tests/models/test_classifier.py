@@ -101,6 +101,7 @@ def test_label_counts_and_filter(shards):
     assert keep({"meta": {"genre": "fast"}}) and not keep({"meta": {"genre": ""}}) and not keep({"meta": {}})
 
 
+@pytest.mark.slow
 def test_classifier_learns_above_chance_and_loads(shards, tmp_path):
     run = tmp_path / "run"
     torch.manual_seed(0)
@@ -213,6 +214,7 @@ def test_cli_trains(shards, tmp_path):
     assert "finished" in res.output and (tmp_path / "run" / "model.safetensors").exists()
 
 
+@pytest.mark.slow
 def test_synthetic_video_clip_rows_carry_the_genre(tmp_path, monkeypatch):
     """`momu-data extract` of a synthetic video records genre = its music style. The pose
     model is replaced by the video's own ground-truth keypoints (mediapipe is slow)."""

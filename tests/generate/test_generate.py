@@ -73,6 +73,7 @@ def streams(path):
         )
 
 
+@pytest.mark.slow
 def test_joint_generation_files_length_and_determinism(runs, tmp_path):
     args = ["--joint", "--length", "3s", "--checkpoints", runs, "--steps", "4", "--vocoder", "griffinlim"]
     r = invoke(*args, "--out", tmp_path / "a", "--seed", "5", "--num-samples", "2")
@@ -216,6 +217,7 @@ def test_validation_rereads_a_small_val_split(runs, toy_shards):
 # ---------------------------------------------------------------- Python API (MoMuPipeline)
 
 
+@pytest.mark.slow
 def test_pipeline_joint_equals_the_cli(runs, tmp_path):
     r = invoke(
         "--joint",

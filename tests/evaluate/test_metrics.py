@@ -318,10 +318,19 @@ def test_vggish_weights_errors(tmp_path):
         F.load_vggish(bad)
     with pytest.raises(F.EmbedderError, match="unknown embedder"):
         F.get_embedder("openl3")
-    mapped = F._map_vggish_keys(
-        {"state_dict": {"module.features_network.0.weight": 1, "embedding_network.4.bias": 2, "pproc._pca_matrix": 3}}
-    )
-    assert mapped == {"features.0.weight": 1, "embeddings.4.bias": 2}
+    # A torchaudio-style file (features_network / embedding_network, "module." prefixes, a
+    # wrapped state_dict, the PCA post-processor's tensors) loads as the same network.
+    ref = F.build_vggish()
+    sd = {
+        "module." + k.replace("features.", "features_network.").replace("embeddings.", "embedding_network."): v
+        for k, v in ref.state_dict().items()
+    }
+    sd["pproc._pca_matrix"] = torch.zeros(2)
+    wrapped = tmp_path / "torchaudio_style.pth"
+    torch.save({"state_dict": sd}, wrapped)
+    loaded = F.load_vggish(wrapped)
+    for k, v in ref.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k
 
 
 def test_logmel_stats_fad_is_labelled():

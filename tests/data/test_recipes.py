@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from media import click_track
+from media import ROOT, SHARED_DATA, click_track
 from typer.testing import CliRunner
 
 from momu_data.cli.data import app
@@ -34,12 +34,15 @@ from momu_data.recipes import runner as runner_module
 from momu_data.recipes.runner import command_module, error_reason, run_command
 from momu_data.skeleton import J
 
-ROOT = Path(__file__).resolve().parents[1]
 PIPELINES = ROOT / "pipelines"
-SHARED_DWM = Path(__file__).resolve().parents[2] / "shared" / "data" / "paired" / "dance_with_melody"
-needs_dwm = pytest.mark.skipif(
-    not SHARED_DWM.is_dir(), reason=f"Dance with Melody data not present ({SHARED_DWM}); see shared/data/README.md"
-)
+SHARED_DWM = SHARED_DATA / "paired" / "dance_with_melody"
+
+
+def needs_dwm(test):
+    skip = pytest.mark.skipif(
+        not SHARED_DWM.is_dir(), reason=f"Dance with Melody data not present ({SHARED_DWM}); see shared/data/README.md"
+    )
+    return pytest.mark.shared(skip(test))
 
 
 def statuses(results) -> dict:
@@ -385,6 +388,7 @@ def aist_tree(tmp_path_factory):
 AIST_SET = ["clips.seconds=2.0", "run.jobs=1"]
 
 
+@pytest.mark.slow
 def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path):
     out = tmp_path / "out"
     res = run_recipe(PIPELINES / "aistpp.toml", out=out, source=aist_tree, overrides=AIST_SET, log=quiet)
@@ -629,7 +633,7 @@ def test_dwm_views_mapping_and_labels(tmp_path):
     with pytest.raises(ValueError, match="views must be"):
         dwm.parse_views("top")
     with pytest.raises(ValueError, match="time_scale must be none, fit or a number"):
-        dwm._clock_option("time_scale", "auto")
+        dwm.load_dance_with_melody(d, time_scale="auto")
 
 
 def test_dwm_time_scale_fit_recovers_the_stretch_and_refuses_noise(tmp_path):
@@ -661,6 +665,7 @@ def test_dwm_time_scale_fit_recovers_the_stretch_and_refuses_noise(tmp_path):
         dwm.load_dance_with_melody(d, time_offset="fit")
 
 
+@pytest.mark.slow
 def test_dwm_recipe_end_to_end(tmp_path):
     src = tmp_path / "dwm"
     for name, bpm in (("DANCE_C_2", 128), ("DANCE_R_3", 100), ("DANCE_W_1", 90)):
@@ -744,6 +749,7 @@ def test_dwm_recipe_end_to_end(tmp_path):
 # ------------------------------------------------------------------------- the demo
 
 
+@pytest.mark.slow
 def test_demo_recipe_tiny_end_to_end(tmp_path):
     """The demo recipe at toy size: 2 synthetic videos of 2 s, real mediapipe."""
     out = tmp_path / "demo"

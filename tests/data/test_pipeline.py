@@ -6,13 +6,12 @@ import os
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from media import make_coco_item, write_av
+from media import ROOT, make_coco_item, write_av
 from typer.testing import CliRunner
 
 from momu_data.cli.data import app
@@ -201,6 +200,7 @@ def test_missing_input_and_unknown_source(tmp_path):
     assert r.exit_code == 2 and "--pose-source" in r.output
 
 
+@pytest.mark.slow
 def test_resume_after_kill(tmp_path):
     src = tmp_path / "src"
     for k in range(4):
@@ -223,7 +223,7 @@ def test_resume_after_kill(tmp_path):
         "-j",
         "1",
     ]
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     p = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 120
     while time.time() < deadline and len(list((data / "items").glob("*.json"))) < 1 and p.poll() is None:
@@ -281,6 +281,7 @@ def test_resume_after_kill(tmp_path):
     assert len(pq.read_table(data / "clips.parquet")) == 16
 
 
+@pytest.mark.slow
 def test_dask_local_cluster_matches_joblib(tmp_path):
     src = tmp_path / "src"
     for k in range(2):

@@ -15,6 +15,8 @@ from momu_models.evaluate.metrics.beats import tolerance_scores
 
 runner = CliRunner()
 
+pytestmark = pytest.mark.slow  # the real pose model over synthetic videos
+
 
 @pytest.fixture(scope="module")
 def synthetic(tmp_path_factory):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from media import ROOT
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -22,8 +23,6 @@ import momu_models.train.vae as TV
 from momu_models.cli.train import app
 from momu_models.models.vae import BiCoRVAE
 from momu_models.train.args import TrainArgs, read_settings, setting_names
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def cfg(shards, run, **kw):
@@ -49,6 +48,7 @@ def losses(run, key):
     return [json.loads(line)[key] for line in open(Path(run) / "metrics.jsonl") if key in line]
 
 
+@pytest.mark.slow
 def test_training_reduces_loss_and_saves_a_loadable_model(toy_shards, tmp_path):
     run = tmp_path / "run"
     metrics = TV.train(cfg(toy_shards, run, music_steps=30, motion_steps=30, lr=3e-3), progress=False)
@@ -139,6 +139,7 @@ def test_motion_stage_from_init_keeps_music_vae(toy_shards, tmp_path):
     assert all(torch.equal(music[k], after[k]) for k in music)
 
 
+@pytest.mark.slow
 def test_torchrun_two_cpu_processes(toy_shards, tmp_path):
     run = tmp_path / "ddp"
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
@@ -300,14 +301,15 @@ def test_config_file_errors_are_one_line(tmp_path, monkeypatch):
     assert res.exit_code == 2 and not seen
 
 
-def test_trainer_configs_share_train_args():
+def test_trainer_configs_share_train_args(tmp_path):
     shared = {f.name: f.default for f in dataclasses.fields(TrainArgs)}
     for cls in (TV.VAETrainConfig, TD.DiffusionTrainConfig, TC.ClassifierTrainConfig):
         assert issubclass(cls, TrainArgs) and shared.keys() <= {f.name for f in dataclasses.fields(cls)}
     # the defaults each trainer has always had (train_config.json and --resume compare them)
     assert TD.DiffusionTrainConfig().run_dir is None and TD.DiffusionTrainConfig().lr is None
     assert TC.ClassifierTrainConfig().batch_size == 16 and TV.VAETrainConfig().lr == 2e-4
-    f = Path(__file__).parent / "conftest.py"
+    f = tmp_path / "settings.py"
+    f.write_text("steps = 3\n")
     with pytest.raises(ValueError, match=r"use a \.json or \.toml file"):
         read_settings(f, TV.VAETrainConfig)
 
