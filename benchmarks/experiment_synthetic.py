@@ -1,4 +1,4 @@
-"""The reported model figures on synthetic data (README / docs/results.md), reproducible:
+"""The reported model figures on synthetic data (docs/results.md), reproducible:
 
   python -m benchmarks.experiment_synthetic SHARDS OUT [--vae-steps N] [--diff-steps N]
 

@@ -8,7 +8,7 @@ RUNS holds vae/ and the diffusion runs named in --tasks (e.g. a recipe's OUT/run
 guidance and unconditionally (scale 0: the same model and seed without the condition) and
 scores LORIS 1 s bins and +-0.1 s matching, plus the envelope sync
 (momu_models.evaluate.metrics.sync_correlation, docs/metrics.md); the ceiling is the real motion
-against its own music. Used for the Dance-with-Melody figures in the README.
+against its own music. Used for the Dance-with-Melody figures in docs/results.md.
 """
 
 from __future__ import annotations
