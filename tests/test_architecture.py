@@ -376,6 +376,15 @@ def test_no_private_names_across_modules(project):
     assert not bad, report("private names used across modules (make them public)", bad)
 
 
+def test_benchmarks_stay_outside_and_use_public_names():
+    """benchmarks/ holds scripts over the packages: nothing imports them, and they take no
+    private name from the packages."""
+    p = Project.scan(ROOT, packages=(*PACKAGES, "benchmarks"))
+    bad = forbidden_imports(p, PACKAGES, ("benchmarks",))
+    bad += [v for v in private_imports(p) if v.split(": ", 1)[1].startswith("benchmarks")]
+    assert not bad, report("benchmarks", bad)
+
+
 def test_third_party_imports_are_declared(project):
     bad = undeclared_imports(project, ROOT / "pyproject.toml")
     assert not bad, report("third-party imports missing from pyproject.toml", bad)
