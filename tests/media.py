@@ -12,6 +12,34 @@ ROOT = Path(__file__).resolve().parents[1]  # the checkout
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
+# A standing figure in COCO-17 order (pixels): the base pose of the keypoint-file test dances.
+COCO_BASE = (
+    np.array(
+        [
+            [50, 20],
+            [48, 18],
+            [52, 18],
+            [46, 19],
+            [54, 19],
+            [40, 30],
+            [60, 30],
+            [36, 45],
+            [64, 45],
+            [34, 60],
+            [66, 60],
+            [44, 60],
+            [56, 60],
+            [44, 80],
+            [56, 80],
+            [44, 98],
+            [56, 98],
+        ],
+        float,
+    )
+    * 4
+)
+
+
 def write_av(
     path,
     seconds=2.0,
@@ -79,31 +107,7 @@ def make_coco_item(folder: Path, name: str, seconds=6.0, fps=30.0, bpm=120.0, se
     rng = np.random.default_rng(seed)
     n = int(seconds * fps)
     t = np.arange(n) / fps
-    base = (
-        np.array(
-            [
-                [50, 20],
-                [48, 18],
-                [52, 18],
-                [46, 19],
-                [54, 19],
-                [40, 30],
-                [60, 30],
-                [36, 45],
-                [64, 45],
-                [34, 60],
-                [66, 60],
-                [44, 60],
-                [56, 60],
-                [44, 80],
-                [56, 80],
-                [44, 98],
-                [56, 98],
-            ],
-            float,
-        )
-        * 4
-    )
+    base = COCO_BASE
     tri = np.abs(((t / (60 / bpm)) % 2) - 1)
     entries = []
     for i in range(n):

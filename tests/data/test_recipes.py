@@ -14,7 +14,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 import soundfile as sf
-from media import ROOT, SHARED_DATA, click_track
+from media import COCO_BASE, ROOT, SHARED_DATA, click_track
 from typer.testing import CliRunner
 
 from momu_data.cli.data import app
@@ -312,32 +312,6 @@ def test_exclusion_names_sequences_not_views():
 
 
 # ------------------------------------------------------------------------ fake AIST++
-
-COCO_BASE = (
-    np.array(
-        [
-            [50, 20],
-            [48, 18],
-            [52, 18],
-            [46, 19],
-            [54, 19],
-            [40, 30],
-            [60, 30],
-            [36, 45],
-            [64, 45],
-            [34, 60],
-            [66, 60],
-            [44, 60],
-            [56, 60],
-            [44, 80],
-            [56, 80],
-            [44, 98],
-            [56, 98],
-        ],
-        float,
-    )
-    * 4
-)
 
 
 def write_aist_seq(path: Path, seconds: float, bpm: float, cameras: int = 2, seed: int = 0):
