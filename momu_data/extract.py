@@ -21,7 +21,7 @@ import numpy as np
 from momu_data import features
 from momu_data import timebase as A
 from momu_data.clips import assess_clip, cut_clips
-from momu_data.features import beats_from_envelope, directogram, kinematic_flux, normalise01
+from momu_data.features import amplitude_from_flux, beats_from_envelope, directogram, kinematic_flux
 from momu_data.io import atomic_path, sha256_file, write_json
 from momu_data.media import MediaError, load_audio, probe_video
 from momu_data.pose.importers import load_keypoints
@@ -268,7 +268,7 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
         "mel": mel,
         "dirgram": dgram,
         "flux": flux,
-        "kin_beats": beats_from_envelope(normalise01(flux)).astype(np.float64),
+        "kin_beats": beats_from_envelope(amplitude_from_flux(flux)).astype(np.float64),
         "onsets": features.onsets(seg).astype(np.float64),
     }
     info = {

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from momu_data import timebase as A
 from momu_data.extract import load_item
-from momu_data.features import normalise01
+from momu_data.features import amplitude_from_flux
 from momu_data.loader import shard_urls
 
 
@@ -80,7 +80,7 @@ def _clip_from_data(path: Path, key: str | None):
     s, e = row["frame_start"], row["frame_end"]
     t0, t1 = s / A.FPS, e / A.FPS
     sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
-    return row["key"], f["mel"][:, s:e], normalise01(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
+    return row["key"], f["mel"][:, s:e], amplitude_from_flux(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
 
 
 def _clip_from_shards(path: Path, key: str | None):

@@ -25,7 +25,7 @@ import pyarrow.parquet as pq
 
 from momu_data import timebase as A
 from momu_data.extract import load_item
-from momu_data.features import normalise01
+from momu_data.features import amplitude_from_flux
 from momu_data.io import write_json
 from momu_data.manifest import read_records
 
@@ -99,7 +99,7 @@ def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
         "pose.npy": feats["pose"][s:e].astype(np.float32),
         "conf.npy": feats["conf"][s:e].astype(np.float32),
         "mel.npy": feats["mel"][:, s:e].astype(np.float32),
-        "amp.npy": normalise01(feats["flux"][s:e]),
+        "amp.npy": amplitude_from_flux(feats["flux"][s:e]),
         "dirgram.npy": feats["dirgram"][s:e].astype(np.float32),
         "beats.json": {"kinematic": within(feats["kin_beats"]), "onsets": within(feats["onsets"])},
         "audio.flac": _flac_bytes(audio[s * A.HOP : e * A.HOP]),

@@ -28,7 +28,6 @@ import torch
 from momu_data import features
 from momu_data import timebase as A
 from momu_data.extract import motion_from_video
-from momu_data.io import to_jsonable
 from momu_data.media import MediaError, load_audio
 from momu_models.device import resolve_device
 from momu_models.diffusion.sampling import joint_sample, sample
@@ -37,7 +36,7 @@ from momu_models.generate.outputs import GenerationResult
 from momu_models.generate.postprocess import SMOOTH_SECONDS, finish_motion
 from momu_models.generate.vocoders import Vocoder, get_vocoder
 from momu_models.models.dit import load_diffusion
-from momu_models.models.vae import BiCoRVAE
+from momu_models.models.vae import BiCoRVAE, VAEConfig
 
 log = logging.getLogger(__name__)
 
@@ -94,7 +93,7 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_second
     m = Models(vae=vae, device=dev, smooth_seconds=smooth_seconds)
     for t in tasks:
         dit, cfg = load_diffusion(root / t)
-        if cfg["vae_config"] != to_jsonable(vae.cfg.to_dict()):
+        if VAEConfig.from_dict(cfg["vae_config"]) != vae.cfg:
             raise GenerateError(
                 f"{root / t} was trained on another VAE than {root / 'vae'}: retrain it or "
                 "point --checkpoints at a consistent set of runs"

@@ -55,6 +55,12 @@ class VAEConfig:
     norm_groups: int = 32
     dropout: float = 0.0
     pad_mode: str = "replicate"  # how T is padded to a multiple of the factor
+    # what every Conv1d sees beyond the sequence's ends. Zero padding (the first runs, and
+    # checkpoints saved before this field existed) made the decoder's first and last frames
+    # move ~10x faster than the body ever does, for any latent: a jolt at the start and end of
+    # every generated dance. Replicate padding decodes a still latent to a still pose up to
+    # the edges (docs/bicor_vae.md, "Sequence edges").
+    conv_padding: str = "replicate"
     # data layout
     mel_channels: int = N_MELS
     num_joints: int = NUM_JOINTS
@@ -79,6 +85,8 @@ class VAEConfig:
             raise ValueError("kernel_size must be odd so that convolutions keep frames centred")
         if self.pad_mode not in ("replicate", "zero"):
             raise ValueError(f"pad_mode must be 'replicate' or 'zero', not {self.pad_mode!r}")
+        if self.conv_padding not in ("replicate", "zeros"):
+            raise ValueError(f"conv_padding must be 'replicate' or 'zeros', not {self.conv_padding!r}")
         for base in (self.base_channels, self.motion_base_channels or self.base_channels):
             for m in self.channel_mult:
                 if (base * m) % self.num_heads:
@@ -102,6 +110,7 @@ class VAEConfig:
     @classmethod
     def from_dict(cls, d: dict) -> VAEConfig:
         known = {f.name for f in fields(cls)}
+        d = {"conv_padding": "zeros", **d}  # saved before conv_padding existed: zero padding
         return cls(**{k: v for k, v in d.items() if k in known})
 
 
@@ -191,11 +200,7 @@ class DiagonalGaussian:
 # Every block takes an optional frame mask [B, T] at its own resolution. With a mask, the
 # blocks behave on each batch item exactly as on that item alone (padded to a multiple of
 # the factor): GroupNorm statistics and attention keys use only the item's own frames, and
-# conv inputs are zeroed beyond them, which is what a conv's zero padding would see.
-
-
-def _zero(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    return x if mask is None else x * mask[:, None, :].to(x.dtype)
+# conv inputs are filled beyond them as the conv's own edge padding would fill them.
 
 
 class GroupNorm(nn.GroupNorm):
@@ -221,8 +226,18 @@ class GroupNorm(nn.GroupNorm):
         return (y * self.weight[:, None] + self.bias[:, None]).to(x.dtype)
 
 
-def _conv(c_in: int, c_out: int, k: int, stride: int = 1) -> nn.Conv1d:
-    return nn.Conv1d(c_in, c_out, k, stride=stride, padding=k // 2)
+class Conv(nn.Conv1d):
+    """Conv1d with "same" padding of the given mode (cfg.conv_padding). With a frame mask, an
+    item's frames beyond its length are first filled as that padding fills the end of a
+    sequence (zeros, or its last frame repeated), so each item is convolved as if alone."""
+
+    def __init__(self, c_in: int, c_out: int, k: int, cfg: VAEConfig, stride: int = 1):
+        super().__init__(c_in, c_out, k, stride=stride, padding=k // 2, padding_mode=cfg.conv_padding)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:
+            x = _fill_padding(x, mask.bool(), "zero" if self.padding_mode == "zeros" else "replicate")
+        return super().forward(x)
 
 
 class ResBlock(nn.Module):
@@ -231,15 +246,15 @@ class ResBlock(nn.Module):
     def __init__(self, c_in: int, c_out: int, cfg: VAEConfig):
         super().__init__()
         self.norm1 = GroupNorm(c_in, cfg.norm_groups)
-        self.conv1 = _conv(c_in, c_out, cfg.kernel_size)
+        self.conv1 = Conv(c_in, c_out, cfg.kernel_size, cfg)
         self.norm2 = GroupNorm(c_out, cfg.norm_groups)
         self.dropout = nn.Dropout(cfg.dropout)
-        self.conv2 = _conv(c_out, c_out, cfg.kernel_size)
+        self.conv2 = Conv(c_out, c_out, cfg.kernel_size, cfg)
         self.skip = nn.Conv1d(c_in, c_out, 1) if c_in != c_out else nn.Identity()
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.conv1(_zero(F.silu(self.norm1(x, mask)), mask))
-        h = self.conv2(_zero(self.dropout(F.silu(self.norm2(h, mask))), mask))
+        h = self.conv1(F.silu(self.norm1(x, mask)), mask)
+        h = self.conv2(self.dropout(F.silu(self.norm2(h, mask))), mask)
         return self.skip(x) + h
 
 
@@ -305,10 +320,10 @@ class Downsample(nn.Module):
 
     def __init__(self, channels: int, cfg: VAEConfig):
         super().__init__()
-        self.conv = _conv(channels, channels, cfg.kernel_size, stride=2)
+        self.conv = Conv(channels, channels, cfg.kernel_size, cfg, stride=2)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.conv(_zero(x, mask))
+        return self.conv(x, mask)
 
 
 class Upsample(nn.Module):
@@ -317,10 +332,10 @@ class Upsample(nn.Module):
 
     def __init__(self, channels: int, cfg: VAEConfig):
         super().__init__()
-        self.conv = _conv(channels, channels, cfg.kernel_size)
+        self.conv = Conv(channels, channels, cfg.kernel_size, cfg)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return self.conv(_zero(F.interpolate(x, scale_factor=2.0, mode="nearest"), mask))
+        return self.conv(F.interpolate(x, scale_factor=2.0, mode="nearest"), mask)
 
 
 class Encoder(nn.Module):
@@ -332,7 +347,7 @@ class Encoder(nn.Module):
         super().__init__()
         chs = [base * m for m in cfg.channel_mult]
         self.num_down = cfg.num_down
-        self.conv_in = _conv(in_channels, chs[0], cfg.kernel_size)
+        self.conv_in = Conv(in_channels, chs[0], cfg.kernel_size, cfg)
         self.levels = nn.ModuleList()
         self.downs = nn.ModuleList()
         c = chs[0]
@@ -342,17 +357,17 @@ class Encoder(nn.Module):
             self.downs.append(Downsample(c, cfg) if lvl < cfg.num_down else nn.Identity())
         self.mid = MidBlock(c, cfg)
         self.norm_out = GroupNorm(c, cfg.norm_groups)
-        self.conv_out = _conv(c, 2 * cfg.latent_channels, cfg.kernel_size)
+        self.conv_out = Conv(c, 2 * cfg.latent_channels, cfg.kernel_size, cfg)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None):
-        h = self.conv_in(_zero(x, mask))
+        h = self.conv_in(x, mask)
         for lvl, (level, down) in enumerate(zip(self.levels, self.downs)):
             h = level(h, mask)
             if lvl < self.num_down:
                 h = down(h, mask)
                 mask = None if mask is None else downsample_mask(mask, 2)
         h = self.mid(h, mask)
-        h = self.conv_out(_zero(F.silu(self.norm_out(h, mask)), mask))
+        h = self.conv_out(F.silu(self.norm_out(h, mask)), mask)
         mean, logvar = h.chunk(2, dim=1)
         return mean, logvar
 
@@ -368,7 +383,7 @@ class Decoder(nn.Module):
         chs = [base * m for m in cfg.channel_mult]
         self.num_down = cfg.num_down
         c = chs[-1]
-        self.conv_in = _conv(cfg.latent_channels, c, cfg.kernel_size)
+        self.conv_in = Conv(cfg.latent_channels, c, cfg.kernel_size, cfg)
         self.mid = MidBlock(c, cfg)
         self.ups = nn.ModuleList()
         self.levels = nn.ModuleList()
@@ -378,17 +393,17 @@ class Decoder(nn.Module):
             self.levels.append(Level(c, chs[lvl], cfg.num_res_blocks + 1, lvl in cfg.attn_levels, cfg))
             c = chs[lvl]
         self.norm_out = GroupNorm(c, cfg.norm_groups)
-        self.conv_out = _conv(c, out_channels, cfg.kernel_size)
+        self.conv_out = Conv(c, out_channels, cfg.kernel_size, cfg)
 
     def forward(self, z: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.mid(self.conv_in(_zero(z, mask)), mask)
+        h = self.mid(self.conv_in(z, mask), mask)
         n = len(self.levels)
         for i, (up, level) in enumerate(zip(self.ups, self.levels)):
             if n - 1 - i < self.num_down:
                 mask = None if mask is None else mask.repeat_interleave(2, dim=1)
                 h = up(h, mask)
             h = level(h, mask)
-        return self.conv_out(_zero(F.silu(self.norm_out(h, mask)), mask))
+        return self.conv_out(F.silu(self.norm_out(h, mask)), mask)
 
 
 def _fill_padding(x: torch.Tensor, mask: torch.Tensor, mode: str) -> torch.Tensor:

@@ -14,18 +14,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from momu_data.io import to_jsonable, write_json
+from momu_data.io import write_json
 from momu_data.loader import loader
 from momu_models.device import resolve_device
 from momu_models.models.contrastive import RhythmicContrastConfig, retrieval_accuracy
 from momu_models.models.discriminator import MelDiscriminator
-from momu_models.models.vae import PRESETS, BiCoRVAE
+from momu_models.models.vae import PRESETS, BiCoRVAE, VAEConfig
 from momu_models.train import distributed as D
 from momu_models.train.args import TrainArgs
 from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
@@ -54,6 +54,9 @@ class VAETrainConfig(TrainArgs):
     # 0.2 measured better on both counts (docs/bicor_vae.md). 0: ablation #3, no contrast.
     contrast_weight: float = 0.2
     init: str | None = None  # stage motion: a finished run whose music VAE to start from
+    # the preset's edge padding unless set: "zeros" reproduces the runs before replicate padding
+    # (an ablation; docs/bicor_vae.md "Sequence edges")
+    conv_padding: str | None = None
 
 
 @torch.no_grad()
@@ -94,6 +97,11 @@ def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
     return out
 
 
+def only_padding_differs(a: VAEConfig, b: VAEConfig) -> bool:
+    """Two configs equal but for conv_padding: a run from before replicate padding."""
+    return a != b and replace(a, conv_padding=b.conv_padding) == b
+
+
 def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     """Train (or resume) a BiCoR-VAE; returns the final validation metrics."""
     if cfg.preset not in PRESETS:
@@ -106,6 +114,10 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     run = Path(cfg.run_dir)
     torch.manual_seed(cfg.seed)
     vcfg = PRESETS[cfg.preset]
+    if cfg.conv_padding is not None:
+        if cfg.conv_padding not in ("replicate", "zeros"):
+            raise TrainError(f"conv_padding must be replicate or zeros, not {cfg.conv_padding!r}")
+        vcfg = replace(vcfg, conv_padding=cfg.conv_padding)
     model = BiCoRVAE(vcfg, RhythmicContrastConfig()).to(device)
     disc = MelDiscriminator.from_config(vcfg).to(device)
     stage_cfg = StageConfig(contrast_weight=cfg.contrast_weight)
@@ -129,7 +141,13 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
         log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
         saved = json.loads((ck / "state.json").read_text())
-        if saved.get("vae_config") != to_jsonable(vcfg.to_dict()):  # JSON has lists, not tuples
+        saved_vcfg = VAEConfig.from_dict(saved.get("vae_config", {}))
+        if only_padding_differs(saved_vcfg, vcfg):
+            raise TrainError(
+                f"checkpoint {ck} was trained with zero-padded convolutions (docs/bicor_vae.md "
+                "'Sequence edges'): start a new --run-dir, or resume with conv_padding = \"zeros\" in --config"
+            )
+        if saved_vcfg != vcfg:
             raise TrainError(
                 f"checkpoint {ck} was trained with preset {saved.get('preset')!r}, not {cfg.preset!r}: "
                 f"pass --preset {saved.get('preset')} or another --run-dir"
@@ -153,6 +171,11 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                 "`momu-train vae SHARDS --stage music`) or train --stage all"
             )
         trained = BiCoRVAE.from_pretrained(src)
+        if only_padding_differs(trained.cfg, vcfg):
+            raise TrainError(
+                f"{src} was trained with zero-padded convolutions (docs/bicor_vae.md 'Sequence edges'): "
+                'train its music stage again, or set conv_padding = "zeros" in --config'
+            )
         if trained.cfg != vcfg:
             raise TrainError(f"{src} holds a VAE of another preset than {cfg.preset!r}")
         model.music.load_state_dict(trained.music.state_dict())

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 import momu_models.train.diffusion as TD
 import momu_models.train.vae as TV
 from momu_models.cli.generate import generate
+from momu_models.diffusion import window_starts
 from momu_models.generate.length import parse_length
 from momu_models.generate.pipeline import GenerateError, MoMuPipeline
 from momu_models.models.dit import load_diffusion
@@ -293,3 +294,121 @@ def test_parse_length_errors():
         parse_length("abc", 62.5)
     with pytest.raises(ValueError, match="frames must be whole"):
         parse_length("2.5", 62.5)
+
+
+def joint_speed(pose: np.ndarray) -> np.ndarray:
+    """Mean joint speed per frame step (torso units per frame) of [T, 14, 2]."""
+    return np.linalg.norm(np.diff(pose, axis=0), axis=-1).mean(axis=-1)
+
+
+def speed_profile(poses) -> np.ndarray:
+    """Each pose sequence's joint speed as a multiple of its own median, averaged over the
+    sequences: content averages out, what every sequence shares at the same frames stays."""
+    return np.mean([joint_speed(p) / np.median(joint_speed(p)) for p in poses], axis=0)
+
+
+def seam_frames(frames: int, max_len: int, factor: int = 2) -> list[int]:
+    """Pose frames where the sliding windows' overlaps begin and end."""
+    L = -(-frames // factor)
+    starts = window_starts(L, max_len, max_len // 4)
+    out = []
+    for s, prev in zip(starts[1:], starts[:-1]):
+        out += [s * factor, min(prev + max_len, L) * factor]
+    return sorted(set(out))
+
+
+def edge_and_seam_ratios(profile: np.ndarray, seams: list[int]) -> dict:
+    """Mean speed over the first and last 0.1 s and the 0.1 s around each seam, as a multiple
+    of the median speed."""
+    med = float(np.median(profile))
+    w = 6  # 0.1 s at 62.5 frames/s
+    out = {"first": profile[:w].mean() / med, "last": profile[-w:].mean() / med}
+    for b in seams:
+        out[f"seam@{b}"] = profile[max(0, b - w // 2) : b + w // 2].mean() / med
+    return out
+
+
+@pytest.fixture(scope="module")
+def edge_runs(toy_shards, tmp_path_factory):
+    """Tiny VAEs trained long enough (100 + 100 steps) for their decoders to map latents onto
+    real poses, one with each conv padding, and tiny DiTs on the replicate one."""
+    root = tmp_path_factory.mktemp("edge_runs")
+    tiny = dict(shards=str(toy_shards), preset="tiny", batch_size=4, val_batches=1, val_every=10**6, ckpt_every=10**6)
+    for padding in ("zeros", "replicate"):
+        TV.train(
+            TV.VAETrainConfig(
+                run_dir=str(root / padding / "vae"),
+                music_steps=100,
+                motion_steps=100,
+                crop_seconds=1.0,
+                conv_padding=padding,
+                **tiny,
+            ),
+            progress=False,
+        )
+    for task in ("motion2music", "music2motion"):
+        TD.train(
+            TD.DiffusionTrainConfig(
+                task=task,
+                run_dir=str(root / "replicate" / task),
+                vae=str(root / "replicate" / "vae"),
+                steps=30,
+                stats_batches=2,
+                **tiny,
+            ),
+            progress=False,
+        )
+    return root
+
+
+@pytest.mark.slow
+def test_zero_padded_decoder_jolts_at_the_edges_replicate_does_not(edge_runs, toy_shards):
+    """The cause of the jolt at the start and end of every generated dance (issue 12): with
+    zero padding every conv of a trained decoder sees zeros beyond the sequence, and the first
+    and last frames of its output move several times faster than the body does. The same
+    decoder trained with replicate padding reconstructs the edges like the rest."""
+    import torch
+
+    from momu_data import loader
+    from momu_models import BiCoRVAE
+
+    batch = next(iter(loader(toy_shards, split="train", batch_size=8, crop_frames=250)))
+    ratios = {}
+    for padding in ("zeros", "replicate"):
+        vae = BiCoRVAE.from_pretrained(edge_runs / padding / "vae")
+        assert vae.cfg.conv_padding == padding
+        with torch.no_grad():
+            rec = vae.decode_motion(vae.encode_motion(batch["pose"]).mean, 250).numpy()
+        ratios[padding] = edge_and_seam_ratios(speed_profile(rec), [])
+    real = edge_and_seam_ratios(speed_profile(batch["pose"].numpy()), [])
+    assert max(real.values()) < 1.5  # the clips themselves move evenly
+    assert min(ratios["zeros"].values()) > 2.5, ratios
+    assert max(ratios["replicate"].values()) < 1.5, ratios
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seconds", [1.0, 3.0, 10.0, 30.0])
+def test_generated_motion_has_no_jolt_at_edges_or_window_seams(edge_runs, seconds):
+    """Joint generation and dance for a music, 1 s (one window of the tiny DiT's 1.5 s) to
+    30 s (27 windows): the first and last 0.1 s and the 0.1 s around every window seam move
+    within 2x the median speed. Averaged over 8 samples (speed_profile): single sequences of
+    these barely trained models are noise-like, and a few percent of any 0.1 s windows pass
+    2x by content alone; a boundary effect is the same in every sample and survives the mean."""
+    from media import click_track
+
+    from momu_data import log_mel
+    from momu_models.generate.pipeline import generate_joint, generate_motion, load_models
+
+    models = load_models(edge_runs / "replicate", ("motion2music", "music2motion"), "cpu")
+    frames = int(round(seconds * 62.5))
+    seams = seam_frames(frames, models.dits["music2motion"].config.max_len)
+    assert (len(seams) > 0) == (seconds > 1.5)
+    y, _ = click_track(seconds, 120)
+    mel = log_mel(y)[:, :frames]
+    for poses in (
+        generate_joint(models, frames, n=8, seed=1, steps=10).poses,
+        generate_motion(models, mel, n=8, seed=2, steps=10).poses,
+    ):
+        assert poses.shape == (8, frames, 14, 2)
+        r = edge_and_seam_ratios(speed_profile(poses), seams)
+        assert max(r.values()) < 2.0, {k: round(float(x), 2) for k, x in r.items()}

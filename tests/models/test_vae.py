@@ -3,8 +3,10 @@
 All on the tiny preset and small synthetic tensors; the file runs in a few seconds.
 """
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -403,3 +405,28 @@ def test_preset_parameter_counts():
     assert (count_parameters(tiny), count_parameters(small), n) == (61_860, 1_009_116, 212_755_868)
     # the two VAEs are about the same size; the music one is a bit larger (80 vs 28 channels)
     assert count_parameters(paper.music) > count_parameters(paper.motion)
+
+
+def test_replicate_padding_decodes_a_still_latent_to_a_still_pose():
+    """Sequence edges (issue 12): with replicate padding a latent that does not change decodes
+    to a pose that does not move, up to the first and last frame; zero padding (the earlier
+    default, kept for old checkpoints) moves the edges, and its attention carries that inward."""
+    speeds = {}
+    for padding in ("zeros", "replicate"):
+        torch.manual_seed(0)
+        vae = BiCoRVAE(dataclasses.replace(PRESETS["tiny"], conv_padding=padding)).eval()
+        z = torch.randn(1, vae.cfg.latent_channels, 1).expand(-1, -1, 50)
+        with torch.no_grad():
+            pose = vae.decode_motion(z, 100)[0].numpy()
+        speeds[padding] = np.linalg.norm(np.diff(pose, axis=0), axis=-1).mean(axis=-1)
+    assert speeds["replicate"].max() < 1e-5
+    zeros = speeds["zeros"]
+    assert zeros[:3].mean() > 3 * zeros[40:60].mean() and zeros[-3:].mean() > 3 * zeros[40:60].mean()
+
+
+def test_configs_saved_before_conv_padding_load_as_zero_padded():
+    cfg = PRESETS["tiny"].to_dict()
+    del cfg["conv_padding"]
+    assert VAEConfig.from_dict(cfg).conv_padding == "zeros"
+    assert PRESETS["tiny"].conv_padding == "replicate"
+    assert VAEConfig.from_dict(PRESETS["tiny"].to_dict()) == PRESETS["tiny"]

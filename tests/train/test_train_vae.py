@@ -339,3 +339,25 @@ def test_cli_trains_from_a_config_file_and_resumes(toy_shards, tmp_path):
     res = r.invoke(app, ["vae", str(toy_shards), "--config", str(f), "--run-dir", str(run), "--resume"])
     assert res.exit_code == 0, res.output
     assert BiCoRVAE.from_pretrained(run).config_extra["steps"] == 4
+
+
+def test_conv_padding_setting_and_zero_padded_runs(toy_shards, tmp_path):
+    """`conv_padding` reproduces the zero-padded runs of before; continuing such a run with
+    the presets' replicate padding is refused with the way out, and works when asked for."""
+    from momu_models.train.loop import TrainError
+
+    def cfg(run, **kw):
+        base = dict(shards=str(toy_shards), preset="tiny", batch_size=4, crop_seconds=1.0, val_batches=1)
+        return TV.VAETrainConfig(run_dir=str(run), **{**base, **kw})
+
+    TV.train(cfg(tmp_path / "old", stage="music", music_steps=2, conv_padding="zeros"), progress=False)
+    assert BiCoRVAE.from_pretrained(tmp_path / "old").cfg.conv_padding == "zeros"
+    with pytest.raises(TrainError, match='conv_padding = "zeros"'):
+        TV.train(cfg(tmp_path / "new", stage="motion", motion_steps=2, init=str(tmp_path / "old")), progress=False)
+    TV.train(
+        cfg(tmp_path / "new", stage="motion", motion_steps=2, init=str(tmp_path / "old"), conv_padding="zeros"),
+        progress=False,
+    )
+    assert BiCoRVAE.from_pretrained(tmp_path / "new").cfg.conv_padding == "zeros"
+    with pytest.raises(TrainError, match="conv_padding must be"):
+        TV.train(cfg(tmp_path / "bad", conv_padding="reflect"), progress=False)
