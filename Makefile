@@ -3,7 +3,6 @@ PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-DEMO := work/demo
 # librosa compiles with numba on first use (~14 s); keep the cache between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
@@ -35,27 +34,33 @@ format: $(STAMP)
 
 # The main job on the embedded default, offline: synthetic dance videos -> extraction with
 # the real pose model -> shards -> BiCoR-VAE (small) -> both diffusion models (small) ->
-# a 30 s joint sample and a dance for one of the synthetic songs.
+# a 30 s joint sample and a dance for one of the synthetic songs. Everything goes into the
+# folders the commands use by default (videos/ data/ shards/ runs/ outputs/, git-ignored),
+# so that every command of the README works as written afterwards.
 DEMO_N ?= 20
 DEMO_VAE_STEPS ?= 200
 DEMO_DIFF_STEPS ?= 250
+DEMO_DIRS := videos data shards runs outputs
 demo: $(STAMP)
-	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out $(DEMO)/videos --seed 0
-	$(BIN)/momu-data extract $(DEMO)/videos --out $(DEMO)/data --clip-seconds 6 --dataset synthetic
-	$(BIN)/momu-data shard $(DEMO)/data --out $(DEMO)/shards --split 80/10/10
-	$(BIN)/momu-train vae $(DEMO)/shards --preset small --steps $(DEMO_VAE_STEPS) --run-dir $(DEMO)/runs/vae --val-every 100 --ckpt-every 100
-	$(BIN)/momu-train diffusion $(DEMO)/shards --task motion2music --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae $(DEMO)/runs/vae --run-dir $(DEMO)/runs/motion2music --val-every 200 --ckpt-every 200
-	$(BIN)/momu-train diffusion $(DEMO)/shards --task music2motion --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae $(DEMO)/runs/vae --run-dir $(DEMO)/runs/music2motion --val-every 200 --ckpt-every 200
-	$(BIN)/momu-generate --joint --length 30s --checkpoints $(DEMO)/runs --out $(DEMO)/outputs
-	$(BIN)/momu-generate --music $(DEMO)/videos/synth_001.mp4 --checkpoints $(DEMO)/runs --out $(DEMO)/outputs
-	$(BIN)/momu-data inspect $(DEMO)/shards --plot $(DEMO)/clip.png
-	@echo "demo outputs: $(DEMO)/outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
-	@echo "  $(DEMO)/runs/ (trained models), $(DEMO)/shards/ (WebDataset), $(DEMO)/data/ (features, manifests), $(DEMO)/videos/ (inputs)"
+	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out videos --seed 0
+	$(BIN)/momu-data extract videos --out data --clip-seconds 6 --dataset synthetic
+	$(BIN)/momu-data shard data --out shards --split 80/10/10
+	$(BIN)/momu-train vae shards --preset small --steps $(DEMO_VAE_STEPS) --run-dir runs/vae --val-every 100 --ckpt-every 100
+	$(BIN)/momu-train diffusion shards --task motion2music --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae runs/vae --run-dir runs/motion2music --val-every 200 --ckpt-every 200
+	$(BIN)/momu-train diffusion shards --task music2motion --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae runs/vae --run-dir runs/music2motion --val-every 200 --ckpt-every 200
+	$(BIN)/momu-generate --joint --length 30s --checkpoints runs --out outputs
+	$(BIN)/momu-generate --music videos/synth_001.mp4 --checkpoints runs --out outputs
+	$(BIN)/momu-data inspect shards --plot clip.png
+	@for d in $(DEMO_DIRS); do touch $$d/.momu-demo; done  # what `make clean` may remove
+	@echo "demo outputs: outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
+	@echo "  runs/ (trained models), shards/ (WebDataset), data/ (features, manifests), videos/ (inputs), clip.png"
 
 # Small sizes for a 2-core CPU; `python -m benchmarks` alone adds the paper presets
 # (minutes per step on a CPU), `--cuda` the GPU runs.
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# Removes what `make demo` made (only folders it marked), the demo recipe's work/demo and the numba cache.
 clean:
-	rm -rf $(DEMO) .cache
+	@for d in $(DEMO_DIRS); do if [ -f $$d/.momu-demo ]; then rm -rf $$d; echo "removed $$d/"; fi; done
+	rm -rf clip.png work/demo .cache
