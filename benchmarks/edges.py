@@ -21,31 +21,16 @@ import torch
 
 from momu_data import loader
 from momu_models import MoMuPipeline
-from momu_models.diffusion import window_starts
-
-WINDOW = 6  # 0.1 s at 62.5 frames/s
-
-
-def joint_speed(pose: np.ndarray) -> np.ndarray:
-    return np.linalg.norm(np.diff(pose, axis=0), axis=-1).mean(axis=-1)
-
-
-def ratios(profile: np.ndarray, seams=()) -> dict:
-    med = float(np.median(profile))
-    out = {"first": profile[:WINDOW].mean() / med, "last": profile[-WINDOW:].mean() / med}
-    for b in seams:
-        out[f"seam@{b}"] = profile[max(0, b - WINDOW // 2) : b + WINDOW // 2].mean() / med
-    return {k: round(float(v), 2) for k, v in out.items()}
-
-
-def profile(poses) -> np.ndarray:
-    return np.mean([joint_speed(p) / np.median(joint_speed(p)) for p in poses], axis=0)
+from momu_models.diffusion import window_seams
+from momu_models.evaluate.metrics import edge_speed_ratios, joint_speed, speed_profile
 
 
 def seam_frames(frames: int, max_len: int, factor: int) -> list[int]:
-    L = -(-frames // factor)
-    starts = window_starts(L, max_len, max_len // 4)
-    return sorted({b for s, p in zip(starts[1:], starts[:-1]) for b in (s * factor, min(p + max_len, L) * factor)})
+    return [b * factor for b in window_seams(-(-frames // factor), max_len)]
+
+
+def ratios(speed: np.ndarray, seams=()) -> dict:
+    return {k: round(v, 2) for k, v in edge_speed_ratios(speed, seams).items()}
 
 
 def summary(poses, seams=()) -> dict:
@@ -53,7 +38,7 @@ def summary(poses, seams=()) -> dict:
     return {
         "worst_single": max(max(r.values()) for r in single),
         "first_last_single": [(r["first"], r["last"]) for r in single],
-        "mean_profile": ratios(profile(poses), seams),
+        "mean_profile": ratios(speed_profile(poses), seams),
     }
 
 

@@ -9,7 +9,7 @@ overlapping windows for sequences longer than a model's max_len; sampling.py: `s
 from momu_models.diffusion.guidance import cross_guidance_start, guided_eps
 from momu_models.diffusion.process import Diffusion, latent_scale, make_betas
 from momu_models.diffusion.sampling import JointSample, joint_sample, sample
-from momu_models.diffusion.windows import blend_overlap, sliding_windows, window_slice, window_starts
+from momu_models.diffusion.windows import blend_overlap, sliding_windows, window_seams, window_slice, window_starts
 
 __all__ = [
     "Diffusion",
@@ -22,6 +22,7 @@ __all__ = [
     "make_betas",
     "sample",
     "sliding_windows",
+    "window_seams",
     "window_slice",
     "window_starts",
 ]

@@ -27,6 +27,14 @@ def window_starts(total: int, window: int, overlap: int) -> list[int]:
     return starts
 
 
+def window_seams(total: int, window: int, overlap: int | None = None) -> list[int]:
+    """Frames where the overlaps of `window_starts` begin and end (the seams a sliding-window
+    sample has); overlap None: window // 4, as sliding_windows uses."""
+    overlap = window // 4 if overlap is None else overlap
+    starts = window_starts(total, window, overlap)
+    return sorted({b for s, prev in zip(starts[1:], starts[:-1]) for b in (s, min(prev + window, total))})
+
+
 def blend_overlap(prev: torch.Tensor, new: torch.Tensor, blend: str) -> torch.Tensor:
     """Join the previous result and a new window over their n shared frames (last axis).
 

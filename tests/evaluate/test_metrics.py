@@ -693,3 +693,22 @@ def test_cli_motion_and_diversity(runs, files, tmp_path):
     res = json.loads(out.read_text())
     assert res["conditions"] == {"a_dance_s0_0": "a", "a_dance_s0_1": "a", "b_dance_s0_0": "b"}
     assert res["intra_diversity"] > 0 and res["inter_diversity"] > 0
+
+
+def test_edge_speed_ratios_on_known_motion():
+    from momu_models.diffusion import window_seams, window_starts
+    from momu_models.evaluate.metrics import edge_speed_ratios, joint_speed, speed_profile
+
+    pose = np.zeros((101, 14, 2))
+    pose[:, :, 0] = 0.01 * np.arange(101)[:, None]  # every joint moves 0.01 per frame
+    assert np.allclose(joint_speed(pose), 0.01)
+    r = edge_speed_ratios(joint_speed(pose), seams=[50])
+    assert r == pytest.approx({"first": 1.0, "last": 1.0, "seam@50": 1.0})
+    pose[0, :, 0] -= 0.05  # the first step is 6x as fast: the first 6 steps average 11/6
+    r = edge_speed_ratios(joint_speed(pose))
+    assert r["first"] == pytest.approx(11 / 6) and r["last"] == pytest.approx(1.0)
+    assert np.allclose(speed_profile([pose, pose]), joint_speed(pose) / 0.01)
+    # seams: where each overlap of window_starts begins and ends
+    assert window_starts(100, 48, 12) == [0, 36, 52]
+    assert window_seams(100, 48) == [36, 48, 52, 84]
+    assert window_seams(40, 48) == []

@@ -13,7 +13,8 @@ from typer.testing import CliRunner
 import momu_models.train.diffusion as TD
 import momu_models.train.vae as TV
 from momu_models.cli.generate import generate
-from momu_models.diffusion import window_starts
+from momu_models.diffusion import window_seams
+from momu_models.evaluate.metrics import edge_speed_ratios, speed_profile
 from momu_models.generate.length import parse_length
 from momu_models.generate.pipeline import GenerateError, MoMuPipeline
 from momu_models.models.dit import load_diffusion
@@ -296,36 +297,9 @@ def test_parse_length_errors():
         parse_length("2.5", 62.5)
 
 
-def joint_speed(pose: np.ndarray) -> np.ndarray:
-    """Mean joint speed per frame step (torso units per frame) of [T, 14, 2]."""
-    return np.linalg.norm(np.diff(pose, axis=0), axis=-1).mean(axis=-1)
-
-
-def speed_profile(poses) -> np.ndarray:
-    """Each pose sequence's joint speed as a multiple of its own median, averaged over the
-    sequences: content averages out, what every sequence shares at the same frames stays."""
-    return np.mean([joint_speed(p) / np.median(joint_speed(p)) for p in poses], axis=0)
-
-
 def seam_frames(frames: int, max_len: int, factor: int = 2) -> list[int]:
     """Pose frames where the sliding windows' overlaps begin and end."""
-    L = -(-frames // factor)
-    starts = window_starts(L, max_len, max_len // 4)
-    out = []
-    for s, prev in zip(starts[1:], starts[:-1]):
-        out += [s * factor, min(prev + max_len, L) * factor]
-    return sorted(set(out))
-
-
-def edge_and_seam_ratios(profile: np.ndarray, seams: list[int]) -> dict:
-    """Mean speed over the first and last 0.1 s and the 0.1 s around each seam, as a multiple
-    of the median speed."""
-    med = float(np.median(profile))
-    w = 6  # 0.1 s at 62.5 frames/s
-    out = {"first": profile[:w].mean() / med, "last": profile[-w:].mean() / med}
-    for b in seams:
-        out[f"seam@{b}"] = profile[max(0, b - w // 2) : b + w // 2].mean() / med
-    return out
+    return [b * factor for b in window_seams(-(-frames // factor), max_len)]
 
 
 @pytest.fixture(scope="module")
@@ -379,8 +353,8 @@ def test_zero_padded_decoder_jolts_at_the_edges_replicate_does_not(edge_runs, to
         assert vae.cfg.conv_padding == padding
         with torch.no_grad():
             rec = vae.decode_motion(vae.encode_motion(batch["pose"]).mean, 250).numpy()
-        ratios[padding] = edge_and_seam_ratios(speed_profile(rec), [])
-    real = edge_and_seam_ratios(speed_profile(batch["pose"].numpy()), [])
+        ratios[padding] = edge_speed_ratios(speed_profile(rec), [])
+    real = edge_speed_ratios(speed_profile(batch["pose"].numpy()), [])
     assert max(real.values()) < 1.5  # the clips themselves move evenly
     assert min(ratios["zeros"].values()) > 2.5, ratios
     assert max(ratios["replicate"].values()) < 1.5, ratios
@@ -410,5 +384,5 @@ def test_generated_motion_has_no_jolt_at_edges_or_window_seams(edge_runs, second
         generate_motion(models, mel, n=8, seed=2, steps=10).poses,
     ):
         assert poses.shape == (8, frames, 14, 2)
-        r = edge_and_seam_ratios(speed_profile(poses), seams)
+        r = edge_speed_ratios(speed_profile(poses), seams)
         assert max(r.values()) < 2.0, {k: round(float(x), 2) for k, x in r.items()}

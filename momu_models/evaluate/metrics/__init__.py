@@ -23,6 +23,7 @@ from momu_models.evaluate.metrics.diversity import (
     intra_diversity,
     sample_cross_pairs,
 )
+from momu_models.evaluate.metrics.edges import edge_speed_ratios, joint_speed, speed_profile
 from momu_models.evaluate.metrics.fad import (
     EMBEDDERS,
     Embedder,
@@ -55,6 +56,9 @@ from momu_models.evaluate.metrics.sync import (
 )
 
 __all__ = [
+    "edge_speed_ratios",
+    "joint_speed",
+    "speed_profile",
     "PairScore",
     "aggregate",
     "beat_bins",
