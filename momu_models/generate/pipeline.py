@@ -195,18 +195,23 @@ def generate_music(
 # --------------------------------------------------------------------------- inputs
 
 
+def _decode(path: Path, load) -> np.ndarray:
+    """load(path)'s array (it returns (array, info)); a missing or unreadable file is a
+    GenerateError naming it."""
+    if not path.exists():
+        raise GenerateError(f"no such file: {path}")
+    try:
+        return load(path)[0]
+    except MediaError as e:
+        raise GenerateError(f"{path}: {e}") from None
+
+
 def read_music(music) -> tuple[np.ndarray, str, Path | None]:
     """(16 kHz mono float32 waveform, name for file names, source path or None) of an audio or
     video file (anything PyAV decodes) or of a waveform already at 16 kHz."""
     if isinstance(music, (str, Path)):
         path = Path(music)
-        if not path.exists():
-            raise GenerateError(f"no such file: {path}")
-        try:
-            y, _ = load_audio(path)
-        except MediaError as e:
-            raise GenerateError(f"{path}: {e}") from None
-        return y, path.stem, path
+        return _decode(path, load_audio), path.stem, path
     y = np.asarray(music, dtype=np.float32)
     if y.ndim != 1:
         raise GenerateError(f"music: expected a mono 16 kHz waveform [n] or a file path, got shape {y.shape}")
@@ -218,13 +223,7 @@ def read_dance(dance) -> tuple[np.ndarray, str, Path | None]:
     (pose extracted with mediapipe, as the dataset's) or of keypoints already in our layout."""
     if isinstance(dance, (str, Path)):
         path = Path(dance)
-        if not path.exists():
-            raise GenerateError(f"no such file: {path}")
-        try:
-            pose, _ = motion_from_video(path)
-        except MediaError as e:
-            raise GenerateError(f"{path}: {e}") from None
-        return pose, path.stem, path
+        return _decode(path, motion_from_video), path.stem, path
     pose = np.asarray(dance, dtype=np.float32)
     if pose.ndim != 3 or pose.shape[1:] != (14, 2):
         raise GenerateError(f"dance: expected keypoints [T, 14, 2] or a video path, got shape {pose.shape}")
