@@ -57,39 +57,7 @@ _EXPORTS = {
     "sync_correlation": ("momu_models.evaluate.metrics.sync", "sync_correlation"),
 }
 
-__all__ = [  # = sorted(_EXPORTS), spelled out for static tools (tests/test_api.py checks)
-    "BiCoRVAE",
-    "ClassifierTrainConfig",
-    "DiT",
-    "DiTConfig",
-    "Diffusion",
-    "DiffusionTrainConfig",
-    "GenerateError",
-    "GenerationResult",
-    "MoMuPipeline",
-    "MotionClassifier",
-    "TrainError",
-    "VAEConfig",
-    "VAETrainConfig",
-    "beat_ceiling",
-    "evaluate_all",
-    "evaluate_beats",
-    "evaluate_motion",
-    "generate_joint",
-    "generate_motion",
-    "generate_music",
-    "get_vocoder",
-    "joint_sample",
-    "load_classifier",
-    "load_diffusion",
-    "load_models",
-    "pair_scores",
-    "sample",
-    "sync_correlation",
-    "train_classifier",
-    "train_diffusion",
-    "train_vae",
-]
+__all__ = sorted(_EXPORTS)
 
 
 def __getattr__(name: str):
@@ -106,7 +74,7 @@ def __dir__():
     return sorted(set(globals()) | set(__all__))
 
 
-if TYPE_CHECKING:  # what static tools and IDEs see
+if TYPE_CHECKING:  # what static tools and IDEs see (the same names; tests/test_api.py checks)
     from momu_models.diffusion.process import Diffusion
     from momu_models.diffusion.sampling import joint_sample, sample
     from momu_models.evaluate.alignment import evaluate_beats
