@@ -13,10 +13,11 @@ from pathlib import Path
 # (every entry point imports momu_data before librosa) and respect a caller's own setting.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
 
-from momu_data.extract import ExtractConfig, load_item, motion_from_video
+from momu_data.extract import EnvironmentFailure, ExtractConfig, load_item, motion_from_video
 from momu_data.features import directogram, kinematic_amplitude, kinematic_beats, log_mel, onsets
+from momu_data.inspect import verify_shards
 from momu_data.jobs import ExtractionResult, JobError, build_jobs, extract_dataset
-from momu_data.loader import dataset, loader
+from momu_data.loader import ShardError, dataset, loader
 from momu_data.media import MediaError, iter_frames, load_audio, probe_video
 from momu_data.pose.mediapipe_pose import estimate_video
 from momu_data.pose.track import PoseTrack
@@ -43,6 +44,7 @@ __all__ = [
     "log_mel",
     "onsets",
     # the dataset: extract -> shard -> load
+    "EnvironmentFailure",
     "ExtractConfig",
     "ExtractionResult",
     "JobError",
@@ -50,6 +52,8 @@ __all__ = [
     "extract_dataset",
     "load_item",
     "write_shards",
+    "ShardError",
+    "verify_shards",
     "dataset",
     "loader",
     # recipes and synthetic data

@@ -3,14 +3,24 @@ rhythm features -> clip list, written to `DATA/items/` as one finished unit.
 
 Each job writes its arrays (`<id>.npz`, `<id>.flac`) first and its record (`<job>.json`)
 last, all atomically; the record is the "done" marker, so a rerun skips finished jobs and
-redoes anything a killed run left behind. A failure becomes a record with a one-line
-reason instead of an exception, so one bad video never ends a run.
+redoes anything a killed run left behind. A record names its input by path, size, mtime
+and sha256 (`fingerprint`): a job is finished only when the record's settings and input
+content match. A failure of the input becomes a record with a one-line reason instead of
+an exception, so one bad video never ends a run; a failure of the machine (disk full,
+permission denied, read-only or failing disk) is not the input's: it stops the run with
+`EnvironmentFailure` and records nothing, so a plain rerun redoes the job. A long video's
+pose track is checkpointed in `DATA/work/<id>/` as it goes (see estimate_video), so a
+killed run continues mid-video.
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
+import os
+import shutil
 import time
 import traceback
 from dataclasses import asdict, dataclass, field
@@ -22,11 +32,11 @@ from momu_data import features
 from momu_data import timebase as A
 from momu_data.clips import assess_clip, cut_clips
 from momu_data.features import amplitude_from_flux, beats_from_envelope, directogram, kinematic_flux
-from momu_data.io import atomic_path, sha256_file, write_json
+from momu_data.io import ENVIRONMENT_ERRNOS, environment_error, sha256_file, write_bytes, write_json
 from momu_data.media import MediaError, load_audio, probe_video
 from momu_data.pose.importers import load_keypoints
 from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
-from momu_data.pose.mediapipe_pose import estimate_video
+from momu_data.pose.mediapipe_pose import SEGMENT_SECONDS, estimate_video
 from momu_data.pose.track import PoseTrack
 
 SCHEMA = 1
@@ -51,11 +61,15 @@ class ExtractConfig:
     cameras: str = "all"  # AIST++ views: "all" or comma-separated indices
     # Keyword options of the keypoint importer (dance_with_melody: views, time_scale).
     source_options: dict = field(default_factory=dict)
+    # mediapipe: the pose track is estimated, and checkpointed, in segments of this much video.
+    segment_seconds: float = SEGMENT_SECONDS
 
     def digest(self) -> str:
         d = asdict(self)
         if not d["source_options"]:
             del d["source_options"]  # absent when unused, so earlier extractions stay valid
+        if d["segment_seconds"] == SEGMENT_SECONDS:
+            del d["segment_seconds"]  # likewise: the default keeps earlier digests
         blob = json.dumps({"schema": SCHEMA, **d}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -73,26 +87,156 @@ class Job:
     labels: dict = field(default_factory=dict)  # genre / music / dancer / style ids
 
 
+class EnvironmentFailure(Exception):
+    """The machine, not the input, stopped the run: a full disk, permission denied, a
+    read-only file system or an I/O error. The message is one line naming the path and what
+    to do; nothing is recorded as the input's failure, so a plain rerun redoes the work."""
+
+    HINTS = {
+        errno.ENOSPC: "free some space there (or extract into another --out), then rerun",
+        errno.EDQUOT: "free some space within your quota (or extract into another --out), then rerun",
+        errno.EACCES: "make it readable/writable for you (or use another --out), then rerun",
+        errno.EPERM: "make it readable/writable for you (or use another --out), then rerun",
+        errno.EROFS: "the file system is read-only: extract into a writable --out",
+        errno.EIO: "the disk reports an input/output error: check it (dmesg, fsck), then rerun",
+    }
+
+    @classmethod
+    def of(cls, e: OSError, context: str = "") -> EnvironmentFailure:
+        what = e.strerror or os.strerror(e.errno or 0)
+        where = f": {e.filename}" if e.filename else ""
+        hint = cls.HINTS.get(e.errno, "fix it, then rerun")
+        return cls(f"{what}{where}{f' ({context})' if context else ''}: {hint}; finished items are kept")
+
+
+def failed_by_environment(reason: str) -> bool:
+    """Whether a recorded failure reason is an environment error (recorded by runs before
+    EnvironmentFailure existed): such a job is redone rather than kept as failed."""
+    return any(os.strerror(n) in reason for n in ENVIRONMENT_ERRNOS)
+
+
 def record_path(out: Path, job_id: str) -> Path:
     return Path(out) / "items" / f"{job_id}.json"
 
 
-def is_done(out: Path, job: Job, cfg: ExtractConfig, retry_failed: bool = False) -> bool:
-    p = record_path(out, job.id)
-    if not p.exists():
-        return False
+def work_dir(out: Path, job_id: str) -> Path:
+    """Where a job keeps partial work (the pose checkpoint) until its record is written."""
+    return Path(out) / "work" / job_id
+
+
+def read_record(out: Path, job_id: str) -> dict | None:
     try:
-        rec = json.loads(p.read_text())
-    except (OSError, json.JSONDecodeError):
+        rec = json.loads(record_path(out, job_id).read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, json.JSONDecodeError) as e:
+        if environment_error(e):
+            raise
+        return None  # damaged: the job is redone
+    return rec if isinstance(rec, dict) else None
+
+
+def fingerprint(path, known: dict | None = None) -> dict:
+    """{"path", "size", "mtime_ns", "sha256"} of an input file, or of a folder input's
+    files (recursively; "files" is their number, the sha256 covers each relative name and
+    content). With `known`, an earlier fingerprint of the same path whose size and mtime
+    still match, its sha256 is taken over instead of reading the input again."""
+    p = Path(path).resolve()
+    if p.is_dir():
+        files = sorted(f for f in p.rglob("*") if f.is_file())
+        stats = [f.stat() for f in files]
+        quick = {
+            "path": str(p),
+            "size": sum(st.st_size for st in stats),
+            "mtime_ns": max((st.st_mtime_ns for st in stats), default=0),
+            "files": len(files),
+        }
+    else:
+        st = p.stat()
+        quick = {"path": str(p), "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    if known and known.get("sha256") and all(known.get(k) == v for k, v in quick.items()):
+        return {**quick, "sha256": known["sha256"]}
+    if p.is_dir():
+        h = hashlib.sha256()
+        for f in files:
+            h.update(f"{f.relative_to(p).as_posix()}\0{sha256_file(f)}\n".encode())
+        sha = h.hexdigest()
+    else:
+        sha = sha256_file(p)
+    return {**quick, "sha256": sha}
+
+
+def _same_file(known: dict | None, path) -> bool:
+    if path is None or known is None:
+        return path is None and known is None
+    try:
+        return fingerprint(path, known)["sha256"] == known.get("sha256")
+    except FileNotFoundError:
+        return False  # gone: the job is redone, and fails with its reason
+
+
+def same_source(rec: dict, job: Job) -> bool:
+    """Whether a record was made from this job's input: the same content (sha256), wherever
+    it lies now (a dataset folder that moved is still extracted). A record from before
+    fingerprints is matched by its path, or by the sha256 its views hold."""
+    ident = rec.get("identity")
+    if ident:
+        return _same_file(ident.get("source"), job.source)
+    if rec.get("path") == str(job.source):
+        return True
+    shas = {v.get("sha256") for v in rec.get("views") or []} - {"", None}
+    return bool(shas) and Path(job.source).is_file() and shas == {sha256_file(job.source)}
+
+
+def conflict(out: Path, job: Job) -> str | None:
+    """A one-line reason when `out` already holds another input under this job's id (a
+    different path with different content), else None: such a job is refused, never taken
+    for finished and never written over the other input's item."""
+    rec = read_record(out, job.id)
+    if rec is None or same_source(rec, job):
+        return None
+    ident = rec.get("identity") or {}
+    old = (ident.get("source") or {}).get("path") or rec.get("path", "?")
+    if old == str(Path(job.source).resolve()):
+        return None  # the same input, changed since: redone
+    return (
+        f"{job.source} and {old} (already in {record_path(out, job.id)}) are different inputs with the same"
+        f" id {job.id!r}: rename one, or extract into another --out"
+    )
+
+
+def is_done(out: Path, job: Job, cfg: ExtractConfig, retry_failed: bool = False) -> bool:
+    """Whether `out` holds this job's finished record: the same settings, the same input
+    content and audio, and not a failure to redo (retry_failed; or one of the machine's)."""
+    rec = read_record(out, job.id)
+    if rec is None or rec.get("settings") != cfg.digest():
         return False
-    if rec.get("settings") != cfg.digest():
+    if rec.get("status") == "failed" and (retry_failed or failed_by_environment(rec.get("reason", ""))):
         return False
-    return not (retry_failed and rec.get("status") == "failed")
+    if not same_source(rec, job):
+        return False
+    ident = rec.get("identity")
+    if ident is None:
+        return rec.get("audio_path") == job.audio
+    return _same_file(ident.get("audio"), job.audio)
 
 
 def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
-    """Process one job and write its outputs; never raises for bad input."""
+    """Process one job and write its outputs; never raises for bad input. Raises
+    EnvironmentFailure (and writes no record) when the machine fails it."""
     out = Path(out)
+    try:
+        return _run_job(job, cfg, out)
+    except EnvironmentFailure:
+        raise
+    except Exception as e:
+        env = environment_error(e)
+        if env is None:
+            raise
+        raise EnvironmentFailure.of(env, f"extracting {job.source} into {out}") from None
+
+
+def _run_job(job: Job, cfg: ExtractConfig, out: Path) -> dict:
     t_start = time.perf_counter()
     base = {
         "id": job.id,
@@ -104,22 +248,39 @@ def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
         "settings": cfg.digest(),
         "schema": SCHEMA,
     }
+    work = work_dir(out, job.id)
     try:
-        views = _extract(job, cfg, out)
+        ident = {"source": fingerprint(job.source), "audio": fingerprint(job.audio) if job.audio else None}
+        base["identity"] = ident
+        views = _extract(job, cfg, out, ident, work)
         rec = {**base, "status": "ok", "reason": "", "views": views}
     except MediaError as e:
         rec = {**base, "status": "failed", "reason": str(e), "views": []}
     except Exception as e:  # a bug or an unexpected library error: record it, keep going
+        if environment_error(e):
+            raise  # not the input's fault: no record, the job stays to do
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         rec = {**base, "status": "failed", "reason": f"error: {type(e).__name__}: {e} ({tb})", "views": []}
     rec["seconds"] = round(time.perf_counter() - t_start, 3)
     write_json(record_path(out, job.id), rec)
+    shutil.rmtree(work, ignore_errors=True)
     return rec
 
 
-def _load_tracks(job: Job, cfg: ExtractConfig) -> list[PoseTrack]:
+def _load_tracks(job: Job, cfg: ExtractConfig, ident: dict | None = None, work: Path | None = None) -> list[PoseTrack]:
     if cfg.pose_source == "mediapipe":
-        return [estimate_video(job.source, max_side=cfg.max_side, model_complexity=cfg.model_complexity)]
+        ckpt = {}
+        if work is not None and ident is not None:
+            # The checkpoint holds for this video's content with these settings only.
+            ckpt = {"checkpoint": work / "pose.npz", "checkpoint_key": f"{ident['source']['sha256']}:{cfg.digest()}"}
+        track = estimate_video(
+            job.source,
+            max_side=cfg.max_side,
+            model_complexity=cfg.model_complexity,
+            segment_seconds=cfg.segment_seconds,
+            **ckpt,
+        )
+        return [track]
     kw: dict = {}
     if cfg.pose_source in ("openpose", "coco"):
         info = _probe_or_none(job.audio)  # a paired video gives the keypoints' rate and frame size
@@ -146,24 +307,18 @@ def _probe_or_none(path):
         return None
 
 
-def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
+def _extract(job: Job, cfg: ExtractConfig, out: Path, ident: dict | None = None, work: Path | None = None):
     audio_src = job.audio or job.source
     if cfg.pose_source != "mediapipe" and not job.audio:
         raise MediaError("no audio given for keypoint input (use --audio)")
     y, a_start = load_audio(audio_src)  # fail early on a missing audio stream, before the pose model
-    sha = sha256_file(job.source) if Path(job.source).is_file() else ""
-    tracks = _load_tracks(job, cfg)
+    sha = ident["source"]["sha256"] if ident and Path(job.source).is_file() else ""
+    tracks = _load_tracks(job, cfg, ident, work)
     views = []
     for tr in tracks:
         vid = job.id if len(tracks) == 1 and not tr.view else f"{job.id}_{tr.view}"
         feats, info = build_features(tr, y, a_start, cfg)
-        with atomic_path(out / "items" / f"{vid}.npz") as tmp:
-            with open(tmp, "wb") as f:
-                np.savez(f, **feats)
-        import soundfile as sf
-
-        with atomic_path(out / "items" / f"{vid}.flac") as tmp:
-            sf.write(tmp, np.clip(info.pop("audio"), -1, 1), A.SR, format="FLAC", subtype="PCM_16")
+        write_item_arrays(out / "items" / vid, feats, info.pop("audio"))
         clips = []
         for k, (s, e) in enumerate(
             cut_clips(feats["pose"].shape[0], cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds)
@@ -181,6 +336,19 @@ def _extract(job: Job, cfg: ExtractConfig, out: Path) -> list[dict]:
             }
         )
     return views
+
+
+def write_item_arrays(stem: Path, feats: dict, audio: np.ndarray) -> None:
+    """<stem>.npz (the features) and <stem>.flac (16 kHz PCM-16 audio), each built in memory
+    and written atomically (io.write_bytes: a full disk fails with a plain OSError)."""
+    import soundfile as sf
+
+    buf = io.BytesIO()
+    np.savez(buf, **feats)
+    write_bytes(stem.with_name(stem.name + ".npz"), buf.getbuffer())
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(audio, -1, 1), A.SR, format="FLAC", subtype="PCM_16")
+    write_bytes(stem.with_name(stem.name + ".flac"), buf.getbuffer())
 
 
 def clean_track(track: PoseTrack, cfg: ExtractConfig):
@@ -221,7 +389,9 @@ def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarra
     """Pose [T, 14, 2] at 62.5 frames/s of a video on its own (no audio needed), as the
     extraction pipeline computes it; for dance-to-music generation."""
     cfg = cfg or ExtractConfig()
-    track = estimate_video(path, max_side=cfg.max_side, model_complexity=cfg.model_complexity)
+    track = estimate_video(
+        path, max_side=cfg.max_side, model_complexity=cfg.model_complexity, segment_seconds=cfg.segment_seconds
+    )
     t0, t1 = float(track.times[0]), float(track.times[-1]) + frame_step(track.times)
     t_mel = t0 + np.arange(int(np.floor((t1 - t0) * A.FPS))) / A.FPS
     m = resample_track(track, cfg, t_mel)

@@ -6,9 +6,12 @@ Following Davis & Agrawala (2018), the directogram is a histogram of joint motio
 direction: each joint's first difference between frames is put into one of K angular
 bins by its angle with the x-axis and contributes its length (eq. 1). The kinematic
 amplitude is the directogram's positive flux, summed over bins (eq. 2), like spectral
-flux for audio, then scaled to [0, 1]. Kinematic beats are its peaks, picked with the same
-peak picker and parameters the paper uses for music onsets, so both modalities are
-judged alike. All functions are pure numpy on [T, 14, 2] poses at the mel time base
+flux for audio, then scaled to [0, 1]: motion starting or speeding up in some direction, not
+deceleration (the sign eq. 2 leaves open; measured in docs/data.md, "Kinematic beats").
+Kinematic beats are its peaks, picked with the peak picker and settings the paper uses for
+music onsets, their windows converted from the onset detector's frames to the envelope's so
+that they last as long in seconds: both modalities are judged alike. All functions are
+pure numpy on [T, 14, 2] poses at the mel time base
 (62.5 frames/s) unless told otherwise.
 """
 
@@ -109,12 +112,27 @@ def kinematic_amplitude(pose: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarra
     return amplitude_from_flux(kinematic_flux(directogram(pose, bins)))
 
 
-def beats_from_envelope(envelope: np.ndarray, fps: float = FPS) -> np.ndarray:
-    """Peak times (s) of an envelope sampled at fps, with the paper's onset peak picker.
+# librosa.onset.onset_detect's default hop: the frame in which appendix B.4's peak-picking
+# windows (ONSET_KWARGS: wait, pre/post_avg, pre/post_max) are counted for music.
+ONSET_HOP = 512
 
-    librosa's peak-picking windows (pre_max=3 ...) are counted in frames, so envelopes
-    should be at the mel frame rate for the numbers to mean what they mean for music.
-    """
+
+def picker_settings(fps: float, onset_sr: int = SR) -> dict:
+    """ONSET_KWARGS for an envelope sampled at fps: each window (a frame count) converted so
+    that it lasts as long in seconds as for music onsets detected at onset_sr, rounded to
+    whole frames, at least one; delta (a height) unchanged.
+
+    At the 62.5 fps time base: 16 kHz onsets (31.25 frames/s) give pre/post windows of 6
+    frames (96 ms) and wait 2; LORIS's 22,050 Hz (43.07 frames/s) gives 4 frames (64 ms for
+    its 69.7 ms) and wait 1."""
+    scale = fps * ONSET_HOP / onset_sr
+    return {k: (v if k == "delta" else max(1, int(round(v * scale)))) for k, v in ONSET_KWARGS.items()}
+
+
+def beats_from_envelope(envelope: np.ndarray, fps: float = FPS, onset_sr: int = SR) -> np.ndarray:
+    """Peak times (s) of an envelope sampled at fps, with the paper's onset peak picker, its
+    windows as long in seconds as for music onsets detected at onset_sr (picker_settings):
+    the rate of the music the beats are compared with (the data's onsets: 16 kHz)."""
     import librosa
 
     env = np.asarray(envelope, dtype=np.float32)
@@ -125,7 +143,9 @@ def beats_from_envelope(envelope: np.ndarray, fps: float = FPS) -> np.ndarray:
         sr, hop = SR, HOP
     else:
         sr, hop = int(round(fps * 1000)), 1000
-    return librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, units="time", **ONSET_KWARGS)
+    return librosa.onset.onset_detect(
+        onset_envelope=env, sr=sr, hop_length=hop, units="time", **picker_settings(fps, onset_sr)
+    )
 
 
 def resample_to_fps(seq: np.ndarray, fps_in: float, fps_out: float = FPS) -> np.ndarray:
@@ -141,19 +161,49 @@ def resample_to_fps(seq: np.ndarray, fps_in: float, fps_out: float = FPS) -> np.
     return out.reshape((n_out,) + seq.shape[1:]).astype(np.float32)
 
 
-def kinematic_beats(pose: np.ndarray, fps: float = FPS, bins: int = DEFAULT_BINS) -> np.ndarray:
-    """Kinematic beat times (s) of a pose sequence [T, J, 2] sampled at fps."""
+def kinematic_beats(pose: np.ndarray, fps: float = FPS, bins: int = DEFAULT_BINS, onset_sr: int = SR) -> np.ndarray:
+    """Kinematic beat times (s) of a pose sequence [T, J, 2] sampled at fps; onset_sr: as in
+    beats_from_envelope."""
     pose = resample_to_fps(pose, fps, FPS)
-    return beats_from_envelope(kinematic_amplitude(pose, bins), FPS)
+    return beats_from_envelope(kinematic_amplitude(pose, bins), FPS, onset_sr)
+
+
+# Long signals are transformed in blocks of this many seconds: a whole 20-minute STFT would
+# hold ~0.5 GB of complex spectra at once, blocks keep the transient flat in length.
+BLOCK_SECONDS = 60.0
+
+
+def blockwise_frames(fn, y: np.ndarray, hop: int, n_fft: int, block_seconds: float = BLOCK_SECONDS, sr: int = SR):
+    """fn(y) for a centred-frame transform fn (signal -> [..., 1 + len // hop] frames), computed
+    on overlapping blocks of the signal and joined. Every frame sees the same samples (and the
+    same edge padding) as in fn(y), so the frames equal fn(y)'s; only memory differs."""
+    n = len(y)
+    total = 1 + n // hop
+    step = max(1, int(block_seconds * sr) // hop)
+    if total <= step:
+        return fn(y)
+    half = n_fft // 2
+    parts = []
+    for f0 in range(0, total, step):
+        f1 = min(f0 + step, total)
+        s = max(0, (f0 * hop - half) // hop * hop)  # a multiple of hop: block frames stay on the grid
+        e = n if f1 == total else min(n, (f1 - 1) * hop + half)
+        out = fn(y[s:e])
+        parts.append(out[..., f0 - s // hop : f1 - s // hop])
+    return np.concatenate(parts, axis=-1)
 
 
 def log_mel(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """Log-mel spectrogram [80, 1 + len(y) // 256] (float32) of mono 16 kHz audio."""
-    import librosa
-
     if sr != SR:
         raise ValueError(f"log_mel expects {SR} Hz audio, got {sr} Hz; resample first")
     y = np.asarray(y, dtype=np.float32)
+    return blockwise_frames(_log_mel, y, HOP, N_FFT)
+
+
+def _log_mel(y: np.ndarray) -> np.ndarray:
+    import librosa
+
     mel = librosa.feature.melspectrogram(
         y=y,
         sr=SR,
@@ -180,4 +230,15 @@ def onsets(y: np.ndarray, sr: int = SR) -> np.ndarray:
     y = np.asarray(y, dtype=np.float32)
     if y.size == 0:
         return np.zeros(0, dtype=np.float64)
-    return librosa.onset.onset_detect(y=y, sr=sr, units="time", **ONSET_KWARGS)
+    # librosa's onset_detect(y=...) in steps, the mel power spectrogram in blocks (see
+    # blockwise_frames): its dB scale is relative to the whole signal's maximum (top_db).
+    hop, n_fft = 512, 2048  # librosa's defaults for the onset envelope
+    power = blockwise_frames(
+        lambda seg: np.abs(librosa.feature.melspectrogram(y=seg, sr=sr, n_fft=n_fft, hop_length=hop)),
+        y,
+        hop,
+        n_fft,
+        sr=sr,
+    )
+    env = librosa.onset.onset_strength(S=librosa.power_to_db(power), sr=sr, n_fft=n_fft, hop_length=hop)
+    return librosa.onset.onset_detect(onset_envelope=env, sr=sr, hop_length=hop, units="time", **ONSET_KWARGS)

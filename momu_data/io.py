@@ -6,6 +6,7 @@ one, never a half-written file that a rerun would take for finished.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -55,6 +56,37 @@ def write_json(path, obj, indent: int = 1, nan_to_null: bool = False) -> None:
     text = json.dumps(to_jsonable(obj, nan_to_null), indent=indent, allow_nan=not nan_to_null)
     with atomic_path(path) as tmp:
         tmp.write_text(text + ("\n" if nan_to_null else ""))
+
+
+def write_bytes(path, data) -> None:
+    """Write bytes atomically. Build a file in memory (np.savez, soundfile into io.BytesIO)
+    and write it with this: a full disk then fails here with a plain OSError, never inside
+    a half-written zip or FLAC encoder (whose clean-up raises again at exit)."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            f.write(data)
+
+
+# errno values that say the machine, not the input, is at fault (full disk, permissions,
+# read-only file system, I/O errors): the same work succeeds once the user fixes it.
+ENVIRONMENT_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EIO})
+
+
+def environment_error(exc: BaseException | None) -> OSError | None:
+    """The OSError with an ENVIRONMENT_ERRNOS errno in exc or its causes, else None. An
+    OSError without an errno (pyarrow's) counts when its message names one."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError):
+            if exc.errno in ENVIRONMENT_ERRNOS:
+                return exc
+            if exc.errno is None:
+                for n in ENVIRONMENT_ERRNOS:
+                    if f"[Errno {n}]" in str(exc) or os.strerror(n) in str(exc):
+                        return OSError(n, os.strerror(n), getattr(exc, "filename", None))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from momu_data.extract import ExtractConfig, Job, is_done, run_job
-from momu_data.io import clean_stale_temps
+from momu_data.extract import EnvironmentFailure, ExtractConfig, Job, conflict, is_done, run_job
+from momu_data.io import clean_stale_temps, environment_error
 from momu_data.manifest import LABELS, compile_manifests
 from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, find_videos, item_id
 from momu_data.parallel import map_unordered
@@ -146,7 +146,11 @@ def plan_extraction(
         raise JobError(f"no inputs found in {', '.join(map(str, inputs))} for --pose-source {cfg.pose_source}")
     dup = duplicate_ids(jobs)
     if dup:
-        raise JobError(f"two inputs map to the same id: {dup[0]} (rename one or extract them separately)")
+        raise JobError(f"two inputs map to the same id: {dup[0]} (rename one, or extract them into different --out)")
+    # Another input already extracted under the same id is never taken for this one.
+    clashes = [m for j in jobs if (m := conflict(out, j))]
+    if clashes:
+        raise JobError(clashes[0] + (f" ({len(clashes) - 1} more inputs like it)" if len(clashes) > 1 else ""))
     (out / "items").mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out / "items")
     return ExtractionPlan(jobs, [j for j in jobs if not is_done(out, j, cfg, retry_failed)])
@@ -156,7 +160,8 @@ def run_extraction(
     jobs, cfg: ExtractConfig, out, n_jobs: int = -1, backend: str = "joblib", scheduler: str | None = None
 ) -> Iterator[dict]:
     """Extract the jobs in parallel (see parallel.map_unordered); yields each job's record
-    as it finishes. Failures are records with a reason, never exceptions."""
+    as it finishes. Failures of an input are records with a reason, never exceptions; a
+    failure of the machine raises EnvironmentFailure (see extract.run_job)."""
     yield from map_unordered(partial(run_job, cfg=cfg, out=Path(out)), jobs, n_jobs, backend, scheduler)
 
 
@@ -194,7 +199,23 @@ def extract_dataset(
 ) -> ExtractionResult:
     """Extract every input under `inputs` into `out` (items/, videos.parquet, clips.parquet),
     resuming an earlier run: `momu-data extract` as a function. on_plan(plan) is called once
-    the jobs are known, on_record(record) after each job."""
+    the jobs are known, on_record(record) after each job. Raises JobError for inputs that
+    cannot be jobs, EnvironmentFailure when the machine stops the run (a full disk, ...):
+    the jobs not finished stay to do, so a plain rerun after the fix completes."""
+    try:
+        return _extract_dataset(
+            inputs, out, cfg, audio, dataset, metadata, n_jobs, backend, scheduler, retry_failed, on_plan, on_record
+        )
+    except OSError as e:
+        env = environment_error(e)
+        if env is None:
+            raise
+        raise EnvironmentFailure.of(env, f"extracting into {out}") from None
+
+
+def _extract_dataset(
+    inputs, out, cfg, audio, dataset, metadata, n_jobs, backend, scheduler, retry_failed, on_plan, on_record
+) -> ExtractionResult:
     out = Path(out)
     plan = plan_extraction(inputs, out, cfg, audio, dataset, metadata, retry_failed)
     if on_plan is not None:

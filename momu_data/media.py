@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from momu_data.io import environment_error
 from momu_data.timebase import SR
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
@@ -41,6 +42,8 @@ def _open(path):
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # unreadable, not a media file, missing
+        if environment_error(e):
+            raise  # permission denied, I/O error: the machine's fault, not the file's (see extract)
         raise MediaError(f"unreadable: {type(e).__name__}: {e}") from None
 
 
@@ -79,13 +82,21 @@ def probe_video(path) -> VideoInfo:
         return VideoInfo(w, h, rot, fps, dur, vs.codec_context.name, est)
 
 
-def iter_frames(path, max_side: int | None = None) -> Iterator[tuple[float, np.ndarray]]:
+def iter_frames(path, max_side: int | None = None, start: float = 0.0) -> Iterator[tuple[float, np.ndarray]]:
     """Yield (time_s, rgb uint8 [H, W, 3]) for each decoded frame, upright.
 
     max_side downsizes in FFmpeg's scaler before conversion (cheaper than converting the
     full frame); the caller rescales coordinates by the returned image size. A decoding
-    error mid-stream raises MediaError after the frames that did decode.
+    error mid-stream raises MediaError after the frames that did decode. start > 0: only
+    the frames at or after start seconds, found by seeking to the keyframe before it (the
+    same frames, decoded from the same keyframe, as reading from the beginning gives);
+    where seeking cannot be trusted (no timestamps, landing after start) every frame is
+    decoded and the earlier ones skipped.
     """
+    yield from _iter_frames(path, max_side, start, seek=start > 0)
+
+
+def _iter_frames(path, max_side, start: float, seek: bool):
     import av
 
     with _open(path) as c:
@@ -93,10 +104,16 @@ def iter_frames(path, max_side: int | None = None) -> Iterator[tuple[float, np.n
             raise MediaError("no video stream")
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
+        if seek and vs.time_base:
+            c.seek(int(start / vs.time_base), stream=vs, backward=True, any_frame=False)
         rot = None
         t_prev = -math.inf
         try:
             for frame in c.decode(vs):
+                if seek and t_prev == -math.inf and (frame.time is None or frame.time > start):
+                    # Without timestamps, or past the frames wanted: decode from the start instead.
+                    yield from _iter_frames(path, max_side, start, seek=False)
+                    return
                 if rot is None:
                     rot = _rotation_of(vs, frame)
                 t = frame.time
@@ -107,6 +124,8 @@ def iter_frames(path, max_side: int | None = None) -> Iterator[tuple[float, np.n
                 if t <= t_prev:  # out-of-order or duplicated timestamps: drop
                     continue
                 t_prev = t
+                if t < start:
+                    continue
                 w, h = frame.width, frame.height
                 if max_side and max(w, h) > max_side:
                     s = max_side / max(w, h)
@@ -136,6 +155,14 @@ def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float
         resampler = None
         chunks: list[np.ndarray] = []
         start = None
+
+        def keep(frames):
+            # Downmix each decoded chunk at once: the whole multichannel signal is never held,
+            # so memory is the mono output (3.8 MB per minute) and one copy while joining.
+            for out in frames:
+                a = out.to_ndarray()
+                chunks.append(a.mean(axis=0, dtype=np.float32) if mono else a.astype(np.float32, copy=False))
+
         try:
             for frame in c.decode(st):
                 if start is None:
@@ -144,19 +171,26 @@ def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float
                     # Keep the channel layout: we downmix by plain mean ourselves, which
                     # FFmpeg's default rematrixing (with -3 dB centre gains) does not do.
                     resampler = av.AudioResampler(format="fltp", layout=frame.layout.name, rate=sr)
-                for out in resampler.resample(frame):
-                    chunks.append(out.to_ndarray())
+                keep(resampler.resample(frame))
             if resampler is not None:
-                for out in resampler.resample(None):
-                    chunks.append(out.to_ndarray())
+                keep(resampler.resample(None))
         except av.error.FFmpegError as e:
             raise MediaError(f"truncated or corrupt audio: {e}") from None
         if not chunks:
             raise MediaError("audio stream has no decodable samples")
-        y = np.concatenate(chunks, axis=1).astype(np.float32)
-        if mono:
-            y = y.mean(axis=0)
-        return y, (start or 0.0)
+        return np.concatenate(chunks, axis=-1), (start or 0.0)
+
+
+def audio_sample_rate(path) -> int:
+    """The sample rate of the first audio stream, as decoded (load_audio at it only converts
+    the samples to float: no resampling)."""
+    with _open(path) as c:
+        if not c.streams.audio:
+            raise MediaError("no audio stream")
+        rate = c.streams.audio[0].codec_context.sample_rate
+    if not rate:
+        raise MediaError("audio stream has no sample rate")
+    return int(rate)
 
 
 def find_videos(paths) -> list[tuple[Path, Path]]:

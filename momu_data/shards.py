@@ -10,12 +10,20 @@ extension at the first dot):
   beats.json   {"kinematic": [s], "onsets": [s]} relative to the clip start
   audio.flac   16 kHz mono, exactly T * 256 samples
   meta.json    the clip's manifest row plus time base and normalisation
+  sha256.json  {member: sha256 hex} of the other members: the loader's integrity check
+
+Tars are deterministic (fixed mtime, owner and mode; members sorted; samples in seeded
+order), so two runs over the same data give byte-identical shards, and each tar's sha256
+is in the split's wids index. A run builds into `.OUT.tmp-PID` and swaps it in; folders
+such a run left when it was killed (its PID is gone) are removed by the next run.
 """
 
 from __future__ import annotations
 
 import io
+import logging
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -26,11 +34,17 @@ import pyarrow.parquet as pq
 from momu_data import timebase as A
 from momu_data.extract import load_item
 from momu_data.features import amplitude_from_flux
-from momu_data.io import write_json
+from momu_data.io import sha256_file, write_json
+from momu_data.loader import CHECKSUMS, checksum_record
 from momu_data.manifest import read_records
 
+log = logging.getLogger(__name__)
+
 SPLITS = ("train", "val", "test")
-GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer"}
+GROUP_COLUMNS = {"video": "job", "music": "music", "dancer": "dancer", "clip": "key"}
+# Tar member headers: fixed, so the bytes depend on the data only (not on when or by whom).
+TAR_MTIME = 0
+TAR_OWNER = "momu"  # uname and gname; uid and gid are 0
 
 
 def parse_split(spec: str) -> tuple[float, float, float]:
@@ -107,6 +121,58 @@ def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
     }
 
 
+def encode_sample(sample: dict) -> dict:
+    """A clip_sample -> its members as bytes (webdataset's encoders, by extension), plus the
+    CHECKSUMS member recording the sha256 of every other member."""
+    from webdataset.writer import default_handlers, encode_based_on_extension
+
+    members = encode_based_on_extension(sample, default_handlers)
+    members[CHECKSUMS] = checksum_record(members)
+    return members
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def clean_stale_temporaries(out) -> list[Path]:
+    """Remove the `.OUT.tmp-PID` (a shard set being built) and `.OUT.old-PID` (the previous
+    set, moved aside while swapping) folders next to OUT that runs killed or stopped by an
+    error left behind: those whose process is gone (or is this one). A live process's
+    folders are kept: a concurrent run on this machine is never disturbed. If OUT itself is
+    missing (a run killed between its two renames), the newest old set is moved back to OUT
+    first. Returns the folders removed."""
+    out = Path(out)
+    pattern = re.compile(rf"\.{re.escape(out.name)}\.(tmp|old)-(\d+)")
+    stale = []
+    for p in sorted(out.parent.glob(f".{out.name}.*-*")):
+        m = pattern.fullmatch(p.name)
+        if not m:
+            continue
+        pid = int(m[2])
+        if pid != os.getpid() and _pid_alive(pid):
+            log.info("kept %s: process %d that writes it is running", p, pid)
+            continue
+        stale.append((m[1], p))
+    olds = [p for kind, p in stale if kind == "old"]
+    if olds and not out.exists():
+        newest = max(olds, key=lambda p: p.stat().st_mtime)
+        os.replace(newest, out)
+        log.warning("restored %s from %s (a run was killed while swapping in a new shard set)", out, newest.name)
+        stale = [(k, p) for k, p in stale if p != newest]
+    for _, p in stale:
+        shutil.rmtree(p, ignore_errors=True)
+    if stale:
+        log.info("removed %d stale temporary folder(s) of stopped shard runs next to %s", len(stale), out)
+    return [p for _, p in stale]
+
+
 def write_shards(
     data,
     out,
@@ -116,15 +182,19 @@ def write_shards(
     shard_size: int = 1000,
     shard_bytes: int = 512 << 20,
     progress=None,
+    assignment: dict[str, str] | None = None,
 ) -> dict:
     """Build shards from DATA (extract's output) into OUT, replacing OUT at the end.
 
-    Everything is written into a sibling temporary folder first and swapped in when
-    complete, so an interrupted run never leaves a partial shard set behind.
-    """
-    import soundfile as sf
-    import webdataset as wds
+    assignment: a fixed split ("train", "val" or "test") per clip key, e.g. from a published
+    protocol's lists (recipes/splits.py); clips without one are left out, ratios and
+    group_by are not used.
 
+    Everything is written into a sibling temporary folder first and swapped in when
+    complete, so an interrupted run never leaves a partial shard set behind; the folder is
+    removed if the run fails, and the next run removes those of killed runs
+    (clean_stale_temporaries). Same data and settings give byte-identical tars.
+    """
     data, out = Path(data), Path(out)
     clips_path = data / "clips.parquet"
     if not clips_path.exists():
@@ -135,15 +205,41 @@ def write_shards(
     if group_by not in GROUP_COLUMNS:
         raise ValueError(f"--group-by must be one of {', '.join(GROUP_COLUMNS)}")
     col = GROUP_COLUMNS[group_by]
-    if any(not r.get(col) for r in rows):
-        raise ValueError(f"--group-by {group_by}: some clips have no {col} id in the metadata; use --group-by video")
-    weights: dict[str, float] = {}
-    for r in rows:
-        weights[r[col]] = weights.get(r[col], 0.0) + r["duration"]
-    split_of = assign_splits(weights, ratios, seed)
+    if assignment is not None:
+        col = "key"
+        rows = [r for r in rows if assignment.get(r["key"]) in SPLITS]
+        if not rows:
+            raise ValueError(f"no usable clip of {data} is in the split lists")
+        split_of = {r["key"]: assignment[r["key"]] for r in rows}
+    else:
+        if any(not r.get(col) for r in rows):
+            raise ValueError(
+                f"--group-by {group_by}: some clips have no {col} id in the metadata; use --group-by video"
+            )
+        weights: dict[str, float] = {}
+        for r in rows:
+            weights[r[col]] = weights.get(r[col], 0.0) + r["duration"]
+        split_of = assign_splits(weights, ratios, seed)
     views = {v["id"]: v for rec in read_records(data) if rec["status"] == "ok" for v in rec["views"]}
 
+    clean_stale_temporaries(out)
     tmp = out.with_name(f".{out.name}.tmp-{os.getpid()}")
+    try:
+        stats = _write_splits(data, tmp, rows, split_of, col, views, seed, shard_size, shard_bytes, progress)
+        info = {"data": str(data), "ratios": list(ratios), "group_by": group_by, "seed": seed, "splits": stats}
+        write_json(tmp / "info.json", info)
+        _swap_in(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)  # gone after the swap; else a failed run's partial set
+    return info
+
+
+def _write_splits(data, tmp, rows, split_of, col, views, seed, shard_size, shard_bytes, progress) -> dict:
+    """Tars, wids indexes and manifest.parquet of every split into the folder tmp; returns
+    the statistics per split."""
+    import soundfile as sf
+    import webdataset as wds
+
     shutil.rmtree(tmp, ignore_errors=True)
     manifest, index, stats = [], {}, {}
     rng = np.random.default_rng(seed)
@@ -158,14 +254,21 @@ def write_shards(
         vids = [vids[i] for i in rng.permutation(len(vids))]
         written = []
         with wds.ShardWriter(
-            str(tmp / split / "%06d.tar"), maxcount=shard_size, maxsize=shard_bytes, verbose=0
+            str(tmp / split / "%06d.tar"),
+            maxcount=shard_size,
+            maxsize=shard_bytes,
+            verbose=0,
+            encoder=False,  # encode_sample did
+            mtime=TAR_MTIME,
+            user=TAR_OWNER,
+            group=TAR_OWNER,
         ) as sink:
             for vid in vids:
                 feats = load_item(data, vid)
                 audio, _ = sf.read(data / "items" / f"{vid}.flac", dtype="float32")
                 for r in by_video[vid]:
                     sample = clip_sample(r, feats, audio, views.get(vid, {}))
-                    sink.write(sample)  # may open the next shard first
+                    sink.write(encode_sample(sample))  # may open the next shard first
                     shard = Path(sink.fname).name
                     written.append({**r, "split": split, "shard": f"{split}/{shard}"})
                     if progress:
@@ -187,6 +290,7 @@ def write_shards(
                     "url": f"{split}/{p.name}",
                     "nsamples": counts.get(f"{split}/{p.name}", 0),
                     "filesize": p.stat().st_size,
+                    "sha256": sha256_file(p),
                 }
                 for p in shards
             ],
@@ -201,12 +305,18 @@ def write_shards(
     for split in SPLITS:
         write_json(tmp / f"{split}.wids.json", index[split])
     pq.write_table(pa.Table.from_pylist(manifest), tmp / "manifest.parquet")
-    info = {"data": str(data), "ratios": list(ratios), "group_by": group_by, "seed": seed, "splits": stats}
-    write_json(tmp / "info.json", info)
-    # Swap in the finished shard set.
+    return stats
+
+
+def _swap_in(tmp: Path, out: Path) -> None:
+    """Replace out by tmp: two renames; the old set is deleted only once the new one is in."""
     old = out.with_name(f".{out.name}.old-{os.getpid()}")
     if out.exists():
         os.replace(out, old)
-    os.replace(tmp, out)
+    try:
+        os.replace(tmp, out)
+    except BaseException:
+        if old.exists() and not out.exists():
+            os.replace(old, out)
+        raise
     shutil.rmtree(old, ignore_errors=True)
-    return info

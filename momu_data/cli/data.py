@@ -15,8 +15,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from momu_data.cli.common import console, fail, progress, setup_logging
-from momu_data.extract import POSE_SOURCES, ExtractConfig
-from momu_data.inspect import plot_clip, summarise
+from momu_data.extract import POSE_SOURCES, EnvironmentFailure, ExtractConfig
+from momu_data.inspect import plot_clip, summarise, verify_shards
 from momu_data.jobs import JobError, extract_dataset
 from momu_data.recipes import RecipeError, Runner, load_recipe
 from momu_data.shards import parse_split, write_shards
@@ -51,7 +51,7 @@ def extract(
         ...,
         help=(
             "Video files or folders (searched recursively for mp4, mov, m4v, avi, mkv, webm); keypoint files/folders"
-            " with --pose-source."
+            " with --pose-source. A name starting with '-' goes after `--` (extract --out data -- -take1.mp4)."
         ),
     ),
     out: Path = typer.Option(
@@ -100,6 +100,11 @@ def extract(
         640, "--max-side", help="Downscale frames to this longest side before the pose model."
     ),
     bins: int = typer.Option(8, "--bins", help="Directogram angle bins (K)."),
+    segment_seconds: float = typer.Option(
+        60.0,
+        "--segment-seconds",
+        help="mediapipe: estimate poses in segments of this much video, each checkpointed (a rerun resumes there).",
+    ),
     jobs: int = typer.Option(-1, "--jobs", "-j", help="Parallel workers (-1: all cores)."),
     backend: str = typer.Option("joblib", "--backend", help="joblib (local processes) or dask."),
     scheduler: str | None = typer.Option(
@@ -114,8 +119,13 @@ def extract(
 ):
     """Extract poses, 16 kHz log-mels, directograms, kinematic amplitude, beats and clips.
 
-    Resumable: finished videos are skipped on a rerun (with the same settings). A video
-    that fails gets a row with the reason in videos.parquet and the run goes on."""
+    Resumable: finished videos are skipped on a rerun (with the same settings and content;
+    another input with the same id is refused), a long video continues at its last
+    checkpointed segment. A video that fails gets a row with the reason in videos.parquet
+    and the run goes on; a full disk or a permission error stops the run with one line
+    (nothing recorded), and a plain rerun after the fix completes it.
+
+    File names starting with '-' go after `--`: momu-data extract --out data -- -take1.mp4"""
     if pose_source not in POSE_SOURCES:
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
     if backend not in ("joblib", "dask"):
@@ -132,6 +142,7 @@ def extract(
         bins=bins,
         fps=fps,
         cameras=cameras,
+        segment_seconds=segment_seconds,
     )
     pbar = progress()
     bars = {}
@@ -166,6 +177,8 @@ def extract(
         )
     except (JobError, FileNotFoundError) as e:
         fail(str(e))
+    except EnvironmentFailure as e:
+        fail(str(e), 1)
     finally:
         pbar.stop()
     _summary(res, out)
@@ -219,12 +232,19 @@ def shard(
         1 for r in pq.read_table(data / "clips.parquet", columns=["status"]).to_pylist() if r["status"] == "ok"
     )
     t = time.perf_counter()
-    with progress() as pb:
-        task = pb.add_task("clips", total=total)
-        try:
+    try:  # errors after the progress bar's last line
+        with progress() as pb:
+            task = pb.add_task("clips", total=total)
             info = write_shards(data, out, ratios, group_by, seed, shard_size, progress=lambda k: pb.advance(task, k))
-        except (ValueError, FileNotFoundError) as e:
-            fail(str(e))
+    except (ValueError, FileNotFoundError) as e:
+        fail(str(e))
+    except OSError as e:  # disk full, permissions: the environment, not the data
+        fail(
+            f"cannot write shards to {out}: {e.strerror or e}"
+            + (f" ({e.filename})" if e.filename else "")
+            + "; the previous shard set, if any, is unchanged: fix this and rerun",
+            1,
+        )
     wall = time.perf_counter() - t
     tab = Table(title=f"shards -> {out}  (group by {group_by}, seed {seed})")
     for c in ("split", "clips", "share", "hours", "groups", "shards", "MB"):
@@ -253,6 +273,12 @@ def inspect(
         None, "--plot", help="Draw one clip (mel, kinematic amplitude with kinematic beats, music onsets) to this PNG."
     ),
     key: str | None = typer.Option(None, "--key", help="Clip to plot (default: the first)."),
+    verify: bool = typer.Option(
+        False,
+        "--verify",
+        help="Read every tar of a shard folder and check every sample (checksums, values, the manifest's keys); "
+        "print each damaged tar, sample and member; exit 1 if any.",
+    ),
 ):
     """Summarise a data or shard folder: clips, hours, splits, failures by reason."""
     try:
@@ -261,8 +287,25 @@ def inspect(
         if plot:
             k = plot_clip(path, plot, key)
             console.print(f"plotted {k} to {plot}")
+        if verify:
+            with progress() as pb:
+                task = pb.add_task("verifying tars", total=len(list(path.glob("*/*.tar"))))
+                res = verify_shards(path, progress=lambda k: pb.advance(task, k))
     except (FileNotFoundError, KeyError, ValueError) as e:
         fail(str(e))
+    if verify:
+        for d in res.damage:
+            typer.echo(f"damaged: {d}")
+        console.print(
+            f"verified {res.tars} tars ({res.bytes / 1e6:.1f} MB) in {res.seconds:.1f} s: "
+            f"{res.intact} samples intact, {res.damaged_samples} damaged"
+        )
+        if res.damage:
+            fail(
+                f"{res.damaged_samples} damaged sample(s) in {len(res.damaged_tars)} file(s) of {path}: rebuild them "
+                "with `momu-data shard`, or train with --skip-corrupt",
+                1,
+            )
 
 
 @app.command()
@@ -304,7 +347,7 @@ def run(
             force=force,
             log=lambda m: console.print(escape(m), highlight=False),
         ).run(dry_run)
-    except (RecipeError, FileNotFoundError) as e:
+    except (RecipeError, FileNotFoundError, EnvironmentFailure) as e:
         fail(str(e))  # fail() escapes: messages name [sections], not rich markup
     tab = Table(title=f"{rec.name} -> {out or rec['recipe']['out'] or 'work/' + rec.name}")
     for c in ("stage", "status", "seconds", "detail"):

@@ -3,7 +3,9 @@ and resample onto the mel time base (62.5 frames/s).
 
 Appendix B.2: "We interpolate the missing detected keypoints from the neighboring frames so
 that there are no missing keypoints in all extracted clips." A joint counts as missing when
-no person was found, its confidence is below a threshold, or it lies outside the frame.
+no person was found, its confidence is below a threshold, or it lies out of range (see
+out_of_range: outside the frame, or far outside the track's own extent when the frame size
+is unknown).
 """
 
 from __future__ import annotations
@@ -16,16 +18,39 @@ from momu_data.skeleton import BONES, NUM_JOINTS, mid_hip, torso_size
 # Parent of each joint in the skeleton tree rooted at the neck (for joints never seen).
 PARENT = {child: parent for parent, child in BONES}
 
+# Without a frame size, a joint further than OUTLIER_SPREADS robust spreads from the track's
+# median position is not a position (a detector's sentinel, 1e30, a unit mix-up). The spread
+# is the median absolute deviation of all the track's joint coordinates (the larger of x and
+# y; a body's own height is ~3 of them, and a dancer's travel widens it), which half of the
+# coordinates can be wrong without moving. No coordinate beyond MAX_COORD is real either.
+OUTLIER_SPREADS = 20.0
+MAX_COORD = 1e6
+
+
+def out_of_range(xy: np.ndarray, width: int | None = None, height: int | None = None) -> np.ndarray:
+    """[N, 14] bool: joints that cannot be where they say they are. With the frame size: outside
+    the frame. Without: beyond MAX_COORD, or beyond OUTLIER_SPREADS robust spreads of the
+    track's own extent. NaN joints are not flagged (they are missing anyway)."""
+    xy = np.asarray(xy)
+    x, y = xy[..., 0], xy[..., 1]
+    with np.errstate(invalid="ignore"):
+        if width and height:
+            return (x < 0) | (x > width) | (y < 0) | (y > height)
+        far = (np.abs(x) > MAX_COORD) | (np.abs(y) > MAX_COORD)
+        pts = xy[np.isfinite(xy).all(-1) & ~far].astype(np.float64)
+        if not len(pts):
+            return far
+        med = np.median(pts, axis=0)
+        spread = max(float(np.median(np.abs(pts - med), axis=0).max()), 1e-6 * float(np.abs(med).max()), 1e-9)
+        lim = OUTLIER_SPREADS * spread
+        return far | (np.abs(x - med[0]) > lim) | (np.abs(y - med[1]) > lim)
+
 
 def missing_mask(track: PoseTrack, conf_threshold: float = 0.5) -> np.ndarray:
     """[N, 14] bool: True where the joint must be filled in."""
     xy = track.xy
     miss = ~track.person[:, None] | (track.conf < conf_threshold) | ~np.isfinite(xy).all(-1)
-    if track.width and track.height:
-        with np.errstate(invalid="ignore"):
-            outside = (xy[..., 0] < 0) | (xy[..., 0] > track.width) | (xy[..., 1] < 0) | (xy[..., 1] > track.height)
-        miss |= outside
-    return miss
+    return miss | out_of_range(xy, track.width, track.height)
 
 
 def fill_missing(xy: np.ndarray, missing: np.ndarray, times: np.ndarray) -> np.ndarray:

@@ -10,15 +10,29 @@ works on a 256x256 crop anyway, so full-resolution conversion would only cost ti
 
 from __future__ import annotations
 
+import io
+import logging
+import math
 import os
+import zipfile
+from pathlib import Path
 
 import numpy as np
 
+from momu_data.io import write_bytes
 from momu_data.media import MediaError, iter_frames, probe_video
 from momu_data.pose.track import PoseTrack
 from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_SIDE = 640
+# A video is estimated in segments of this many seconds, each by a fresh tracker that first
+# watches the WARMUP_SECONDS before its segment (those outputs dropped): a segment's poses
+# depend on its own frames only, so a run can stop after any segment and continue there with
+# the same result (see estimate_video's checkpoint).
+SEGMENT_SECONDS = 60.0
+WARMUP_SECONDS = 2.0
 
 
 class MediapipePose:
@@ -64,25 +78,61 @@ class MediapipePose:
         self.close()
 
 
-def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int = 1, on_frame=None) -> PoseTrack:
+def estimate_video(
+    path,
+    max_side: int = DEFAULT_MAX_SIDE,
+    model_complexity: int = 1,
+    on_frame=None,
+    *,
+    segment_seconds: float | None = SEGMENT_SECONDS,
+    checkpoint=None,
+    checkpoint_key: str = "",
+) -> PoseTrack:
     """Run mediapipe over every frame of a video; memory stays constant in video length
-    apart from the 14-joint output arrays. on_frame(i) is called after each frame."""
+    apart from the 14-joint output arrays. on_frame(i) is called after each frame.
+
+    The frames are estimated in segments of segment_seconds (None: one segment), each by a
+    fresh tracker warmed up on the WARMUP_SECONDS before it. With checkpoint (a .npz path)
+    the track so far is saved there after each segment, and a later call with the same
+    checkpoint and checkpoint_key (say, the video's sha256 and the settings) continues
+    after the last saved segment: a run killed mid-video loses at most one segment, and
+    the result equals an uninterrupted run's."""
     info = probe_video(path)
-    xs, cs, ps, ts = [], [], [], []
-    with MediapipePose(model_complexity=model_complexity) as est:
-        for i, (t, img) in enumerate(iter_frames(path, max_side=max_side)):
-            xy, conf, person = est(img, scale_to=(info.width, info.height))
-            xs.append(xy)
-            cs.append(conf)
-            ps.append(person)
-            ts.append(t)
-            if on_frame is not None:
-                on_frame(i)
+    seg = float(segment_seconds) if segment_seconds else math.inf
+    done = _load_checkpoint(checkpoint, checkpoint_key, seg)
+    xs, cs, ps, ts = done["xy"], done["conf"], done["person"], done["times"]
+    k = int(done["segment"])
+    i = len(ts)
+    if k:
+        log.info("%s: continuing pose estimation at %.0f s (checkpoint)", Path(path).name, k * seg)
+    while True:
+        t0, t1 = k * seg, (k + 1) * seg
+        more = None  # the time of the first frame after the segment
+        with MediapipePose(model_complexity=model_complexity) as est:
+            for t, img in iter_frames(path, max_side=max_side, start=max(0.0, t0 - WARMUP_SECONDS) if k else 0.0):
+                if t >= t1:
+                    more = t
+                    break
+                xy, conf, person = est(img, scale_to=(info.width, info.height))
+                if t < t0:
+                    continue  # warm-up of the tracker on the frames before the segment
+                xs.append(xy)
+                cs.append(conf)
+                ps.append(person)
+                ts.append(t)
+                if on_frame is not None:
+                    on_frame(i)
+                i += 1
+        if more is None:
+            break
+        k = max(k + 1, int(more // seg))  # segments without frames (a late first timestamp) skipped
+        if checkpoint is not None:
+            _save_checkpoint(checkpoint, checkpoint_key, seg, k, xs, cs, ps, ts)
     if not ts:
         raise MediaError("no decodable video frame")
     return PoseTrack(
-        xy=np.stack(xs),
-        conf=np.stack(cs),
+        xy=np.stack(xs).astype(np.float32),
+        conf=np.stack(cs).astype(np.float32),
         times=np.asarray(ts, np.float64),
         person=np.asarray(ps, bool),
         width=info.width,
@@ -90,3 +140,40 @@ def estimate_video(path, max_side: int = DEFAULT_MAX_SIDE, model_complexity: int
         source="mediapipe",
         meta={"fps": info.fps, "codec": info.codec, "rotation": info.rotation},
     )
+
+
+def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts) -> None:
+    buf = io.BytesIO()
+    np.savez(
+        buf,
+        key=np.array(key),
+        segment_seconds=np.float64(seg),
+        segment=np.int64(segment),
+        xy=np.asarray(xs, np.float32).reshape(-1, 14, 2),
+        conf=np.asarray(cs, np.float32).reshape(-1, 14),
+        person=np.asarray(ps, bool),
+        times=np.asarray(ts, np.float64),
+    )
+    write_bytes(path, buf.getbuffer())
+
+
+def _load_checkpoint(path, key: str, seg: float) -> dict:
+    """The saved part of the track as lists (empty, segment 0, when there is none or it is
+    of another video, settings or segment length, or unreadable)."""
+    empty = {"xy": [], "conf": [], "person": [], "times": [], "segment": 0}
+    if path is None or not Path(path).is_file():
+        return empty
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key or float(z["segment_seconds"]) != seg:
+                return empty
+            return {
+                "xy": list(z["xy"]),
+                "conf": list(z["conf"]),
+                "person": z["person"].tolist(),
+                "times": z["times"].tolist(),
+                "segment": int(z["segment"]),
+            }
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: start over
+        log.warning("%s: ignoring an unreadable pose checkpoint (%s)", path, e)
+        return empty

@@ -7,11 +7,18 @@
 
 Every command also takes --config FILE: a JSON or TOML object of trainer settings (any
 field of the trainer's config, e.g. {"warmup_steps": 50, "val_batches": 5}); options given
-on the command line win over the file, the file over the defaults.
+on the command line win over the file, the file over the preset's defaults, those over the
+trainer's.
+
+--preset paper is the paper's protocol, not only its model sizes: the BiCoR-VAE trains 300
+epochs per stage with contrast weight 1, each DiT 200 epochs at lr 1.6e-5 after 10k warm-up
+steps (appendix A.2, B.3); an epoch is one pass over the train split at --batch-size per
+process. --steps (or --epochs) given explicitly wins. docs/reproduce.md has the rest.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +27,10 @@ from typing import Annotated
 import typer
 
 from momu_data.cli.common import console, fail, setup_logging
-from momu_models.train.args import SettingsError, read_settings
+from momu_models.train.args import SettingsError, apply_epochs, preset_settings, read_settings
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+log = logging.getLogger(__name__)
 
 # Options every trainer has: defined once here (names, help); each command sets its default.
 Shards = Annotated[Path, typer.Argument(help="Shard folder of `momu-data shard` (uses train/ and val/).")]
@@ -40,7 +48,11 @@ Preset = Annotated[
     str,
     typer.Option(
         "--preset",
-        help="Model size: tiny (tests), small (CPU demo) or, for the VAE and the DiT, paper (tables 8 and 9, GPU).",
+        help=(
+            "Model size: tiny (tests), small (CPU demo) or, for the VAE and the DiT, paper (tables 8 and 9, GPU). "
+            "paper also brings the paper's schedule and losses: 300 epochs per VAE stage, contrast weight 1, "
+            "200 DiT epochs at lr 1.6e-5 with 10k warm-up steps (docs/reproduce.md)."
+        ),
     ),
 ]
 RunDir = Annotated[
@@ -51,10 +63,22 @@ RunDir = Annotated[
         help="Run folder: checkpoints/, metrics.jsonl/.csv, tensorboard/, model.safetensors + config.json.",
     ),
 ]
-Steps = Annotated[int, typer.Option("--steps", help="Optimisation steps (the VAE: per stage).")]
+Steps = Annotated[
+    int,
+    typer.Option(
+        "--steps",
+        help="Optimisation steps (the VAE: per stage). Given, it wins over --epochs and the paper preset's epochs.",
+    ),
+]
 Epochs = Annotated[
     float | None,
-    typer.Option("--epochs", help="Instead of --steps: passes over the train split (the VAE: per stage)."),
+    typer.Option(
+        "--epochs",
+        help=(
+            "Instead of --steps: passes over the train split (the VAE: per stage), at --batch-size per process. "
+            "Default: with --preset paper the paper's (VAE 300, DiT 200), else --steps."
+        ),
+    ),
 ]
 BatchSize = Annotated[int, typer.Option("--batch-size", "-b", help="Clips per batch and process.")]
 CropSeconds = Annotated[
@@ -69,6 +93,14 @@ Workers = Annotated[int, typer.Option("--workers", help="DataLoader worker proce
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate every N steps.")]
 CkptEvery = Annotated[int, typer.Option("--ckpt-every", help="Checkpoint every N steps.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --run-dir.")]
+SkipCorrupt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-corrupt",
+        help="Skip damaged shard samples (bad checksum, unreadable, impossible values), counted and logged, instead "
+        "of stopping on the first.",
+    ),
+]
 
 # Options whose trainer-config field has another name.
 FIELDS = {"workers": "num_workers", "vae_dir": "vae", "warmup": "warmup_steps", "ema": "ema_decay"}
@@ -105,12 +137,12 @@ def vae(
         None, "--motion-lr", help="AdamW learning rate of stage 2 (default: paper preset 2e-4, small/tiny 1e-3)."
     ),
     grad_clip: float = typer.Option(1.0, "--grad-clip", help="Gradient norm clipping."),
-    contrast_weight: float = typer.Option(
-        0.2,
+    contrast_weight: float | None = typer.Option(
+        None,
         "--contrast-weight",
         help=(
-            "Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it; see "
-            "docs/bicor_vae.md for why 0.2)."
+            "Weight of the rhythmic contrastive loss against the per-element L1 (0: ablation without it). Default: "
+            "1 (the paper's) with --preset paper, else 0.2 (measured better at CPU lengths: docs/bicor_vae.md)."
         ),
     ),
     seed: Seed = 0,
@@ -119,6 +151,7 @@ def vae(
     val_every: ValEvery = 250,
     ckpt_every: CkptEvery = 250,
     resume: Resume = False,
+    skip_corrupt: SkipCorrupt = False,
     init: Path | None = typer.Option(
         None, "--init", help="For --stage motion: a finished run whose music VAE to use."
     ),
@@ -126,18 +159,21 @@ def vae(
     """Train the BiCoR-VAE (appendix A): AdamW, lr 2e-4 (--lr: stage 1, --motion-lr: stage 2),
     KL 1e-5, GAN 0.5, rhythmic contrast.
 
+    Length: 2000 steps per stage; with --preset paper 300 epochs per stage (and contrast
+    weight 1), as appendix A.2. --steps, --music-steps, --motion-steps or --epochs win.
+
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) vae shards/`."""
     from momu_models.train.vae import VAETrainConfig, train  # torch: loaded when a command runs, not for --help
 
     with _one_line_errors():
-        settings = _settings(ctx, config, VAETrainConfig, skip=("steps", "epochs"))
+        settings = _settings(ctx, config, VAETrainConfig, skip=("steps",))
         if _given(ctx, "steps"):  # --steps sets both stages unless --music-steps / --motion-steps say otherwise
             for name in ("music_steps", "motion_steps"):
                 if not _given(ctx, name):
                     settings[name] = steps
+        settings = preset_settings("vae", settings)
         cfg = VAETrainConfig(shards=str(shards), **settings)
-        if epochs is not None:
-            cfg.music_steps = cfg.motion_steps = _epoch_steps(epochs, cfg)
+        _apply_epochs(cfg, "vae", settings)
         metrics = train(cfg)
     _finished(cfg.run_dir, metrics)
 
@@ -171,6 +207,7 @@ def diffusion(
     val_every: ValEvery = 500,
     ckpt_every: CkptEvery = 500,
     resume: Resume = False,
+    skip_corrupt: SkipCorrupt = False,
     init: Path | None = typer.Option(
         None,
         "--init",
@@ -196,19 +233,21 @@ def diffusion(
     """Train a latent diffusion transformer (section 4) on frozen BiCoR-VAE latents:
     epsilon-prediction DDPM, condition dropout, AdamW + warm-up, EMA weights.
 
-    Defaults per preset: learning rate paper 1.6e-5, small 1e-3, tiny 2e-3; crop length the
+    Defaults per preset: learning rate paper 1.6e-5, small 1e-3, tiny 2e-3; length 3000 steps,
+    with --preset paper 200 epochs (appendix B.3; --steps or --epochs win); crop length the
     model's maximum length; run folder runs/<task>.
 
     Multi-GPU / multi-node: `torchrun --nproc_per_node N $(which momu-train) diffusion ...`."""
     from momu_models.train.diffusion import DiffusionTrainConfig, train  # torch: see vae()
 
     with _one_line_errors():
-        settings = _settings(ctx, config, DiffusionTrainConfig, skip=("epochs",))
+        settings = _settings(ctx, config, DiffusionTrainConfig)
         if "task" not in settings:
             raise SettingsError("missing option --task: motion2music or music2motion (or a task in --config)")
+        settings = preset_settings("diffusion", settings)
         cfg = DiffusionTrainConfig(shards=str(shards), **settings)
-        if epochs is not None:
-            cfg.steps = _epoch_steps(epochs, cfg)
+        _apply_epochs(cfg, "diffusion", settings)
+        _warn_long_warmup(cfg)
         metrics = train(cfg)
     _finished(cfg.run_dir or f"runs/{cfg.task}", metrics)
 
@@ -236,6 +275,7 @@ def classifier(
     val_every: ValEvery = 200,
     ckpt_every: CkptEvery = 200,
     resume: Resume = False,
+    skip_corrupt: SkipCorrupt = False,
 ):
     """Train the motion classifier whose encoder gives the motion features of `momu-eval` (FID, Mean KLD, Diversity;
     appendix B.5: a genre classifier, its encoder reused).
@@ -252,10 +292,9 @@ def classifier(
     from momu_models.train.classifier import ClassifierTrainConfig, train  # torch: see vae()
 
     with _one_line_errors():
-        settings = _settings(ctx, config, ClassifierTrainConfig, skip=("epochs",))
+        settings = preset_settings("classifier", _settings(ctx, config, ClassifierTrainConfig))
         cfg = ClassifierTrainConfig(shards=str(shards), **settings)
-        if epochs is not None:
-            cfg.steps = _epoch_steps(epochs, cfg)
+        _apply_epochs(cfg, "classifier", settings)
         metrics = train(cfg)
     _finished(cfg.run_dir, metrics)
 
@@ -278,20 +317,42 @@ def _settings(ctx: typer.Context, config: Path | None, config_cls, skip=()) -> d
     return settings
 
 
-def _epoch_steps(epochs: float, cfg) -> int:
+def _apply_epochs(cfg, trainer: str, settings: dict) -> None:
+    """The steps fields `settings` leaves open, from cfg.epochs and the shards' train split."""
+    if cfg.epochs is None:
+        return
     from momu_models.train.loop import steps_per_epoch  # torch: see vae()
 
-    return max(1, int(round(epochs * steps_per_epoch(cfg.shards, cfg.batch_size))))
+    apply_epochs(cfg, trainer, settings, steps_per_epoch(cfg.shards, cfg.batch_size))
+
+
+def _warn_long_warmup(cfg) -> None:
+    """Say so when the learning-rate warm-up takes half the run or more: the paper's 10k
+    warm-up steps within 200 epochs need at least 10k steps, i.e. a small global batch."""
+    from momu_models.train.diffusion import PRESET_LR  # torch: see vae()
+
+    if cfg.preset not in PRESET_LR:
+        return  # train() names the valid presets
+    warm = cfg.warmup_steps if cfg.warmup_steps is not None else PRESET_LR[cfg.preset][1]
+    if warm >= cfg.steps / 2:
+        log.warning(
+            "the learning-rate warm-up (%d steps) is %d%% of the run (%d steps): the rate reaches its peak late or "
+            "never; a smaller --batch-size (more steps per epoch) or --warmup fixes it (docs/reproduce.md)",
+            warm,
+            round(100 * min(warm, cfg.steps) / cfg.steps),
+            cfg.steps,
+        )
 
 
 @contextmanager
 def _one_line_errors():
     """Problems the user can fix (settings, data, checkpoints, options) as one line, exit 2."""
+    from momu_data.loader import ShardError
     from momu_models.train.loop import TrainError  # torch: see vae()
 
     try:
         yield
-    except (SettingsError, TrainError, RuntimeError) as e:
+    except (SettingsError, TrainError, ShardError, RuntimeError) as e:
         fail(str(e))
 
 

@@ -48,6 +48,50 @@ class TrainArgs:
     log_every: int = 10  # steps between metric rows
     val_batches: int = 20  # batches per validation
     resume: bool = False  # continue from the last checkpoint in run_dir
+    skip_corrupt: bool = False  # skip damaged shard samples (counted, logged) instead of stopping on the first
+    # Training length in passes over the train split (the VAE: per stage), turned into steps by
+    # `momu-train` (steps_per_epoch of the shards); the steps fields a run gives itself win.
+    # None: the preset's (PRESET_SETTINGS; paper 300 VAE / 200 DiT), else the steps fields.
+    epochs: float | None = None
+
+
+# What a preset sets besides the model size, for the fields a run does not set itself
+# (`preset_settings`). `paper` is the paper's protocol: 300 epochs per BiCoR-VAE stage and
+# contrast weight 1 (appendix A.2), 200 epochs of each DiT (appendix B.3; its lr 1.6e-5 and
+# 10k warm-up steps are train/diffusion.py's PRESET_LR, its stage-2 lr 2e-4 train/vae.py's
+# MOTION_LR). The CPU presets keep the trainers' defaults: 2000 / 3000 steps and contrast
+# weight 0.2 (measured better at CPU lengths, docs/bicor_vae.md). docs/reproduce.md lists
+# every departure from the paper.
+PRESET_SETTINGS: dict[str, dict[str, dict]] = {
+    "vae": {"paper": {"epochs": 300.0, "contrast_weight": 1.0}},
+    "diffusion": {"paper": {"epochs": 200.0}},
+    "classifier": {},
+}
+# The fields that hold a trainer's length in steps (epochs fill those a run does not set).
+STEP_FIELDS = {"vae": ("music_steps", "motion_steps"), "diffusion": ("steps",), "classifier": ("steps",)}
+
+
+def preset_settings(trainer: str, settings: dict, preset: str = "small") -> dict:
+    """`settings` (trainer-config fields a run sets) over the defaults of its preset
+    (settings["preset"], else `preset`) in PRESET_SETTINGS[trainer]. A run that sets every
+    steps field itself gets no preset epochs: explicit steps win."""
+    extra = dict(PRESET_SETTINGS[trainer].get(settings.get("preset", preset), {}))
+    if all(f in settings for f in STEP_FIELDS[trainer]):
+        extra.pop("epochs", None)
+    return {**extra, **settings}
+
+
+def apply_epochs(cfg, trainer: str, settings: dict, steps_per_epoch: int) -> None:
+    """Set the steps fields that `settings` does not give from cfg.epochs (if set):
+    round(epochs * steps_per_epoch), at least 1."""
+    if cfg.epochs is None:
+        return
+    if cfg.epochs <= 0:
+        raise SettingsError(f"epochs must be positive, not {cfg.epochs:g}")
+    n = max(1, int(round(cfg.epochs * steps_per_epoch)))
+    for name in STEP_FIELDS[trainer]:
+        if name not in settings:
+            setattr(cfg, name, n)
 
 
 class SettingsError(ValueError):

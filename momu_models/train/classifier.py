@@ -37,8 +37,24 @@ from momu_models.device import resolve_device
 from momu_models.models.motion_encoder import PRESETS, MotionClassifier
 from momu_models.train import distributed as D
 from momu_models.train.args import TrainArgs
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, crop_frames, grad_sync_hooks, to_device
+from momu_models.train.checkpoint import (
+    load_checkpoint,
+    read_state,
+    require_finite,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from momu_models.train.loop import (
+    Bar,
+    BatchStream,
+    NonFiniteGuard,
+    TrainError,
+    check_shards,
+    crop_frames,
+    finite_update,
+    grad_sync_hooks,
+    to_device,
+)
 from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -135,7 +151,7 @@ def validate(model: MotionClassifier, cfg: ClassifierTrainConfig, device) -> dic
     n = correct = 0
     per_class = torch.zeros(len(model.classes))
     loss = 0.0
-    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
+    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt)):
         if i >= cfg.val_batches:
             break
         sel = [k for k, m in enumerate(b["meta"]) if keep({"meta": m})]
@@ -187,12 +203,13 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)  # augmentation draws
     step, epoch, consumed = 0, 0, 0
+    skipped_state = None  # the non-finite step counts of a resumed run
 
-    ck = latest_checkpoint(run) if cfg.resume else None
+    ck = resume_checkpoint(run) if cfg.resume else None
     if cfg.resume and ck is None and D.is_main():
         log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
-        saved = json.loads((ck / "state.json").read_text())
+        saved = read_state(ck)
         if (
             saved.get("encoder") != mcfg.to_dict()
             or saved.get("classes") != classes
@@ -208,9 +225,11 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         step = state["step"]
         epoch, consumed = state["data"]["epoch"], state["data"]["consumed"]
+        skipped_state = state.get("nonfinite")
 
     hooks = grad_sync_hooks([model], world) if world > 1 else []
     runlog = RunLog(run, enabled=D.is_main())
+    guard = NonFiniteGuard(runlog=runlog, state=skipped_state)
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
         log.info(
@@ -235,12 +254,10 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
             with torch.autocast(device.type, dtype=autocast) if autocast else contextlib.nullcontext():
                 logits = model(pose, batch["mask"])
             loss = F.cross_entropy(logits.float(), y)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
+            applied, gnorm = finite_update(loss, opt, cfg.grad_clip)
             sched.step()
             step += 1
+            guard.update(step, applied, batch, float(loss.detach()))
             clips_since += len(batch["key"]) * world
             if step % cfg.log_every == 0 or step == cfg.steps:
                 dt = time.perf_counter() - t_last
@@ -275,12 +292,14 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
                             "scheduler": sched.state_dict(),
                             "generator": gen.get_state().tolist(),
                             "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                            "nonfinite": guard.state_dict(),
                         },
                     )
                 D.barrier()
         if world > 1:
             D.check_in_sync([model], device)
         if D.is_main():
+            require_finite({"classifier": model}, run / "model.safetensors")
             model.save_pretrained(
                 run,
                 {"preset": cfg.preset, "steps": step, "train_counts": {c: counts[c] for c in classes}, "val": metrics},

@@ -11,7 +11,6 @@ those of the VAE trainer.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass
@@ -31,8 +30,24 @@ from momu_models.models.dit import DiT, DiTConfig, load_diffusion, make_config
 from momu_models.models.vae import BiCoRVAE
 from momu_models.train import distributed as D
 from momu_models.train.args import TrainArgs
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, grad_sync_hooks, to_device
+from momu_models.train.checkpoint import (
+    load_checkpoint,
+    load_finished,
+    read_state,
+    require_finite,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from momu_models.train.loop import (
+    Bar,
+    BatchStream,
+    NonFiniteGuard,
+    TrainError,
+    check_shards,
+    finite_update,
+    grad_sync_hooks,
+    to_device,
+)
 from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -70,7 +85,7 @@ def load_vae(path) -> BiCoRVAE:
     p = Path(path)
     if not (p / "model.safetensors").exists() and not p.suffix == ".safetensors":
         raise TrainError(f"no trained BiCoR-VAE in {p}: train it first with `momu-train vae SHARDS --run-dir {p}`")
-    model = BiCoRVAE.from_pretrained(p)
+    model = load_finished(BiCoRVAE.from_pretrained, p, "--vae")
     for q in model.parameters():
         q.requires_grad_(False)
     return model.eval()
@@ -89,7 +104,8 @@ def encode_pair(vae: BiCoRVAE, batch: dict, scales: dict) -> tuple[torch.Tensor,
 def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: int) -> dict:
     """Latent scales (1 / std of each modality's latents, as latent diffusion scales its
     latents) and mean bone lengths (appendix E), from the first train batches in a fixed
-    order, so both diffusion models of a run compute the same numbers."""
+    order, so both diffusion models of a run compute the same numbers. A batch with a
+    non-finite value (a damaged clip) is left out with a warning naming its clips."""
     fixed = copy.copy(cfg)
     fixed.seed, fixed.shuffle_buffer, fixed.num_workers = 0, 0, 0
     stream = BatchStream(fixed, frames, 0, 1)
@@ -98,19 +114,27 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
     for _ in range(cfg.stats_batches):
         b = to_device(next(stream), device)
         mu, mo, lm = encode_pair(vae, b, {"music": 1.0, "motion": 1.0})
-        m = lm[:, None].float()
-        for name, z in (("music", mu), ("motion", mo)):
-            n = float(m.sum()) * z.shape[1]
-            s = float((z * m).sum())
-            s2 = float((z * z * m).sum())
-            acc = sums[name]
-            acc[0] += n
-            acc[1] += s
-            acc[2] += s2
-        for p, n in zip(b["pose"].cpu().numpy(), b["mask"].sum(1).tolist()):
-            poses.append(p[: int(n)])
+        if not all(bool(torch.isfinite(t).all()) for t in (mu, mo, b["pose"])):
+            log.warning("latent statistics: left out a batch with non-finite values; clips: %s", ", ".join(b["key"]))
+        else:
+            m = lm[:, None].float()
+            for name, z in (("music", mu), ("motion", mo)):
+                n = float(m.sum()) * z.shape[1]
+                s = float((z * m).sum())
+                s2 = float((z * z * m).sum())
+                acc = sums[name]
+                acc[0] += n
+                acc[1] += s
+                acc[2] += s2
+            for p, n in zip(b["pose"].cpu().numpy(), b["mask"].sum(1).tolist()):
+                poses.append(p[: int(n)])
         if stream.epoch > 0:  # small datasets: one pass is enough
             break
+    if sums["music"][0] == 0:
+        raise TrainError(
+            f"latent statistics: none of the first {cfg.stats_batches} train batches of {cfg.shards} is finite "
+            "(see the warnings for their clips): check the shards"
+        )
     scales = {}
     for name, (n, s, s2) in sums.items():
         var = s2 / n - (s / n) ** 2
@@ -140,7 +164,7 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     def batches():
         while True:
             empty = True
-            for b in loader(root, split=split, batch_size=cfg.batch_size):
+            for b in loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt):
                 empty = False
                 yield b
             if empty:
@@ -168,7 +192,7 @@ def init_from_run(dit: DiT, cfg: DiffusionTrainConfig) -> dict:
     of a fine-tuning run) and return its data statistics, so the latent scales stay the ones
     the weights were trained with. Modules the run lacks (e.g. a new zero-initialised
     frame_cond projection) keep their initialisation; any other mismatch is an error."""
-    src, saved = load_diffusion(cfg.init)
+    src, saved = load_finished(load_diffusion, cfg.init, "--init")
     if saved.get("task") != cfg.task:
         raise TrainError(f"--init {cfg.init} is a {saved.get('task')} run, not {cfg.task}")
     if Path(saved.get("vae", "")).resolve() != Path(cfg.vae).resolve():
@@ -208,7 +232,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         extra["frame_cond"] = cfg.frame_cond
     dcfg: DiTConfig = make_config(cfg.preset, in_channels=C, cond_channels=C, out_channels=C, **extra)
     dit = DiT(dcfg).to(device)
-    ck = latest_checkpoint(run) if cfg.resume else None
+    ck = resume_checkpoint(run) if cfg.resume else None
     init_stats = init_from_run(dit, cfg) if cfg.init and ck is None else None  # a checkpoint wins over --init
     ema = copy.deepcopy(dit).eval()
     for p in ema.parameters():
@@ -224,8 +248,9 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     frames = max_frames if cfg.crop_seconds is None else min(max_frames, int(cfg.crop_seconds * FPS))
     frames -= frames % vae.factor
     step, epoch, consumed = 0, 0, 0
+    skipped_state = None  # the non-finite step counts of a resumed run
     if ck is not None:
-        saved = json.loads((ck / "state.json").read_text())
+        saved = read_state(ck)
         # Fields a checkpoint predates take their DiTConfig default (e.g. frame_cond = False).
         was = to_jsonable(DiTConfig.from_dict(saved.get("dit_config", {})).to_dict())
         now = to_jsonable(dcfg.to_dict())
@@ -240,6 +265,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         step, epoch, consumed = state["step"], state["data"]["epoch"], state["data"]["consumed"]
         stats = state["stats"]
+        skipped_state = state.get("nonfinite")
     else:
         if cfg.resume and D.is_main():
             start = f"the weights of {cfg.init}" if cfg.init else "scratch"
@@ -247,6 +273,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         stats = init_stats or data_statistics(vae, cfg, device, frames)
     hooks = grad_sync_hooks([dit], world) if world > 1 else []
     runlog = RunLog(run, enabled=D.is_main())
+    guard = NonFiniteGuard(runlog=runlog, state=skipped_state)
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
     stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
@@ -265,12 +292,10 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
                     loss = diffusion.training_loss(dit, x0, cond, lm, cfg.p_uncond, gen)
             else:
                 loss = diffusion.training_loss(dit, x0, cond, lm, cfg.p_uncond, gen)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            gnorm = float(torch.nn.utils.clip_grad_norm_(dit.parameters(), cfg.grad_clip))
-            opt.step()
+            applied, gnorm = finite_update(loss, opt, cfg.grad_clip)
             sched.step()
             step += 1
+            guard.update(step, applied, b, float(loss.detach()))
             # EMA with the usual warm-up of the decay, so short runs are not dominated by init.
             _ema_update(ema, dit, min(cfg.ema_decay, (1 + step) / (10 + step)))
             clips_since += len(b["key"]) * world
@@ -302,12 +327,14 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
                             "generator": gen.get_state().tolist(),
                             "stats": stats,
                             "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                            "nonfinite": guard.state_dict(),
                         },
                     )
                 D.barrier()
         if world > 1:
             D.check_in_sync([dit], device)
         if D.is_main():
+            require_finite({"ema": ema}, run / "model.safetensors")
             ema.save_pretrained(
                 run,
                 {

@@ -1,9 +1,12 @@
 """Training plumbing shared by the trainers: an endless, resumable batch stream over the
 train shards, shard checks with one-line errors, steps per epoch, gradient averaging under
-torchrun, and a progress bar. The trainers themselves stay one readable loop each."""
+torchrun, optimiser updates that skip non-finite losses and gradients, and a progress bar.
+The trainers themselves stay one readable loop each."""
 
 from __future__ import annotations
 
+import logging
+import math
 import os
 import random
 from pathlib import Path
@@ -11,8 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from momu_data.loader import RandomCrop, collate, shard_urls, to_arrays
+from momu_data.loader import RandomCrop, collate, decode_checked, open_shards, shard_urls
 from momu_data.timebase import FPS
+
+log = logging.getLogger(__name__)
+
+# Updates in a row skipped for a non-finite loss or gradient before a run stops. One bad
+# batch (a damaged clip, a rare overflow) is skipped and training goes on; several in a row
+# mean broken data or diverged settings, and the run stops instead of idling on them.
+MAX_NONFINITE_IN_A_ROW = 5
 
 
 class TrainError(Exception):
@@ -44,8 +54,9 @@ class BatchStream:
         # Shard order is seeded per epoch and equal on every rank, then split by rank.
         order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
         by_node = len(urls) >= self.world
-        ds = wds.WebDataset(
+        ds = open_shards(
             [urls[i] for i in order],
+            skip_corrupt=self.cfg.skip_corrupt,
             shardshuffle=False,
             empty_check=False,
             nodesplitter=wds.split_by_node if by_node else _all_shards,
@@ -56,7 +67,7 @@ class BatchStream:
         seed = self.cfg.seed + 1000 * self.epoch + self.rank
         if self.cfg.shuffle_buffer:
             ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
-        ds = ds.decode().map(to_arrays)
+        ds = decode_checked(ds)
         if self.select is not None:
             ds = ds.select(self.select)
         ds = ds.map(RandomCrop(self.frames, seed))
@@ -156,6 +167,84 @@ def grad_sync_hooks(modules, world: int):
                 handles.append(p.register_post_accumulate_grad_hook(hook))
                 dist.broadcast(p.data, 0)  # identical start on every rank
     return handles
+
+
+def finite_update(loss: torch.Tensor, opt: torch.optim.Optimizer, grad_clip: float | None) -> tuple[bool, float]:
+    """One optimiser update that never writes a non-finite value into the weights or the
+    optimiser state: zero the gradients, backpropagate `loss`, clip the gradient norm of the
+    optimiser's parameters to `grad_clip` (None: measure it only), and step only when the
+    loss and the norm are finite. Under torchrun every rank backpropagates (the gradient
+    hooks all-reduce) and the ranks agree on skipping, so they stay in sync.
+    Returns (applied, gradient norm)."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    params = [p for g in opt.param_groups for p in g["params"]]
+    # max_norm inf scales by exactly 1: the norm without changing the gradients
+    norm = torch.nn.utils.clip_grad_norm_(params, math.inf if grad_clip is None else grad_clip)
+    bad = ~(torch.isfinite(loss.detach()) & torch.isfinite(norm))
+    import torch.distributed as dist
+
+    if dist.is_initialized():
+        flag = bad.to(torch.float32).reshape(1)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        bad = flag[0] > 0
+    applied = not bool(bad)
+    if applied:
+        opt.step()
+    else:
+        opt.zero_grad(set_to_none=True)
+    return applied, float(norm)
+
+
+class NonFiniteGuard:
+    """Counts the steps whose update was skipped (finite_update), logs each one with its
+    clips, and stops the run after `limit` in a row with a one-line TrainError naming the
+    last batch's sample keys. `total` and `in_a_row` go into checkpoints (state_dict);
+    `state` is a resumed run's."""
+
+    def __init__(self, limit: int | None = None, runlog=None, state: dict | None = None):
+        self.limit, self.runlog = limit or MAX_NONFINITE_IN_A_ROW, runlog
+        self.load_state_dict(state)
+
+    def state_dict(self) -> dict:
+        return {"total": self.total, "in_a_row": self.in_a_row}
+
+    def load_state_dict(self, state: dict | None) -> None:
+        state = state or {}  # checkpoints from before the guard
+        self.total, self.in_a_row = int(state.get("total", 0)), int(state.get("in_a_row", 0))
+
+    def update(self, step: int, applied: bool, batch: dict, loss: float) -> None:
+        """Record the update of `step` (the step number after it) made on `batch`."""
+        if applied:
+            self.in_a_row = 0
+            return
+        self.total += 1
+        self.in_a_row += 1
+        keys = _key_list(batch.get("key") or [])
+        if self.runlog is not None:
+            self.runlog.log(step, {"nonfinite_skipped": self.total})
+        if self.in_a_row >= self.limit:
+            raise TrainError(
+                f"{self.in_a_row} steps in a row (the last: step {step}, loss {loss}) had a non-finite loss or "
+                f"gradient, so training stopped without saving them; the last batch's clips: {keys}. "
+                "Check the shards (damaged or extreme values) or lower --lr; --resume continues from the last "
+                "checkpoint"
+            )
+        log.warning(
+            "step %d: non-finite loss or gradient (loss %s): update skipped (%d skipped so far, %d in a row); "
+            "clips: %s",
+            step,
+            loss,
+            self.total,
+            self.in_a_row,
+            keys,
+        )
+
+
+def _key_list(keys, at_most: int = 32) -> str:
+    keys = [str(k) for k in keys]
+    more = f" (+{len(keys) - at_most} more)" if len(keys) > at_most else ""
+    return (", ".join(keys[:at_most]) or "(no keys)") + more
 
 
 class Bar:

@@ -11,7 +11,6 @@ ranks after every backward pass (the semantics of DistributedDataParallel).
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
@@ -28,8 +27,24 @@ from momu_models.models.discriminator import MelDiscriminator
 from momu_models.models.vae import PRESETS, BiCoRVAE, VAEConfig
 from momu_models.train import distributed as D
 from momu_models.train.args import TrainArgs
-from momu_models.train.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from momu_models.train.loop import Bar, BatchStream, TrainError, check_shards, crop_frames, grad_sync_hooks, to_device
+from momu_models.train.checkpoint import (
+    load_checkpoint,
+    load_finished,
+    read_state,
+    require_finite,
+    resume_checkpoint,
+    save_checkpoint,
+)
+from momu_models.train.loop import (
+    Bar,
+    BatchStream,
+    NonFiniteGuard,
+    TrainError,
+    check_shards,
+    crop_frames,
+    grad_sync_hooks,
+    to_device,
+)
 from momu_models.train.runlog import RunLog
 from momu_models.train.vae_steps import StageConfig, motion_stage_step, music_stage_step
 
@@ -69,7 +84,7 @@ def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
     mel_l1 = pose_l1 = n_frames = 0.0
     hits = wins = 0.0
     chance = []
-    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size)):
+    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt)):
         if i >= cfg.val_batches:
             break
         b = to_device(b, device)
@@ -135,12 +150,13 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
     plan = [(s, cfg.music_steps if s == "music" else cfg.motion_steps) for s in STAGES[cfg.stage]]
     step, epoch, consumed, stage_idx = 0, 0, 0, 0
+    skipped_state = None  # the non-finite step counts of a resumed run
 
-    ck = latest_checkpoint(run) if cfg.resume else None
+    ck = resume_checkpoint(run) if cfg.resume else None
     if cfg.resume and ck is None and D.is_main():
         log.info("no checkpoint in %s/checkpoints: starting from scratch", run)
     if ck is not None:
-        saved = json.loads((ck / "state.json").read_text())
+        saved = read_state(ck)
         saved_vcfg = VAEConfig.from_dict(saved.get("vae_config", {}))
         if only_padding_differs(saved_vcfg, vcfg):
             raise TrainError(
@@ -158,6 +174,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
         gen.set_state(torch.tensor(state["generator"], dtype=torch.uint8))
         step, stage_idx = state["step"], state["stage_idx"]
         epoch, consumed = state["data"]["epoch"], state["data"]["consumed"]
+        skipped_state = state.get("nonfinite")
         if state.get("plan") != [list(p) for p in plan]:
             raise TrainError(
                 f"checkpoint {ck} belongs to a run with stages/steps {state.get('plan')}; "
@@ -170,7 +187,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                 "--stage motion needs a trained music VAE: pass --init RUN_DIR (from "
                 "`momu-train vae SHARDS --stage music`) or train --stage all"
             )
-        trained = BiCoRVAE.from_pretrained(src)
+        trained = load_finished(BiCoRVAE.from_pretrained, src, "--init" if cfg.init else "--stage motion")
         if only_padding_differs(trained.cfg, vcfg):
             raise TrainError(
                 f"{src} was trained with zero-padded convolutions (docs/bicor_vae.md 'Sequence edges'): "
@@ -182,6 +199,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
 
     hooks = grad_sync_hooks([model, disc], world) if world > 1 else []
     runlog = RunLog(run, enabled=D.is_main())
+    guard = NonFiniteGuard(runlog=runlog, state=skipped_state)
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
     frames = crop_frames(cfg, model.factor)
@@ -223,7 +241,9 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                         generator=gen,
                     )
                     scheds["motion"].step()
+                skipped = out.pop("skipped")
                 step += 1
+                guard.update(step, skipped == 0, batch, out["loss"])
                 clips_since += len(batch["key"]) * world
                 if step % cfg.log_every == 0 or step == stage_start + n_steps:
                     dt = time.perf_counter() - t_last
@@ -257,6 +277,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
                                 "schedulers": {k: s.state_dict() for k, s in scheds.items()},
                                 "generator": gen.get_state().tolist(),
                                 "data": {"epoch": stream.epoch, "consumed": stream.consumed},
+                                "nonfinite": guard.state_dict(),
                             },
                         )
                     D.barrier()
@@ -264,6 +285,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
         if world > 1:
             D.check_in_sync([model, disc], device)
         if D.is_main():
+            require_finite({"vae": model}, run / "model.safetensors")
             model.save_pretrained(
                 run,
                 {

@@ -16,6 +16,7 @@ import torch
 
 from momu_models.models.discriminator import MelDiscriminator, discriminator_loss, generator_adv_loss
 from momu_models.models.vae import BiCoRVAE, DiagonalGaussian
+from momu_models.train.loop import finite_update
 
 # ---------------------------------------------------------------------------------------
 # losses
@@ -75,22 +76,8 @@ def _autocast(spec, device: torch.device):
     return spec()
 
 
-def _optimizer_params(opt: torch.optim.Optimizer) -> list[torch.Tensor]:
-    return [p for g in opt.param_groups for p in g["params"]]
-
-
 def _f(t: torch.Tensor) -> float:
     return float(t.detach())
-
-
-def _step(loss: torch.Tensor, opt: torch.optim.Optimizer, grad_clip: float | None) -> float | None:
-    opt.zero_grad(set_to_none=True)
-    loss.backward()
-    norm = None
-    if grad_clip is not None:
-        norm = float(torch.nn.utils.clip_grad_norm_(_optimizer_params(opt), grad_clip))
-    opt.step()
-    return norm
 
 
 def music_stage_step(
@@ -112,6 +99,8 @@ def music_stage_step(
     loss: LSGAN(D(mel), D(mel_hat.detach())). With a mask, padded frames of the
     reconstruction are replaced by the input's before D sees them, so D gets no signal
     there. opt_g should hold model.stage_parameters(1), opt_d disc.parameters().
+    An update whose loss or gradient is not finite is skipped (train/loop.py finite_update);
+    out["skipped"] counts the skipped updates of this step (0, 1 or 2).
     """
     cfg = cfg or StageConfig()
     mel, mask = batch["mel"], batch.get("mask")
@@ -135,18 +124,19 @@ def music_stage_step(
         with _autocast(autocast, mel.device):
             g_adv = generator_adv_loss(disc(fake))
         loss = loss + cfg.adv_weight * g_adv
-    gnorm = _step(loss, opt_g, grad_clip)
+    applied, gnorm = finite_update(loss, opt_g, grad_clip)
     disc.requires_grad_(True)
 
-    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "g_adv": _f(g_adv)}
-    if gnorm is not None:
+    out = {"loss": _f(loss), "rec": _f(rec), "kl": _f(kl), "g_adv": _f(g_adv), "skipped": float(not applied)}
+    if grad_clip is not None:
         out["grad_norm"] = gnorm
     if use_adv:
         with _autocast(autocast, mel.device):
             d_loss = discriminator_loss(disc(mel), disc(fake.detach()))
-        dnorm = _step(d_loss, opt_d, grad_clip)
+        applied, dnorm = finite_update(d_loss, opt_d, grad_clip)
+        out["skipped"] += float(not applied)
         out["d_loss"] = _f(d_loss)
-        if dnorm is not None:
+        if grad_clip is not None:
             out["d_grad_norm"] = dnorm
     return out
 
@@ -165,7 +155,8 @@ def motion_stage_step(
     rhythmic contrastive loss between the motion and (frozen) music posterior means.
 
     The music VAE runs in eval mode under no_grad, so its parameters cannot change even if
-    opt holds them. opt should hold model.stage_parameters(2).
+    opt holds them. opt should hold model.stage_parameters(2). An update whose loss or
+    gradient is not finite is skipped; out["skipped"] is 1.0 then (0.0 otherwise).
     """
     cfg = cfg or StageConfig()
     mel, pose, amp, mask = batch["mel"], batch["pose"], batch["amp"], batch.get("mask")
@@ -187,14 +178,15 @@ def motion_stage_step(
     kl = kl_loss(post)
     con = model.contrast(post.mean.float(), music_latent, amp, model.factor, mask, generator)
     loss = rec + cfg.kl_weight * kl + cfg.contrast_weight * con
-    norm = _step(loss, opt, grad_clip)
+    applied, norm = finite_update(loss, opt, grad_clip)
     out = {
         "loss": _f(loss),
         "rec": _f(rec),
         "kl": _f(kl),
         "contrast": _f(con),
         "temperature": _f(model.contrast.temperature),
+        "skipped": float(not applied),
     }
-    if norm is not None:
+    if grad_clip is not None:
         out["grad_norm"] = norm
     return out

@@ -161,7 +161,7 @@ def test_coco_mapping_selection_and_num_frames(tmp_path):
     ]
     path = tmp_path / "alphapose-results.json"
     path.write_text(json.dumps(entries))
-    (t,) = load_coco(path, fps=20, width=540, height=960, num_frames=6)
+    (t,) = load_coco(path, fps=20, width=960, height=540, num_frames=6)  # every joint in the frame
     assert len(t) == 6
     np.testing.assert_allclose(t.times, np.arange(6) / 20)
     assert t.person.tolist() == [True, True, False, True, False, False]
@@ -179,8 +179,8 @@ def test_coco_mapping_selection_and_num_frames(tmp_path):
         assert np.isnan(t.xy[3, J[j]]).all() and t.conf[3, J[j]] == 0
     assert np.isfinite(t.xy[3, J["right_shoulder"]]).all()
     assert np.isnan(t.xy[[2, 4, 5]]).all() and (t.conf[[2, 4, 5]] == 0).all()
-    assert (t.width, t.height, t.source) == (540, 960, "coco")
-    assert t.meta["multi_person_frames"] == 1
+    assert (t.width, t.height, t.source) == (960, 540, "coco")
+    assert t.meta["multi_person_frames"] == 1 and t.meta["out_of_range"] == 0
     (t,) = load_coco(path, fps=20)  # without num_frames: up to the last image with an entry
     assert len(t) == 4
 
@@ -272,6 +272,35 @@ def test_aistpp_views_masks_and_times(tmp_path):
     np.testing.assert_allclose(c2.conf[1], 0.8, rtol=1e-6)
     assert np.isnan(c3.xy[1, J["left_wrist"]]).all() and c3.conf[1, J["left_wrist"]] == 0
     assert c1.meta["camera"] == "c01" and c1.meta["video"] == "gBR_sBM_c01_d04_mBR0_ch01"
+
+
+def test_out_of_range_joints_are_missing_in_every_importer(tmp_path):
+    """Issue 16: a joint outside the frame (known size), or far outside the track's own
+    extent (unknown size), is missing like an undetected one, and counted."""
+    d = tmp_path / "op"
+    for i in range(6):
+        kp = body25(100 + i)
+        if i == 2:
+            kp[3 * 7 : 3 * 7 + 2] = [1e30, -1e30]  # BODY_25 7 = left wrist
+        write_op(d, f"v_{i:012d}_keypoints.json", [kp])
+    (t,) = load_openpose(d, fps=30)  # no frame size: the track's own extent is the bound
+    assert t.meta["out_of_range"] == 1 and t.conf[2, J["left_wrist"]] == 0
+    assert np.isnan(t.xy[2, J["left_wrist"]]).all() and np.isfinite(t.xy[[0, 1, 3, 4, 5]]).all()
+    (t,) = load_openpose(d, fps=30, width=300, height=300)  # the frame is the bound: all else inside
+    assert t.meta["out_of_range"] == 1 and t.person.all()
+    # BODY_25 joints 10-14 (x = 200 + i ... 240 + i) lie right of a 200 px frame, but for joint
+    # 10 of frame 0 on its edge: 5 * 6 - 1, and the wrist.
+    (t,) = load_openpose(d, fps=30, width=200, height=300)
+    assert t.meta["out_of_range"] == 5 * 6 - 1 + 1 and np.isnan(t.xy[:, J["left_ankle"]]).all()
+    assert np.isfinite(t.xy[0, J["right_knee"]]).all() and np.isfinite(t.xy[:, J["neck"]]).all()
+    path = tmp_path / "gBR_sBM_cAll_d04_mBR0_ch01.pkl"
+    data = write_aist(path)
+    data["keypoints2d"][1, 1, 9, :2] = [5000, 500]  # c02's left wrist right of the 1920 x 1080 frame
+    with open(path, "wb") as f:
+        pickle.dump(data, f)
+    c1, c2, c3 = load_aistpp(path)
+    assert c2.meta["out_of_range"] == 1 and np.isnan(c2.xy[1, J["left_wrist"]]).all()
+    assert c1.meta["out_of_range"] == c3.meta["out_of_range"] == 0
 
 
 def test_aistpp_camera_selection_and_fps(tmp_path):

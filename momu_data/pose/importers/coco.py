@@ -137,7 +137,6 @@ def load_coco(
             "images": len(best),
             "multi_person_frames": sum(c > 1 for c in counts.values()),
         },
+        require="coco",
     )
-    if not track.person.any():
-        raise MediaError("coco: no keypoints found (all keypoint scores are 0)")
     return [track]

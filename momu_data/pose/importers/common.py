@@ -1,6 +1,7 @@
 """Helpers shared by the keypoint importers: argument checks, file-name numbers, and the
 conversion of source-layout keypoints into a 14-joint PoseTrack with one notion of a
-missing joint (NaN xy and confidence 0 together)."""
+missing joint (NaN xy and confidence 0 together): not scored, not finite, or out of range
+(outside the frame, or far outside the track's own extent without one: interpolate.out_of_range)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from momu_data.media import MediaError
+from momu_data.pose.interpolate import out_of_range
 from momu_data.pose.track import PoseTrack
 from momu_data.skeleton import map_keypoints
 
@@ -66,10 +69,51 @@ def map_clean(xy, conf, mapping) -> tuple[np.ndarray, np.ndarray]:
     return xy14, c14
 
 
-def make_track(raw_xy, raw_conf, mapping, times, **kw) -> PoseTrack:
+def make_track(
+    raw_xy, raw_conf, mapping, times, *, width=None, height=None, meta=None, require: str = "", **kw
+) -> PoseTrack:
     """A PoseTrack from source-layout arrays [N, S, 2] / [N, S] (frames without a person
-    carry confidence 0 everywhere). The person mask is "at least one of the 14 joints
-    detected", so a detection of only feet or face counts as no person."""
+    carry confidence 0 everywhere). Joints out of range (interpolate.out_of_range: outside
+    the width x height frame, or far outside the track's own extent when the frame size is
+    unknown) are missing like undetected ones; meta["out_of_range"] counts them. The person
+    mask is "at least one of the 14 joints detected", so a detection of only feet or face
+    counts as no person. require: the source's name, to raise a MediaError saying why when
+    no frame has a person."""
     xy14, c14 = map_clean(raw_xy, raw_conf, mapping)
+    far = out_of_range(xy14, width, height) & (c14 > 0)
+    xy14[far] = np.nan
+    c14[far] = 0.0
     person = (c14 > 0).any(axis=-1)
-    return PoseTrack(xy=xy14, conf=c14, times=np.asarray(times, dtype=np.float64), person=person, **kw)
+    if require and not person.any():
+        reason = why_empty(raw_xy, raw_conf, int(far.sum()), width, height)
+        raise MediaError(f"{require}: no keypoints found ({reason})")
+    meta = {**(meta or {}), "out_of_range": int(far.sum())}
+    return PoseTrack(
+        xy=xy14,
+        conf=c14,
+        times=np.asarray(times, dtype=np.float64),
+        person=person,
+        width=width,
+        height=height,
+        meta=meta,
+        **kw,
+    )
+
+
+def why_empty(raw_xy, raw_conf, far: int, width=None, height=None) -> str:
+    """Why no joint of a track is usable, from its source-layout arrays and the number of
+    joints found out of range: the reason a user can check in the file."""
+    xy = np.asarray(raw_xy, dtype=np.float64)
+    with np.errstate(invalid="ignore"):
+        scored = np.asarray(raw_conf, dtype=np.float64) > 0
+    if not scored.any():
+        return "all keypoint scores are 0"
+    n = int(scored.sum())
+    nonfinite = int((scored & ~np.isfinite(xy).all(axis=-1)).sum())
+    where = f"the {width}x{height} frame" if width and height else "the track's own extent (interpolate.out_of_range)"
+    parts = [f"{nonfinite} of {n} scored keypoints have NaN or infinite coordinates"] if nonfinite else []
+    if far:
+        parts.append(f"{far} body joints lie outside {where}")
+    if nonfinite == n:
+        parts = [f"all {n} scored keypoints have NaN or infinite coordinates"]
+    return "; ".join(parts) or "no body joint is scored"

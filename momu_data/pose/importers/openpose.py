@@ -156,7 +156,6 @@ def load_openpose(
         height=height,
         source="openpose",
         meta={"format": name, "start_index": start_index, "files": len(files), "multi_person_frames": multi},
+        require="openpose",
     )
-    if not track.person.any():
-        raise MediaError(f"openpose: no keypoints found (no person in {len(files)} frames)")
     return [track]
