@@ -3,10 +3,11 @@
 AIST++ is not redistributed here, so no AIST++ manifest is checked in: what is shipped is
 the rule (pipelines/aistpp.toml: one item per sequence and camera, labels genre / dancer /
 music / choreography from the sequence name, the sequences of ignore_list.txt left out,
-the split grouped by music with seed 0 and 80/10/10 of the duration) and this script,
-which applies it to your copy:
+the split grouped by music with seed 0 and 80/10/10 of the duration, or a published
+protocol: --set split.protocol=loris|random|crossmodal, lists in manifests/splits/) and this
+script, which applies it to your copy:
 
-    python manifests/make_aistpp.py --source /data/aistpp [--set pose.cameras=c01]
+    python manifests/make_aistpp.py --source /data/aistpp [--set pose.cameras=c01] [--set split.protocol=loris]
 
 It runs the recipe's data stages (keypoints + wav, no pose model) and copies the run's
 manifest.csv to manifests/aistpp.csv.

@@ -6,6 +6,7 @@ chain of stages that skip themselves when their outputs are up to date.
     stamps            fingerprints and digests behind the checks
     labels            AIST name labels and exclusion lists
     dataset_manifest  OUT/manifest.csv (manifests/NAME.csv): build, write, read, compare
+    splits            [split] protocol: the paper's random 90/5/5, LORIS's and AIST++'s cross-modal lists
 
     from momu_data.recipes import run_recipe
     results = run_recipe("pipelines/demo.toml", out="work/demo")

@@ -37,7 +37,7 @@ def read_name_list(path) -> set[str]:
     for line in Path(path).read_text().splitlines():
         line = line.split("#", 1)[0].strip()
         if line:
-            names.add(re.sub(r"\.(pkl|mp4|json|npy|npz)$", "", Path(line).name))
+            names.add(re.sub(r"\.(pkl|mp4|json|npy|npz|wav)$", "", Path(line).name))
     return names
 
 

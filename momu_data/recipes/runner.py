@@ -41,6 +41,16 @@ from momu_data.manifest import compile_manifests, read_records
 from momu_data.recipes.dataset_manifest import build_manifest, compare_manifests, read_manifest_csv, write_manifest_csv
 from momu_data.recipes.labels import aist_metadata, candidate_stems, is_excluded, read_name_list
 from momu_data.recipes.schema import Recipe, RecipeError, load_recipe, train_run_dir
+from momu_data.recipes.splits import (
+    SplitError,
+    assign,
+    implied_clip_seconds,
+    listed_sequences,
+    lists_folder,
+    protocol,
+    read_lists,
+    sequence_name,
+)
 from momu_data.recipes.stamps import STAMPS, digest, fingerprint, table_digest
 from momu_data.shards import parse_split, write_shards
 from momu_data.synth import synthesize
@@ -133,7 +143,7 @@ class Runner:
             Stage(
                 "shard",
                 {**split, "size": r["shards"]["size"]},
-                lambda: self._data_inputs(self.data),
+                lambda: {**self._data_inputs(self.data), **self._lists_inputs()},
                 [self.shards],
                 self._run_shard,
             )
@@ -251,6 +261,33 @@ class Runner:
                     old.with_name(old.name[:-4] + ".gt.json").unlink(missing_ok=True)
         return {"summary": f"{len(made)} videos of {s['seconds']:g} s"}
 
+    # ---- split protocol
+    def split_lists(self, rec: Recipe | None = None) -> dict[str, set[str]] | None:
+        """The list files of the recipe's split protocol ({split: names}), or None for a
+        protocol without lists ("" and "random")."""
+        rec = rec or self.recipe
+        s = rec["split"]
+        if not protocol(s["protocol"]).files:
+            return None
+        try:
+            return read_lists(s["protocol"], lists_folder(s["protocol"], s["lists"], rec.path), s["subset"])
+        except SplitError as e:
+            raise RecipeError(str(e)) from None
+
+    def _lists_inputs(self) -> dict:
+        s = self.recipe["split"]
+        if not protocol(s["protocol"]).files:
+            return {}
+        folder = lists_folder(s["protocol"], s["lists"], self.recipe.path)
+        return {"lists": fingerprint([folder], folder) if folder.is_dir() else "missing"}
+
+    @staticmethod
+    def clip_seconds(rec: Recipe) -> float:
+        """The clip length: [clips] seconds when the recipe sets it, else the split protocol's
+        (loris: its subset's 25 or 50 s; random: 25 s), else the schema default (10 s)."""
+        implied = implied_clip_seconds(rec["split"]["protocol"], rec["split"]["subset"])
+        return rec["clips"]["seconds"] if rec.sets("clips", "seconds") or implied is None else implied
+
     # ---- extract
     def extract_config(self, rec: Recipe) -> ExtractConfig:
         p, c = rec["pose"], rec["clips"]
@@ -261,7 +298,7 @@ class Runner:
             pose_source=p["source"],
             max_side=p["max_side"],
             conf_threshold=p["conf_threshold"],
-            clip_seconds=c["seconds"],
+            clip_seconds=self.clip_seconds(rec),
             hop_seconds=c["hop"],
             min_clip_seconds=c["min_seconds"],
             max_interp_frac=c["max_interp"],
@@ -299,10 +336,20 @@ class Runner:
             jobs = build_jobs(inputs, rec["pose"]["source"], audio, rec["recipe"]["dataset"] or rec.name, metadata)
         except JobError as e:
             raise RecipeError(str(e)) from None
+        proto = protocol(rec["split"]["protocol"])
         excl = rec["source"]["exclude_list"]
         if excl and (self.source / excl).is_file():
             names = read_name_list(self.source / excl)
-            jobs = [j for j in jobs if not is_excluded(j.id, names)]
+            if proto.use_exclude_list:
+                jobs = [j for j in jobs if not is_excluded(j.id, names)]
+            else:  # loris: its lists are the item set, ignored sequences included
+                kept = sum(is_excluded(j.id, names) for j in jobs)
+                if kept:
+                    self.log(f"  split protocol {proto.name}: keeping {kept} input(s) listed in {excl} (its lists do)")
+        lists = self.split_lists(rec)
+        if lists is not None:  # a list protocol: only the sequences its lists name are extracted
+            wanted = listed_sequences(proto.name, lists)
+            jobs = [j for j in jobs if sequence_name(j.id) in wanted]
         dup = duplicate_ids(jobs)
         if dup:
             raise RecipeError(f"two inputs map to the same id: {dup[0]}")
@@ -375,11 +422,36 @@ class Runner:
     # ---- shard
     def _run_shard(self, prev: dict) -> dict:
         s = self.recipe["split"]
-        info = write_shards(
-            self.data, self.shards, parse_split(s["ratios"]), s["group_by"], s["seed"], self.recipe["shards"]["size"]
-        )
+        proto = protocol(s["protocol"])
+        ratios, group_by, assignment, extra = parse_split(s["ratios"]), s["group_by"], None, {}
+        if proto.ratios is not None:  # random: the paper's 90/5/5 over clips
+            ratios, group_by = proto.ratios, "clip"
+        lists = self.split_lists()
+        if lists is not None:
+            rows = pq.read_table(self.data / "clips.parquet").to_pylist()
+            assignment, report = assign(proto.name, rows, lists, s["seed"])
+            extra = {"protocol": report}
+            if report["missing"]:
+                self.log(
+                    f"  split protocol {proto.name}: {len(report['missing'])} listed item(s) not in the data, "
+                    f"e.g. {report['missing'][0]}"
+                )
+        try:
+            info = write_shards(
+                self.data,
+                self.shards,
+                ratios,
+                group_by,
+                s["seed"],
+                self.recipe["shards"]["size"],
+                assignment=assignment,
+            )
+        except ValueError as e:
+            raise RecipeError(str(e)) from None
         parts = [f"{k} {v['clips']} clips/{v['groups']} groups" for k, v in info["splits"].items()]
-        return {"summary": ", ".join(parts)}
+        if proto.name:
+            parts.insert(0, f"protocol {proto.name}")
+        return {"summary": ", ".join(parts), **extra}
 
     # ---- manifest
     def _run_manifest(self, prev: dict) -> dict:

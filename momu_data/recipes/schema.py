@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from momu_data.extract import POSE_SOURCES
+from momu_data.recipes.splits import LORIS_SUBSETS, PROTOCOLS
 from momu_data.shards import GROUP_COLUMNS, parse_split
 
 # Every section and key a recipe may have, with its default. None: no default (the key is
@@ -38,8 +39,13 @@ SCHEMA: dict[str, dict] = {
     # from_names = "aist": genre / dancer / music / choreography ids from AIST sequence
     # names; metadata: a CSV (id or stem + genre, music, dancer, style, choreo) in the source.
     "labels": {"from_names": "", "metadata": ""},
+    # seconds: the clip length; unset, the split protocol's (loris, random: 25 s), else 10 s.
     "clips": {"seconds": 10.0, "hop": None, "min_seconds": None, "max_interp": 0.3, "max_no_person": 0.2},
-    "split": {"ratios": "90/5/5", "group_by": "video", "seed": 0},
+    # protocol: "" = ratios over groups of group_by (video, music, dancer, clip); "random" (the
+    # paper's 90/5/5 over clips), "loris" or "crossmodal" (published lists, recipes/splits.py);
+    # lists: the folder of the protocol's list files ("" = manifests/splits/<protocol>);
+    # subset: LORIS's (dance_s25, fe_s25, fe_s50, fs_s25, fs_s50), for protocol loris.
+    "split": {"ratios": "90/5/5", "group_by": "video", "seed": 0, "protocol": "", "lists": "", "subset": "dance_s25"},
     "shards": {"size": 1000},
     # label: the manifest column that is the item's class label; columns: extra per-item
     # values of the extraction records to list; checksums: sha256 of each input file
@@ -80,6 +86,10 @@ class Recipe:
 
     def has(self, section: str) -> bool:
         return section in self.data.get("_given", ())
+
+    def sets(self, section: str, key: str) -> bool:
+        """Whether the recipe (file or overrides) gives `key` of `section` itself."""
+        return key in self.data.get("_keys", {}).get(section, ())
 
 
 def train_run_dir(t: dict) -> str:
@@ -151,6 +161,7 @@ def parse_recipe(raw: dict, path: Path = Path("recipe.toml"), overrides=()) -> R
         raise RecipeError(f"{path}: unknown section(s) {', '.join(unknown)}; known: {', '.join([*SCHEMA, 'train'])}")
     data = {s: _check_section(s, raw.get(s, {}), SCHEMA[s]) for s in SCHEMA}
     data["_given"] = sorted(raw)
+    data["_keys"] = {s: sorted(raw[s]) for s in SCHEMA if isinstance(raw.get(s), dict)}
     if not data["recipe"]["name"]:
         raise RecipeError(f"{path}: [recipe] name is required")
     if not re.fullmatch(r"[A-Za-z0-9_-]+", data["recipe"]["name"]):
@@ -163,6 +174,11 @@ def parse_recipe(raw: dict, path: Path = Path("recipe.toml"), overrides=()) -> R
         parse_split(data["split"]["ratios"])
     except ValueError as e:
         raise RecipeError(f"[split] ratios: {e}") from None
+    if data["split"]["protocol"] not in PROTOCOLS:
+        named = ", ".join(f'"{p}"' for p in PROTOCOLS if p)
+        raise RecipeError(f'[split] protocol must be "" (ratios over group_by) or one of {named}')
+    if data["split"]["subset"] not in LORIS_SUBSETS:
+        raise RecipeError(f"[split] subset must be one of {', '.join(LORIS_SUBSETS)} (LORIS's)")
     if data["labels"]["from_names"] not in ("", "aist"):
         raise RecipeError('[labels] from_names must be "aist" or empty')
     if data["run"]["backend"] not in ("joblib", "dask"):

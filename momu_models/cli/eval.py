@@ -2,7 +2,7 @@
 samples, and all of them as paper-style tables (docs/metrics.md).
 
     momu-eval beats GENERATED --reference REFERENCE [--kind music|motion] [--json out.json]
-                    [--fps F] [--tolerance 0.1s] [--plot DIR] [--per-pair] [--sync]
+                    [--fps F] [--tolerance 0.1s] [--scorer loris|16k] [--plot DIR] [--per-pair] [--sync]
     momu-eval plot  GENERATED --reference REFERENCE --out DIR [--kind ...] [--fps F]
     momu-eval fad   GENERATED --reference REFERENCE [--embedder logmel-stats|vggish]
                     [--vggish-weights PATH] [--json out.json]
@@ -35,7 +35,7 @@ from momu_data.cli.common import fail, setup_logging
 from momu_models.evaluate import report
 from momu_models.evaluate.alignment import evaluate_beats
 from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
-from momu_models.evaluate.files import MEDIA_EXTENSIONS, EvalError, Kind, parse_tolerance, scan
+from momu_models.evaluate.files import MEDIA_EXTENSIONS, EvalError, Kind, MusicScorer, parse_tolerance, scan
 from momu_models.evaluate.metrics import fad as F
 from momu_models.evaluate.suite import evaluate_all, evaluate_diversity, evaluate_motion
 
@@ -136,11 +136,19 @@ def beats(
         help="Also the envelope sync: peak normalised cross-correlation "
         "(within ±0.1 s) of the generated envelope with the reference music's log-mel flux.",
     ),
+    scorer: MusicScorer = typer.Option(
+        MusicScorer.loris,
+        "--scorer",
+        help="Where music onsets are detected. loris: as LORIS's beats_scores.py (librosa.load at 22,050 Hz), "
+        "the paper's tables; 16k: the toolkit's 16 kHz time base, as the extracted data's onsets and "
+        "`momu-eval ceiling`.",
+    ),
 ):
-    """Beat alignment: BCS, CSD, BHS, HSD, F1 (percent), pairing files by stem."""
+    """Beat alignment: BCS, CSD, BHS, HSD, F1 (percent), pairing files by stem; by default
+    exactly LORIS's scorer (docs/metrics.md)."""
     tol = _tolerance(tolerance)
     with _one_line_errors():
-        res = evaluate_beats(generated, reference, kind, fps, tol, plot, sync=sync)
+        res = evaluate_beats(generated, reference, kind, fps, tol, plot, sync=sync, scorer=scorer)
     _notes(report.beat_notes(res))
     _print(*report.beat_tables(res, per_pair))
     _save_json(res, json_out)

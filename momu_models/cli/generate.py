@@ -59,12 +59,12 @@ def generate(
         None, "--vocoder-checkpoint", help="Local checkpoint for bigvgan (or a custom hifigan)."
     ),
     device: str = typer.Option("auto", "--device", help="auto, cpu or cuda."),
-    smooth: float = typer.Option(
-        0.032,
+    smooth: float | None = typer.Option(
+        None,
         "--smooth",
         help=(
             "Gaussian smoothing of the generated motion, sigma in seconds (0: off); removes the decoder's frame "
-            "jitter, see docs/diffusion.md."
+            "jitter, see docs/diffusion.md. Default: off for paper-preset runs (as the paper), 0.032 otherwise."
         ),
     ),
 ):
@@ -79,7 +79,7 @@ def generate(
     mode = modes[0] if modes else "joint"
     if num_samples < 1 or steps < 1:
         fail("--num-samples and --steps must be at least 1")
-    if smooth < 0:
+    if smooth is not None and smooth < 0:
         fail("--smooth must be 0 (off) or a positive number of seconds")
     try:
         frames = parse_length(length, FPS) if length else None

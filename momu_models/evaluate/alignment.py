@@ -11,13 +11,24 @@ from pathlib import Path
 import numpy as np
 
 from momu_data.timebase import FPS, SR
-from momu_models.evaluate.files import MEDIA_EXTENSIONS, MOTION_EXTENSIONS, Kind, load_motion, load_music, pair_files
+from momu_models.evaluate.files import (
+    MEDIA_EXTENSIONS,
+    MOTION_EXTENSIONS,
+    Kind,
+    MusicScorer,
+    load_motion,
+    load_music,
+    load_scorer_music,
+    pair_files,
+)
 from momu_models.evaluate.metrics.beats import (
+    DEFAULT_BIN_S,
     PairScore,
     aggregate,
     method_name,
     motion_beats,
     music_beats,
+    n_bins,
     pair_scores,
 )
 from momu_models.evaluate.metrics.sync import DEFAULT_MAX_LAG_S, motion_envelope, music_envelope, sync_correlation
@@ -35,29 +46,34 @@ def score_pair(
     tolerance: float | None = None,
     plot_dir: Path | None = None,
     sync: bool = False,
+    scorer: MusicScorer = MusicScorer.loris,
 ) -> tuple[dict, PairScore]:
     """Beats of one pair: a JSON-ready row and its PairScore; writes its plot if asked.
     sync: also the envelope sync (metrics.sync) of the generated signal against the reference
-    music, as row["sync"]."""
-    ref_y = load_music(ref)
-    ref_beats = music_beats(ref_y)
+    music, as row["sync"]. scorer: where music onsets are detected (files.MusicScorer);
+    kinematic beats are picked with windows as long as that detector's."""
+    sr = MusicScorer(scorer).sr
+    ref_y = load_scorer_music(ref, scorer)
+    ref_beats = music_beats(ref_y, sr)
     pose = gen_y = None
     if kind == Kind.music:
-        gen_y = load_music(gen)
-        gen_beats = music_beats(gen_y)
-        duration = gen_y.size / SR
+        gen_y = load_scorer_music(gen, scorer)
+        gen_beats = music_beats(gen_y, sr)
+        duration = gen_y.size / sr
         motion_rate = None
     else:
         pose, motion_rate = load_motion(gen, fps)
-        gen_beats = motion_beats(pose, motion_rate)
+        gen_beats = motion_beats(pose, motion_rate, onset_sr=sr)
         duration = pose.shape[0] / motion_rate
     s = pair_scores(gen_beats, ref_beats, duration, tolerance)
+    # the reference beats scored: the binned metric counts the generated clip's last bin whole
+    horizon = duration if tolerance is not None else n_bins(duration) * DEFAULT_BIN_S
     row = {
         "stem": stem,
         "generated": str(gen),
         "reference": str(ref),
         "duration_s": round(duration, 6),
-        "reference_duration_s": round(ref_y.size / SR, 6),
+        "reference_duration_s": round(ref_y.size / sr, 6),
         "BCS": 100.0 * s.bcs,
         "BHS": 100.0 * s.bhs,
         "F1": 100.0 * s.f1,
@@ -65,10 +81,13 @@ def score_pair(
         "n_reference": s.n_reference,
         "n_matched": s.n_matched,
         "generated_beats_s": [round(float(t), 4) for t in gen_beats],
-        "reference_beats_s": [round(float(t), 4) for t in ref_beats if t < duration],
+        "reference_beats_s": [round(float(t), 4) for t in ref_beats if t < horizon],
     }
     if motion_rate is not None:
         row["fps"] = motion_rate
+    if sync or plot_dir is not None:  # envelopes and plots are at the 16 kHz time base
+        ref_y = ref_y if sr == SR else load_music(ref)
+        gen_y = gen_y if gen_y is None or sr == SR else load_music(gen)
     if sync:
         gen_env = music_envelope(gen_y) if pose is None else motion_envelope(pose, motion_rate)
         row["sync"] = sync_correlation(gen_env, music_envelope(ref_y), FPS)
@@ -98,18 +117,21 @@ def evaluate_beats(
     tolerance: float | None = None,
     plot_dir: Path | None = None,
     sync: bool = False,
+    scorer: MusicScorer = MusicScorer.loris,
 ) -> dict:
     """Beat alignment of every pair: the summary dict `momu-eval beats` prints and writes as
     JSON. sync: also each pair's envelope sync and, over pairs, their mean ("sync") and sample
-    standard deviation ("sync_sd", NaN for one pair)."""
+    standard deviation ("sync_sd", NaN for one pair). scorer: "loris" (the default: LORIS's
+    scorer, the paper's numbers) or "16k" (onsets at the 16 kHz time base)."""
     kind = Kind(kind)  # also accept "music" / "motion" from Python callers
+    scorer = MusicScorer(scorer)
     gen_exts = MEDIA_EXTENSIONS if kind == Kind.music else MOTION_EXTENSIONS
     pairs, unused = pair_files(generated, reference, gen_exts, MEDIA_EXTENSIONS)
     if plot_dir is not None:
         Path(plot_dir).mkdir(parents=True, exist_ok=True)
     rows, scores = [], []
     for stem, g, r in pairs:
-        row, s = score_pair(stem, g, r, kind, fps, tolerance, plot_dir, sync)
+        row, s = score_pair(stem, g, r, kind, fps, tolerance, plot_dir, sync, scorer)
         rows.append(row)
         scores.append(s)
     summary = aggregate(scores)
@@ -127,6 +149,8 @@ def evaluate_beats(
         "kind": kind.value,
         "method": method_name(tolerance),
         "unit": "beats" if tolerance is not None else "bins",
+        "scorer": scorer.value,
+        "onset_sr": scorer.sr,
         **summary,
         "unused_reference": unused,
         "pairs": rows,

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, load_audio
+from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, audio_sample_rate, load_audio
 from momu_data.timebase import SR
 
 MEDIA_EXTENSIONS = tuple(dict.fromkeys(AUDIO_EXTENSIONS + VIDEO_EXTENSIONS))  # music: audio or video
@@ -44,6 +44,21 @@ class EvalError(Exception):
 class Kind(str, Enum):
     music = "music"  # motion-to-music: generated audio vs reference audio
     motion = "motion"  # music-to-motion: generated motion .npy vs reference music
+
+
+LORIS_SR = 22050  # librosa.load's default rate, at which LORIS's beats_scores.py detects onsets
+
+
+class MusicScorer(str, Enum):
+    """Where music onsets are detected (load_scorer_music): LORIS's rate and resampler, or the
+    toolkit's 16 kHz time base."""
+
+    loris = "loris"  # librosa.load(path) at 22,050 Hz (soxr_hq): the paper's tables
+    timebase = "16k"  # 16 kHz through FFmpeg's resampler, as the extracted data's onsets
+
+    @property
+    def sr(self) -> int:
+        return LORIS_SR if self is MusicScorer.loris else SR
 
 
 def listing(names: list[str], limit: int = 8) -> str:
@@ -197,6 +212,36 @@ def load_music(path) -> np.ndarray:
     if y.size == 0:
         raise EvalError(f"{path}: no audio samples")
     return y
+
+
+LIBROSA_RES_TYPE = "soxr_hq"  # librosa.load's default resampler (librosa >= 0.10)
+
+
+def load_music_as_librosa(path, sr: int) -> np.ndarray:
+    """Mono samples at sr as ``librosa.load(path, sr=sr)`` gives them, for any file PyAV
+    decodes: the stream decoded at its own rate, channels averaged, then resampled with
+    librosa's default soxr_hq. For PCM WAV this is bit-identical to librosa.load (tested);
+    compressed formats go through FFmpeg's decoders rather than libsndfile's or audioread's."""
+    import librosa
+
+    try:
+        native = audio_sample_rate(path)
+        y, _ = load_audio(path, sr=native)
+    except MediaError as e:
+        raise EvalError(f"{path}: {e}") from None
+    if y.size == 0:
+        raise EvalError(f"{path}: no audio samples")
+    if native == sr:
+        return y
+    return librosa.resample(y, orig_sr=native, target_sr=sr, res_type=LIBROSA_RES_TYPE)
+
+
+def load_scorer_music(path, scorer: MusicScorer = MusicScorer.loris) -> np.ndarray:
+    """The samples a beat scorer detects onsets in, at scorer.sr: LORIS's (librosa.load at
+    22,050 Hz) or the 16 kHz time base's (load_music)."""
+    if MusicScorer(scorer) is MusicScorer.loris:
+        return load_music_as_librosa(path, MusicScorer.loris.sr)
+    return load_music(path)
 
 
 def motion_fps(path, fps: float | None = None) -> float:

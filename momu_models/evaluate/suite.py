@@ -14,12 +14,14 @@ import numpy as np
 from momu_data.timebase import SR
 from momu_models.evaluate.files import (
     EvalError,
+    MusicScorer,
     condition_of,
     find_motion,
     find_music,
     listing,
     load_motion,
     load_music,
+    load_scorer_music,
     reference_stem,
 )
 from momu_models.evaluate.metrics import beats as B
@@ -241,10 +243,13 @@ def method_folders(runs: list[Path]) -> list[tuple[str, Path]]:
 
 
 class AudioCache:
-    """Decoded audio, its onsets and its FAD window embeddings per file, computed once for all rows."""
+    """Decoded audio, its onsets and its FAD window embeddings per file, computed once for all
+    rows. music(): 16 kHz (FAD); scored(): at the beat scorer's rate (MusicScorer)."""
 
-    def __init__(self):
+    def __init__(self, scorer: MusicScorer = MusicScorer.loris):
+        self.scorer = MusicScorer(scorer)
         self.audio: dict = {}
+        self.scored_audio: dict = {}
         self.onsets: dict = {}
         self.emb: dict = {}
 
@@ -253,9 +258,16 @@ class AudioCache:
             self.audio[p] = load_music(p)
         return self.audio[p]
 
+    def scored(self, p: Path) -> np.ndarray:
+        if self.scorer.sr == SR:
+            return self.music(p)
+        if p not in self.scored_audio:
+            self.scored_audio[p] = load_scorer_music(p, self.scorer)
+        return self.scored_audio[p]
+
     def beats(self, p: Path) -> np.ndarray:
         if p not in self.onsets:
-            self.onsets[p] = B.music_beats(self.music(p))
+            self.onsets[p] = B.music_beats(self.scored(p), self.scorer.sr)
         return self.onsets[p]
 
     def windows(self, p: Path, emb) -> np.ndarray:
@@ -273,15 +285,16 @@ def _beat_table(
     if missing:
         return None, [_unpaired_note(label, missing, reference)]
     scores, rows, longer = [], [], []
+    sr = cache.scorer.sr
     for s, g in gen.items():
         r = ref_music[reference_stem(s, ref_music)]
         if kind == "music":
-            y = cache.music(g)
-            gb, dur = B.music_beats(y), y.size / SR
+            y = cache.scored(g)
+            gb, dur = B.music_beats(y, sr), y.size / sr
         else:
             pose, rate = load_motion(g, fps)
-            gb, dur = B.motion_beats(pose, rate), pose.shape[0] / rate
-        ref_dur = cache.music(r).size / SR
+            gb, dur = B.motion_beats(pose, rate, onset_sr=sr), pose.shape[0] / rate
+        ref_dur = cache.scored(r).size / sr
         sc = B.pair_scores(gb, cache.beats(r), dur, tolerance)
         scores.append(sc)
         rows.append(
@@ -297,7 +310,12 @@ def _beat_table(
         if dur > ref_dur + B.DEFAULT_BIN_S:
             longer.append(s)
     notes = [f"{label}: generated outlasts its reference by more than 1 s: {listing(longer)}"] if longer else []
-    return {**B.aggregate(scores), "method": B.method_name(tolerance), "pairs": rows}, notes
+    return {
+        **B.aggregate(scores),
+        "method": B.method_name(tolerance),
+        "scorer": cache.scorer.value,
+        "pairs": rows,
+    }, notes
 
 
 def evaluate_method(
@@ -420,8 +438,10 @@ def evaluate_all(
     n_pairs: int = DEFAULT_PAIRS,
     seed: int = 0,
     model=None,
+    scorer: MusicScorer = MusicScorer.loris,
 ) -> dict:
-    """Every figure the files allow, per method; see docs/metrics.md ("momu-eval all")."""
+    """Every figure the files allow, per method; see docs/metrics.md ("momu-eval all").
+    scorer: where music onsets are detected for the beat scores (MusicScorer)."""
     methods = method_folders(runs)
     ref_music, ref_motion = {}, {}
     if reference is not None:
@@ -434,7 +454,7 @@ def evaluate_all(
     embedders = [F.get_embedder(F.DEFAULT_EMBEDDER)]
     if vggish_weights is not None:
         embedders.append(F.get_embedder("vggish", vggish_weights=vggish_weights))
-    cache = AudioCache()
+    cache = AudioCache(scorer)
     ref_encoded = encode_files(model, ref_motion, fps) if (model is not None and ref_motion) else None
     rows = []
     for n, p in methods:
@@ -462,6 +482,7 @@ def evaluate_all(
         "classifier": str(classifier) if classifier else None,
         "classifier_label": model.label if model is not None else None,
         "beats_method": B.method_name(tolerance),
+        "beats_scorer": cache.scorer.value,
         "embedders": [e.name for e in embedders],
         "methods": rows,
     }

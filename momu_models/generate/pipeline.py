@@ -80,8 +80,15 @@ class Models:
         return None
 
 
-def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float = SMOOTH_SECONDS) -> Models:
-    """Load the VAE and the diffusion runs `tasks` from `root` (e.g. runs/)."""
+def default_smooth_seconds(cfgs: dict) -> float:
+    """The motion smoothing a set of diffusion runs gets unless told: none for the paper preset
+    (the paper decodes without it; docs/reproduce.md), SMOOTH_SECONDS for the CPU presets."""
+    return 0.0 if any(c.get("preset") == "paper" for c in cfgs.values()) else SMOOTH_SECONDS
+
+
+def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float | None = None) -> Models:
+    """Load the VAE and the diffusion runs `tasks` from `root` (e.g. runs/). smooth_seconds:
+    None = by the runs' preset (`default_smooth_seconds`)."""
     root = Path(root)
     missing = [n for n in ("vae", *tasks) if not (root / n / "model.safetensors").exists()]
     if missing:
@@ -90,7 +97,7 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_second
         raise GenerateError(f"no trained {n} model in {root / n}: train it with `{TRAIN_COMMANDS[n]}`" + hint)
     dev = torch.device(device)
     vae = BiCoRVAE.from_pretrained(root / "vae").to(dev)
-    m = Models(vae=vae, device=dev, smooth_seconds=smooth_seconds)
+    m = Models(vae=vae, device=dev, smooth_seconds=SMOOTH_SECONDS if smooth_seconds is None else smooth_seconds)
     for t in tasks:
         dit, cfg = load_diffusion(root / t)
         if VAEConfig.from_dict(cfg["vae_config"]) != vae.cfg:
@@ -99,6 +106,8 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_second
                 "point --checkpoints at a consistent set of runs"
             )
         m.dits[t], m.cfgs[t] = dit.to(dev), cfg
+    if smooth_seconds is None:
+        m.smooth_seconds = default_smooth_seconds(m.cfgs)
     if len(tasks) == 2:
         a, b = (m.cfgs[t]["latent_scales"] for t in tasks)
         if any(abs(a[k] - b[k]) > 1e-3 * abs(a[k]) for k in a):
@@ -256,13 +265,14 @@ class MoMuPipeline:
         device: str = "auto",
         vocoder: str | Vocoder = "auto",
         vocoder_checkpoint=None,
-        smooth: float = SMOOTH_SECONDS,
+        smooth: float | None = None,
     ) -> MoMuPipeline:
         """Load runs/vae and the diffusion runs `tasks` (default both; MODE_TASKS says which one
         each method needs) from `root`. device: "auto" (cuda when available), "cpu", "cuda".
         vocoder: a name for `get_vocoder` (built on first use, with `vocoder_checkpoint`) or a
-        `Vocoder`. smooth: Gaussian sigma in seconds for generated motion (0: off)."""
-        if smooth < 0:
+        `Vocoder`. smooth: Gaussian sigma in seconds for generated motion (0: off; None: off for
+        paper-preset runs, SMOOTH_SECONDS otherwise)."""
+        if smooth is not None and smooth < 0:
             raise ValueError("smooth must be 0 (off) or a positive number of seconds")
         dev = resolve_device(device)
         models = load_models(root, tuple(tasks), dev, smooth_seconds=smooth)

@@ -32,6 +32,8 @@ from momu_data.recipes import (
 )
 from momu_data.recipes import runner as runner_module
 from momu_data.recipes.runner import command_module, error_reason, run_command
+from momu_data.recipes.splits import assign as assign_split
+from momu_data.recipes.splits import read_lists, sequence_name, video_name
 from momu_data.skeleton import J
 
 PIPELINES = ROOT / "pipelines"
@@ -498,6 +500,201 @@ def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path):
         ],
     )
     assert r.exit_code == 2 and "[[train]] model vae: unknown setting(s) stepz" in r.output
+
+
+# --------------------------------------------------------------- split protocols (AIST++)
+
+SPLITS_DIR = ROOT / "manifests" / "splits"
+LORIS_LISTS = {s: SPLITS_DIR / "loris" / f"dance_audio_s25_{s}_segment.txt" for s in ("train", "test")}
+CM_LISTS = {s: SPLITS_DIR / "aistpp_crossmodal" / f"{s}.txt" for s in ("crossmodal_train", "crossmodal_test")}
+
+
+def names_in(path: Path) -> set[str]:
+    return {Path(line.strip()).name.removesuffix(".wav") for line in path.read_text().splitlines() if line.strip()}
+
+
+def test_split_protocols_resolve_lists_and_clip_length(tmp_path):
+    """Which lists and clip length each [split] protocol of aistpp.toml brings (no extraction)."""
+
+    def runner(*sets):
+        return Runner(load_recipe(PIPELINES / "aistpp.toml", list(sets)), source=tmp_path, log=quiet)
+
+    for proto, seconds in (("", 10.0), ("random", 25.0), ("loris", 25.0), ("crossmodal", 10.0)):
+        r = runner(f'split.protocol="{proto}"')
+        assert r.clip_seconds(r.recipe) == seconds and r.extract_config(r.recipe).clip_seconds == seconds
+        r = runner(f'split.protocol="{proto}"', "clips.seconds=4")
+        assert r.extract_config(r.recipe).clip_seconds == 4.0  # a length the recipe sets wins
+    loris = runner("split.protocol=loris").split_lists()
+    assert (len(loris["train"]), len(loris["test"])) == (1692, 189)  # LORIS's AIST++ segments
+    assert "gKR_sFM_c09_d28_mKR1_ch02" in loris["test"]  # names without folder and .wav
+    cm = runner("split.protocol=crossmodal").split_lists()
+    assert (len(cm["train"]), len(cm["val"]), len(cm["test"]), len(cm["ignore"])) == (980, 0, 20, 45)
+    assert runner().split_lists() is None and runner("split.protocol=random").split_lists() is None
+    # LORIS's other subsets: floor exercise and figure skating, 25 s and 50 s
+    r = runner("split.protocol=loris", "split.subset=fe_s50")
+    fe = r.split_lists()
+    assert (len(fe["train"]), len(fe["test"]), r.clip_seconds(r.recipe)) == (594, 66, 50.0)
+    assert "xHBUIt-airA_003193_003315_seg0" in fe["test"]
+    rows = [{"key": f"{v}-0000", "video": v, "job": v, "frame_start": 0} for v in sorted(fe["test"])[:3]]
+    assert set(assign_split("loris", rows, fe)[0].values()) <= {"val", "test"}  # ids are LORIS's names
+    with pytest.raises(RecipeError, match="subset must be one of dance_s25, fe_s25, fe_s50, fs_s25, fs_s50"):
+        runner("split.subset=fs_s10")
+    with pytest.raises(RecipeError, match='protocol must be "" .* "random", "loris", "crossmodal"'):
+        runner("split.protocol=edge")
+    r = runner("split.protocol=loris", f'split.lists="{tmp_path}"')
+    with pytest.raises(RecipeError, match=r"list file .*dance_audio_s25_train_segment.txt not found"):
+        r.split_lists()
+
+
+def test_loris_and_crossmodal_assignment_on_the_shipped_lists():
+    """`assign` on clip rows for every view of both lists' sequences (two clips each)."""
+    loris_train, loris_test = names_in(LORIS_LISTS["train"]), names_in(LORIS_LISTS["test"])
+    cm_train, cm_test = names_in(CM_LISTS["crossmodal_train"]), names_in(CM_LISTS["crossmodal_test"])
+    ignored = names_in(SPLITS_DIR / "aistpp_crossmodal" / "ignore_list.txt")
+    seqs = {sequence_name(v) for v in loris_train | loris_test} | cm_train | cm_test
+    rows = [
+        {"key": f"{s}_c{c:02d}-{k:04d}", "video": f"{s}_c{c:02d}", "job": s, "frame_start": 625 * k, "status": "ok"}
+        for s in sorted(seqs)
+        for c in range(1, 10)
+        for k in (1, 0)  # the later clip first: the earliest is chosen, not the first row
+    ]
+    lists = read_lists("loris", SPLITS_DIR / "loris")
+    split_of, report = assign_split("loris", rows, lists, seed=0)
+    assert report["missing"] == [] and report["clips"] == {"train": 1692, "val": 94, "test": 95}
+    assert all(k.endswith("-0000") for k in split_of)  # one segment per view: its first clip
+    view_split = {video_name(k.removesuffix("-0000")): s for k, s in split_of.items()}
+    assert {v for v, s in view_split.items() if s == "train"} == loris_train
+    assert {v for v, s in view_split.items() if s != "train"} == loris_test
+    assert view_split["gBR_sFM_c01_d04_mBR4_ch07"] == "train"  # in AIST++'s ignore list, kept as LORIS does
+    # LORIS splits views at random: cameras of one dance, and every song, are on both sides
+    music = lambda split: {v.split("_")[4] for v, s in view_split.items() if s == split}  # noqa: E731
+    assert music("test") <= music("train")
+    assert split_of == assign_split("loris", rows, lists, seed=0)[0]
+    other = assign_split("loris", rows, lists, seed=1)[0]
+    assert {k for k, s in other.items() if s == "train"} == {k for k, s in split_of.items() if s == "train"}
+    assert other != split_of  # the seed halves the test list differently
+
+    lists = read_lists("crossmodal", SPLITS_DIR / "aistpp_crossmodal")
+    split_of, report = assign_split("crossmodal", rows, lists)
+    seq_split = {}
+    for k, s in split_of.items():
+        assert seq_split.setdefault(sequence_name(k.split("-")[0]), s) == s  # whole sequences
+    assert {q for q, s in seq_split.items() if s == "train"} == cm_train - ignored
+    assert {q for q, s in seq_split.items() if s == "test"} == cm_test - ignored
+    assert not set(seq_split) & ignored and "val" not in seq_split.values()
+    assert report["clips"]["train"] == 2 * 9 * len(cm_train - ignored)
+    # no song in two splits (the cross-modal protocol's property)
+    songs = {s: {q.split("_")[4] for q, x in seq_split.items() if x == s} for s in ("train", "test")}
+    assert songs["train"] and songs["test"] and not songs["train"] & songs["test"]
+    # rows of sequences outside the lists, and rejected clips, get no split
+    extra = [{**rows[0], "key": "x", "job": "gBR_sBM_cAll_d99_mBR9_ch99", "video": "v"}]
+    extra += [{**rows[1], "key": "y", "status": "rejected"}]
+    assert "x" not in assign_split("crossmodal", extra, lists)[0] and "y" not in assign_split("loris", extra, lists)[0]
+
+
+FAKE_PROTOCOL_SEQS = {  # sequence -> (music bpm, where the shipped lists put it)
+    "gBR_sFM_cAll_d05_mBR1_ch08": 100,  # loris: c01 train, c02 test; crossmodal train
+    "gJB_sFM_cAll_d08_mJB2_ch10": 110,  # loris: both cameras test (-> val / test); crossmodal train
+    "gBR_sFM_cAll_d04_mBR4_ch07": 120,  # in AIST++'s ignore list; loris train, crossmodal train
+    "gBR_sFM_cAll_d04_mBR1_ch02": 100,  # loris train, crossmodal train
+    "gHO_sBM_cAll_d20_mHO5_ch02": 130,  # crossmodal test
+}
+
+
+@pytest.fixture(scope="module")
+def protocol_tree(tmp_path_factory):
+    """A fake AIST++ folder whose sequences are named as in the shipped split lists (2 cameras,
+    2 s each), with AIST++'s own ignore_list.txt."""
+    root = tmp_path_factory.mktemp("aistpp_protocols")
+    for k, (name, bpm) in enumerate(FAKE_PROTOCOL_SEQS.items()):
+        write_aist_seq(root / "keypoints2d" / f"{name}.pkl", 2.0, bpm, seed=k)
+    (root / "wav").mkdir()
+    for name, bpm in FAKE_PROTOCOL_SEQS.items():
+        y, _ = click_track(2.5, bpm, 16000, offset=0.0)
+        sf.write(root / "wav" / f"{name.split('_')[4]}.wav", y, 16000)
+    (root / "ignore_list.txt").write_text((SPLITS_DIR / "aistpp_crossmodal" / "ignore_list.txt").read_text())
+    return root
+
+
+PROTOCOL_SET = ["clips.seconds=1.0", "report.beats=false", "run.jobs=1"]
+
+
+def shard_splits(out: Path) -> dict[str, str]:
+    return {m["key"]: m["split"] for m in pq.read_table(out / "shards" / "manifest.parquet").to_pylist()}
+
+
+def test_aistpp_recipe_split_protocols_on_a_fake_tree(protocol_tree, tmp_path):
+    ignored = "gBR_sFM_cAll_d04_mBR4_ch07"
+    # loris: only its sequences are extracted, the ignored one included; one clip per listed view
+    out = tmp_path / "loris"
+    res = run_recipe(
+        PIPELINES / "aistpp.toml",
+        out=out,
+        source=protocol_tree,
+        overrides=[*PROTOCOL_SET, "split.protocol=loris"],
+        log=quiet,
+    )
+    assert statuses(res)["shard"] == "ran", res
+    items = {r["id"]: r["split"] for r in read_manifest_csv(out / "manifest.csv")}
+    loris_seqs = [s for s in FAKE_PROTOCOL_SEQS if "_sFM_" in s]
+    assert sorted(items) == sorted(f"{s}_c{c:02d}" for s in loris_seqs for c in (1, 2))
+    got = shard_splits(out)
+    assert sorted(got) == sorted(f"{v}-0000" for v in items)  # the first 1 s clip of each view
+    loris_train = names_in(LORIS_LISTS["train"])
+    for v, split in items.items():
+        assert (split == "train") == (video_name(v) in loris_train), v
+    assert items["gBR_sFM_cAll_d05_mBR1_ch08_c01"] == "train" and items["gBR_sFM_cAll_d05_mBR1_ch08_c02"] != "train"
+    assert {items[f"gJB_sFM_cAll_d08_mJB2_ch10_c0{c}"] for c in (1, 2)} <= {"val", "test"}
+    assert items[f"{ignored}_c01"] == "train"
+    stamp = json.loads((out / ".stamps" / "shard.json").read_text())
+    assert stamp["summary"].startswith("protocol loris")
+    assert stamp["protocol"]["clips"] == {s: sum(x == s for x in items.values()) for s in ("train", "val", "test")}
+
+    # crossmodal: whole sequences by its lists, the ignore list respected, no song in two splits
+    out = tmp_path / "crossmodal"
+    run_recipe(
+        PIPELINES / "aistpp.toml",
+        out=out,
+        source=protocol_tree,
+        overrides=[*PROTOCOL_SET, "split.protocol=crossmodal"],
+        log=quiet,
+    )
+    rows = read_manifest_csv(out / "manifest.csv")
+    seq_split = {}
+    for r in rows:
+        assert seq_split.setdefault(r["job"], r["split"]) == r["split"]
+    assert seq_split == {
+        "gBR_sFM_cAll_d05_mBR1_ch08": "train",
+        "gJB_sFM_cAll_d08_mJB2_ch10": "train",
+        "gBR_sFM_cAll_d04_mBR1_ch02": "train",
+        "gHO_sBM_cAll_d20_mHO5_ch02": "test",
+    }  # the ignored sequence is not extracted
+    assert len(shard_splits(out)) == 4 * 2 * 2  # every 1 s clip of every view
+    music = {s: {r["music"] for r in rows if r["split"] == s} for s in ("train", "test")}
+    assert music == {"train": {"mBR1", "mJB2"}, "test": {"mHO5"}}
+
+    # "" (music-grouped) and random (the paper's 90/5/5 over clips) share one extraction
+    out = tmp_path / "random"
+    run_recipe(PIPELINES / "aistpp.toml", out=out, source=protocol_tree, overrides=PROTOCOL_SET, log=quiet)
+    rows = read_manifest_csv(out / "manifest.csv")
+    assert ignored not in {r["job"] for r in rows} and len(rows) == 2 * (len(FAKE_PROTOCOL_SEQS) - 1)
+    song_split = {}
+    for r in rows:
+        assert song_split.setdefault(r["music"], r["split"]) == r["split"]  # no song in two splits
+    res = run_recipe(
+        PIPELINES / "aistpp.toml",
+        out=out,
+        source=protocol_tree,
+        overrides=[*PROTOCOL_SET, "split.protocol=random"],
+        log=quiet,
+    )
+    assert statuses(res)["extract"] == "skipped" and statuses(res)["shard"] == "ran"
+    got = shard_splits(out)
+    assert len(got) == 4 * 2 * 2  # every clip, each in one split
+    counts = {s: sum(v == s for v in got.values()) for s in ("train", "val", "test")}
+    assert counts == {"train": 14, "val": 1, "test": 1}  # 90/5/5 of 16 clips
+    stamp = json.loads((out / ".stamps" / "shard.json").read_text())
+    assert "train 14 clips/14 groups" in stamp["summary"]  # each clip its own group
 
 
 # -------------------------------------------------------------- fake Dance with Melody

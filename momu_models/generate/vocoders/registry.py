@@ -20,7 +20,8 @@ AUTO_ORDER = ("griffinlim", "hifigan")
 def get_vocoder(name: str = "auto", checkpoint: str | None = None, device="cpu", **kwargs) -> Vocoder:
     """A vocoder by name: griffinlim | hifigan | bigvgan | auto (the first of AUTO_ORDER that loads).
 
-    `checkpoint` is a HiFi-GAN generator file or a BigVGAN release folder; extra keyword
+    `checkpoint` is a HiFi-GAN generator file or a BigVGAN release folder (NVIDIA's config.json +
+    bigvgan_generator.pt, or Make-An-Audio's args.yml + best_netG.pt); extra keyword
     arguments go to the vocoder (n_iter for griffinlim, offset for the neural ones).
     """
     key = name.lower().replace("-", "").replace("_", "")
