@@ -119,13 +119,9 @@ def extract(
 ):
     """Extract poses, 16 kHz log-mels, directograms, kinematic amplitude, beats and clips.
 
-    Resumable: finished videos are skipped on a rerun (with the same settings and content;
-    another input with the same id is refused), a long video continues at its last
-    checkpointed segment. A video that fails gets a row with the reason in videos.parquet
-    and the run goes on; a full disk or a permission error stops the run with one line
-    (nothing recorded), and a plain rerun after the fix completes it.
+    Resumable: finished videos are skipped on a rerun (with the same settings and content; another input with the same id is refused), a long video continues at its last checkpointed segment. A video that fails gets a row with the reason in videos.parquet and the run goes on; a full disk or a permission error stops the run with one line (nothing recorded), and a plain rerun after the fix completes it.
 
-    File names starting with '-' go after `--`: momu-data extract --out data -- -take1.mp4"""
+    File names starting with '-' go after `--`: momu-data extract --out data -- -take1.mp4"""  # noqa: E501 (one line per paragraph: typer keeps a docstring's line breaks)
     if pose_source not in POSE_SOURCES:
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
     if backend not in ("joblib", "dask"):
@@ -217,7 +213,12 @@ def shard(
         Path("shards"), "--out", "-o", help="Shard folder: {train,val,test}/NNNNNN.tar, *.wids.json, manifest.parquet."
     ),
     split: str = typer.Option("90/5/5", "--split", help="train/val/test proportions."),
-    group_by: str = typer.Option("video", "--group-by", help="Keep each video (or music, or dancer) in one split."),
+    group_by: str = typer.Option(
+        "video",
+        "--group-by",
+        help="Keep each video (or music, or dancer) in one split; clip: each clip on its own "
+        "(the paper's random split over clips).",
+    ),
     seed: int = typer.Option(0, "--seed", help="Seed of the split and shard order."),
     shard_size: int = typer.Option(1000, "--shard-size", help="Clips per shard at most."),
 ):

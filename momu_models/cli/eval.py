@@ -3,15 +3,17 @@ samples, and all of them as paper-style tables (docs/metrics.md).
 
     momu-eval beats GENERATED --reference REFERENCE [--kind music|motion] [--json out.json]
                     [--fps F] [--tolerance 0.1s] [--scorer loris|16k] [--plot DIR] [--per-pair] [--sync]
-    momu-eval plot  GENERATED --reference REFERENCE --out DIR [--kind ...] [--fps F]
+    momu-eval plot  GENERATED --reference REFERENCE --out DIR [--kind ...] [--fps F] [--scorer loris|16k]
     momu-eval fad   GENERATED --reference REFERENCE [--embedder logmel-stats|vggish]
                     [--vggish-weights PATH] [--json out.json]
     momu-eval motion    GENERATED --classifier RUN [--reference REFERENCE] [--fps F] [--json out.json]
     momu-eval diversity GENERATED [--kind music|motion] [--classifier RUN] [--embedder ...] [--json out.json]
     momu-eval all   RUN_OUTPUTS... [--reference REF] [--classifier RUN] [--vggish-weights PATH]
-                    [--json out.json] [--markdown out.md]
+                    [--scorer loris|16k] [--json out.json] [--markdown out.md]
     momu-eval ceiling DATA... [--name N]... [--title T] [--bin-seconds B] [--tolerance 0.1s]
                     [--label L] [--json F] [--markdown F]
+    momu-eval heldout SHARDS [--checkpoints RUNS] [--tasks ...] [--splits val,test] [--steps 50]
+                    [--guidance 3] [--tolerance 0.1s] [--json F]
 
 GENERATED and REFERENCE are folders (files directly inside, not recursive) or single files.
 For beats and plot, generated and reference files pair by file stem; a single reference file
@@ -19,7 +21,8 @@ pairs with every generated file. For fad they are two unpaired sets. motion, div
 all read momu-generate's file names (condition ids, which file of a sample is generated);
 see momu_models/evaluate/files.py. Each command is a thin layer over a function of
 momu_models.evaluate: alignment.evaluate_beats, metrics.fad.fad_from_files,
-suite.evaluate_motion / evaluate_diversity / evaluate_all, ceiling.ceiling_report.
+suite.evaluate_motion / evaluate_diversity / evaluate_all, ceiling.ceiling_report,
+heldout.evaluate_heldout.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ import typer
 from rich.console import Console
 
 from momu_data import io
-from momu_data.cli.common import fail, setup_logging
+from momu_data.cli.common import fail, progress, setup_logging
 from momu_models.evaluate import report
 from momu_models.evaluate.alignment import evaluate_beats
 from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
@@ -105,6 +108,13 @@ FPS_OPT = typer.Option(None, "--fps", help="Motion frame rate for .npy files wit
 TOL_OPT = typer.Option(
     None, "--tolerance", help="Tolerance-window matching (e.g. 0.1s, 100ms) instead of the paper's 1 s bins."
 )
+SCORER_OPT = typer.Option(
+    MusicScorer.loris,
+    "--scorer",
+    help="Where music onsets are detected. loris: as LORIS's beats_scores.py (librosa.load at 22,050 Hz), "
+    "the paper's tables; 16k: the toolkit's 16 kHz time base, as the extracted data's onsets and "
+    "`momu-eval ceiling`.",
+)
 
 
 JSON_OPT = typer.Option(None, "--json", help="Write the result here.")
@@ -136,13 +146,7 @@ def beats(
         help="Also the envelope sync: peak normalised cross-correlation "
         "(within ±0.1 s) of the generated envelope with the reference music's log-mel flux.",
     ),
-    scorer: MusicScorer = typer.Option(
-        MusicScorer.loris,
-        "--scorer",
-        help="Where music onsets are detected. loris: as LORIS's beats_scores.py (librosa.load at 22,050 Hz), "
-        "the paper's tables; 16k: the toolkit's 16 kHz time base, as the extracted data's onsets and "
-        "`momu-eval ceiling`.",
-    ),
+    scorer: MusicScorer = SCORER_OPT,
 ):
     """Beat alignment: BCS, CSD, BHS, HSD, F1 (percent), pairing files by stem; by default
     exactly LORIS's scorer (docs/metrics.md)."""
@@ -164,11 +168,12 @@ def plot_cmd(
     kind: Kind = KIND_OPT,
     fps: float | None = FPS_OPT,
     tolerance: str | None = TOL_OPT,
+    scorer: MusicScorer = SCORER_OPT,
 ):
     """A PNG per pair: onset envelope / kinematic amplitude with both beat sets."""
     tol = _tolerance(tolerance)
     with _one_line_errors():
-        res = evaluate_beats(generated, reference, kind, fps, tol, out)
+        res = evaluate_beats(generated, reference, kind, fps, tol, out, scorer=scorer)
     typer.echo(f"wrote {res['n']} plot(s) to {out}")
 
 
@@ -272,6 +277,7 @@ def all_cmd(
     ),
     fps: float | None = FPS_OPT,
     tolerance: str | None = TOL_OPT,
+    scorer: MusicScorer = SCORER_OPT,
     pairs: int = PAIRS_OPT,
     seed: int = SEED_OPT,
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure and note here."),
@@ -282,7 +288,7 @@ def all_cmd(
     Motion-to-music: BCS CSD BHS HSD F1 (generated music vs reference music), FAD and Diversity of the music. Music-to-motion: BCS CSD BHS HSD F1 (kinematic beats vs reference music), FID, Diversity, Mean KLD (with --classifier). What cannot be computed is skipped with a one-line note saying why."""  # noqa: E501 (one line: typer keeps a docstring's line breaks)
     tol = _tolerance(tolerance)
     with _one_line_errors():
-        res = evaluate_all(runs, reference, classifier, vggish_weights, fps, tol, pairs, seed)
+        res = evaluate_all(runs, reference, classifier, vggish_weights, fps, tol, pairs, seed, scorer=scorer)
     text = report.markdown(res)
     _notes(report.method_notes(res))
     typer.echo(report.markdown_tables(text))
@@ -322,6 +328,50 @@ def ceiling(
     if md_out is not None:
         with io.atomic_path(md_out) as tmp:
             tmp.write_text(text)
+
+
+@app.command()
+def heldout(
+    shards: Path = typer.Argument(Path("shards"), help="A `momu-data shard` folder (its held-out splits are used)."),
+    checkpoints: Path = typer.Option(
+        Path("runs"), "--checkpoints", help="Folder with vae/ and the diffusion runs (as momu-generate)."
+    ),
+    tasks: str = typer.Option(
+        "music2motion,motion2music", "--tasks", help="Directions to check: music2motion, motion2music or both."
+    ),
+    splits: str = typer.Option("val,test", "--splits", help="Splits whose clips are scored (never trained on)."),
+    steps: int = typer.Option(50, "--steps", help="DDIM steps."),
+    guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the guided samples."),
+    tolerance: str = typer.Option("0.1s", "--tolerance", help="Beats within this many seconds match."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
+):
+    """Does the condition work? On each held-out clip, generate with guidance and without the
+    condition (scale 0, same model and seed) and score the beats against the clip's other
+    modality; one line per direction, next to the real pairs' score."""
+    tol = _tolerance(tolerance)
+    if tol is None:
+        fail("--tolerance is needed (e.g. 0.1s)")
+    from momu_models.evaluate.heldout import evaluate_heldout, summary_lines
+    from momu_models.generate.pipeline import GenerateError
+
+    try:
+        with _one_line_errors(), progress() as bar:
+            task = bar.add_task("held-out clips", total=None)
+            res = evaluate_heldout(
+                shards,
+                checkpoints,
+                tasks=[t.strip() for t in tasks.split(",") if t.strip()],
+                splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+                steps=steps,
+                guidance=guidance,
+                tolerance=tol,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+    except GenerateError as e:  # no trained model in --checkpoints
+        fail(str(e), 1)
+    for line in summary_lines(res):
+        typer.echo(line)
+    _save_json(res, json_out)
 
 
 def main() -> None:

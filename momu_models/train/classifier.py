@@ -17,10 +17,8 @@ final val metrics) at the end.
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import math
-import tarfile
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass
@@ -30,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from momu_data.io import write_json
-from momu_data.loader import loader, shard_urls
+from momu_data.loader import decode_checked, loader, open_shards, shard_urls
 from momu_data.manifest import LABELS
 from momu_data.skeleton import MIRROR
 from momu_models.device import resolve_device
@@ -89,27 +87,18 @@ def lr_factor(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1.0 + math.cos(math.pi * t))
 
 
-def label_counts(shards, split: str, label: str) -> Counter:
+def label_counts(shards, split: str, label: str, skip_corrupt: bool = False) -> Counter:
     """{value: clips} of one label over a split's shards ("" counts the unlabelled clips).
-    Reads only the meta.json members of the tars, so it is quick even for large shards."""
-    counts: Counter = Counter()
-    for url in shard_urls(shards, split):
-        if Path(url).is_file():
-            with tarfile.open(url) as tf:
-                metas = [
-                    json.loads(tf.extractfile(m).read()) for m in tf if m.isfile() and m.name.endswith(".meta.json")
-                ]
-        else:  # pipe:/s3:/https: shards stream whole samples
-            import webdataset as wds
 
-            metas = [
-                json.loads(s["meta.json"])
-                for s in wds.WebDataset([url], shardshuffle=False, empty_check=False, nodesplitter=lambda u: u)
-                if "meta.json" in s
-            ]
-        for meta in metas:
-            counts[str(meta.get(label) or "")] += 1
-    return counts
+    Reads the samples through the loader's checks (open_shards + decode_checked), every
+    shard on every rank: a damaged tar or sample is the loader's one-line ShardError naming
+    the tar, sample and member, or (skip_corrupt) is left out of the counts, as training
+    leaves it out."""
+    urls = shard_urls(shards, split)
+    ds = decode_checked(
+        open_shards(urls, skip_corrupt, shardshuffle=False, empty_check=False, nodesplitter=lambda u: u)
+    )
+    return Counter(str(s["meta"].get(label) or "") for s in ds)
 
 
 class HasLabel:
@@ -183,7 +172,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     if cfg.label not in LABELS:
         raise TrainError(f"--label must be one of {', '.join(LABELS)}, got {cfg.label!r}")
     check_shards(cfg)
-    counts = label_counts(cfg.shards, "train", cfg.label)
+    counts = label_counts(cfg.shards, "train", cfg.label, cfg.skip_corrupt)
     classes = sorted(v for v in counts if v)
     if len(classes) < 2:
         have = f"only {classes[0]!r}" if classes else "none"

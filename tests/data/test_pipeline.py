@@ -162,6 +162,22 @@ def test_grouped_split_is_deterministic_and_proportional():
         parse_split("90/10")
 
 
+def test_group_by_clip_splits_the_clips_of_one_video(coco_data, tmp_path):
+    r = runner.invoke(app, ["shard", "--help"], terminal_width=200)
+    assert "clip: each clip on its own" in r.output
+    out = tmp_path / "shards"
+    r = runner.invoke(app, ["shard", str(coco_data), "--out", str(out), "--split", "60/20/20", "--group-by", "clip"])
+    assert r.exit_code == 0, r.output
+    man = pq.read_table(out / "manifest.parquet").to_pylist()
+    counts = {s: sum(m["split"] == s for m in man) for s in ("train", "val", "test")}
+    assert len(man) == 18 and counts == {"train": 10, "val": 4, "test": 4}  # 60/20/20 of 18 clips of 2 s
+    splits_of_video = {}
+    for m in man:
+        splits_of_video.setdefault(m["video"], set()).add(m["split"])
+    assert any(len(s) > 1 for s in splits_of_video.values())  # a video's clips in two splits
+    assert json.loads((out / "info.json").read_text())["group_by"] == "clip"
+
+
 def test_shard_errors(tmp_path, coco_data):
     r = runner.invoke(app, ["shard", str(tmp_path / "nothing")])
     assert r.exit_code == 2 and "run `momu-data extract" in r.output

@@ -59,6 +59,31 @@ def quiet(msg):  # the runner's log goes nowhere in tests
     pass
 
 
+def run_eval_in_process(monkeypatch) -> list:
+    """Run the recipe stages' `momu-eval` in this process, through the same CLI and error path
+    (a subprocess costs about 4 s of imports per report; test_demo_recipe_tiny_end_to_end
+    runs its first report in the real subprocess). Returns the argument lists it gets."""
+    from momu_models.cli.eval import app as eval_app
+
+    real, calls = runner_module.run_command, []
+
+    def run_command(command, args, capture=True, stream=False):
+        if command != "momu-eval":
+            return real(command, args, capture, stream)
+        calls.append(list(args))
+        res = CliRunner().invoke(eval_app, [str(a) for a in args])
+        if res.exit_code != 0:
+            raise runner_module.CommandError(command, args, error_reason(res.output.splitlines(), res.exit_code))
+
+    monkeypatch.setattr(runner_module, "run_command", run_command)
+    return calls
+
+
+@pytest.fixture
+def eval_in_process(monkeypatch):
+    return run_eval_in_process(monkeypatch)
+
+
 # --------------------------------------------------------------------------- recipes
 
 
@@ -365,10 +390,12 @@ AIST_SET = ["clips.seconds=2.0", "run.jobs=1"]
 
 
 @pytest.mark.slow
-def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path):
+def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path, eval_in_process):
     out = tmp_path / "out"
     res = run_recipe(PIPELINES / "aistpp.toml", out=out, source=aist_tree, overrides=AIST_SET, log=quiet)
     assert statuses(res) == {"extract": "ran", "shard": "ran", "manifest": "ran", "report": "ran", **TRAIN_OFF}
+    (report_args,) = eval_in_process  # the report stage's one momu-eval call
+    assert report_args[:4] == ["ceiling", str(out / "data"), "--name", "as built"] and "--label" in report_args
     rows = read_manifest_csv(out / "manifest.csv")
     kept = [n for n in AIST_SEQS if "mBR1" not in n]
     # Both cameras of each kept sequence are items; the ignored sequence is not there at all.
@@ -837,7 +864,7 @@ def test_dwm_time_scale_fit_recovers_the_stretch_and_refuses_noise(tmp_path):
 
 
 @pytest.mark.slow
-def test_dwm_recipe_end_to_end(tmp_path):
+def test_dwm_recipe_end_to_end(tmp_path, eval_in_process):
     src = tmp_path / "dwm"
     for name, bpm in (("DANCE_C_2", 128), ("DANCE_R_3", 100), ("DANCE_W_1", 90)):
         write_dwm(src / name, 6.0, bpm)
@@ -921,7 +948,7 @@ def test_dwm_recipe_end_to_end(tmp_path):
 
 
 @pytest.mark.slow
-def test_demo_recipe_tiny_end_to_end(tmp_path):
+def test_demo_recipe_tiny_end_to_end(tmp_path, monkeypatch):
     """The demo recipe at toy size: 2 synthetic videos of 2 s, real mediapipe."""
     out = tmp_path / "demo"
     ov = ["synth.n=2", "synth.seconds=2.0", "clips.seconds=1.0", "run.jobs=1", 'manifest.reference=""']
@@ -946,10 +973,12 @@ def test_demo_recipe_tiny_end_to_end(tmp_path):
     res = run_recipe(PIPELINES / "demo.toml", out=out, overrides=ov, log=quiet)
     assert set(statuses(res).values()) == {"skipped", "disabled"}
     # A smaller demo: the extra video leaves the videos, the data and the manifest.
+    reports = run_eval_in_process(monkeypatch)  # the report's subprocess ran above
     res = run_recipe(PIPELINES / "demo.toml", out=out, overrides=[*ov, "synth.n=1"], log=quiet)
     assert statuses(res)["synth"] == "ran" and statuses(res)["extract"] == "ran"
     assert sorted(p.name for p in (out / "videos").iterdir()) == ["synth_000.gt.json", "synth_000.mp4"]
     assert [r["id"] for r in read_manifest_csv(out / "manifest.csv")] == ["synth_000"]
+    assert statuses(res)["report"] == "ran" and len(reports) == 1
 
 
 # ---------------------------------------------------------------------- real data (opt-in)

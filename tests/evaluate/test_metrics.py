@@ -742,3 +742,28 @@ def test_edge_speed_ratios_on_known_motion():
     assert window_starts(100, 48, 12) == [0, 36, 52]
     assert window_seams(100, 48) == [36, 48, 52, 84]
     assert window_seams(40, 48) == []
+
+
+def test_cli_all_and_plot_take_the_scorer(runs, files, tmp_path, monkeypatch):
+    # `all` scores beats with the scorer it is given, like `beats` (default: LORIS's)
+    out = tmp_path / "all.json"
+    r = _run("all", runs / "runs" / "ours", "-r", runs / "ref", "--scorer", "16k", "--json", out)
+    assert r.exit_code == 0, r.output
+    res = json.loads(out.read_text())
+    (m,) = res["methods"]
+    assert (
+        res["beats_scorer"] == "16k"
+        and m["details"]["motion2music_beats"]["scorer"] == m["details"]["music2motion_beats"]["scorer"] == "16k"
+    )
+    assert (m["motion2music"]["BCS"], m["motion2music"]["BHS"]) == (50.0, 50.0)  # clicks: as at 22,050 Hz
+    assert _run("all", runs / "runs" / "ours", "--scorer", "44k").exit_code == 2
+    # `plot` draws the beats of the scorer it is given
+    import momu_models.cli.eval as E
+
+    seen = []
+    real = E.evaluate_beats
+    monkeypatch.setattr(E, "evaluate_beats", lambda *a, **kw: seen.append(kw.get("scorer")) or real(*a, **kw))
+    for extra in ([], ["--scorer", "16k"]):
+        r = _run("plot", files / "gen", "-r", files / "ref", "--out", tmp_path / "p", *extra)
+        assert r.exit_code == 0, r.output
+    assert seen == ["loris", "16k"] and sorted(p.name for p in (tmp_path / "p").iterdir()) == ["a.png", "b.png"]

@@ -19,6 +19,7 @@ from typer.testing import CliRunner
 import momu_models.train.classifier as TC
 import momu_models.train.diffusion as TD
 import momu_models.train.vae as TV
+from momu_data.loader import ShardError
 from momu_models.cli.train import app
 from momu_models.train.checkpoint import (
     CheckpointError,
@@ -225,6 +226,22 @@ def label_shards(root: Path) -> Path:
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     return mod.write_label_shards(root, per_class=(4, 1), seconds=2.0)
+
+
+def test_classifier_label_counts_read_damaged_shards_like_the_loader(tmp_path):
+    """The classifier counts its classes through the loader's checks: a truncated tar is the
+    loader's one-line error naming it (was a tarfile traceback), or skipped with --skip-corrupt."""
+    shards = label_shards(tmp_path / "labels")  # train: 000000.tar (10 clips), 000001.tar (4)
+    assert TC.label_counts(shards, "train", "genre") == {"slow": 4, "mid": 4, "fast": 4, "": 2}
+    bad = shards / "train" / "000001.tar"
+    bad.write_bytes(bad.read_bytes()[: bad.stat().st_size * 3 // 4])
+    with pytest.raises(ShardError, match=rf"^{bad}: truncated or garbled tar \(ReadError"):
+        TC.label_counts(shards, "train", "genre")
+    res = CliRunner().invoke(app, ["classifier", str(shards), "--run-dir", str(tmp_path / "run"), "--preset", "tiny"])
+    out = res.output.strip()
+    assert res.exit_code == 2 and "\n" not in out and out.startswith(f"error: {bad}: truncated or garbled tar")
+    counts = TC.label_counts(shards, "train", "genre", skip_corrupt=True)  # the first tar's 10 clips, at least
+    assert sum(counts.values()) in range(10, 14) and counts["slow"] == counts["mid"] == 4
 
 
 # ------------------------------------------------------------------ never written

@@ -1,0 +1,176 @@
+"""Does the condition work? Guided against unconditional generation on a shard set's held-out clips.
+
+For every clip of the chosen splits (clips no model trained on: `momu-data shard` keeps val
+and test apart by video) the trained models generate twice with the same seed: with
+classifier-free guidance (the condition: the clip's music or dance) and with guidance scale 0
+(the same model without the condition). Both are scored against the clip's other modality:
+
+- music-to-dance: the generated dance's kinematic beats against the music's onsets;
+- dance-to-music: the onsets of the generated music (Griffin-Lim) against the dance's
+  kinematic beats (the condition), and against the clip's real music.
+
+Next to them, the ceiling: the clip's real dance against its own music. Beats are detected
+per clip exactly as `momu-eval beats` detects them in a generated clip (motion_beats,
+music_beats at 16 kHz: the data's rate), scored with one-to-one matching within
+`tolerance` seconds and with LORIS's 1 s bins, plus the envelope correlation
+(sync_correlation). `momu-eval heldout` and `make demo` print `summary_lines`; the
+benchmarks (benchmarks/recipe_beats.py, experiment_synthetic.py) use the same function.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from momu_data import timebase as A
+from momu_data.features import kinematic_amplitude
+from momu_data.loader import open_shards, shard_urls
+from momu_models.evaluate.metrics import (
+    aggregate,
+    binned_scores,
+    mel_flux,
+    motion_beats,
+    music_beats,
+    sync_correlation,
+    tolerance_scores,
+)
+
+log = logging.getLogger(__name__)
+
+TASKS = ("music2motion", "motion2music")
+
+
+def heldout_clips(shards, splits=("val", "test")) -> list[dict]:
+    """The clips of `splits` of one shard folder or several (read with the loader's checks),
+    with their reference beats computed from the clip alone, as `momu-eval beats` computes
+    them for a generated clip: both detectors normalise their envelope over what they are
+    given, and the shards' beats.json were detected over the whole source video."""
+    import soundfile as sf
+
+    folders = [shards] if isinstance(shards, (str, Path)) else list(shards)
+    out = []
+    for folder in folders:
+        for split in splits:
+            urls = shard_urls(Path(folder), split) if (Path(folder) / split).is_dir() else []
+            if not urls:
+                continue
+            ds = open_shards(urls, shardshuffle=False, empty_check=False)
+            for sample in ds:  # checked against its checksums; the arrays' values below
+                arrays, flac = ds.check.arrays(sample), sample.get("audio.flac")
+                if flac is None:
+                    raise ValueError(f"{arrays['key']} in {folder}/{split} has no audio.flac: not a MoMu shard sample")
+                y, _ = sf.read(io.BytesIO(flac), dtype="float32")
+                out.append(
+                    {
+                        "key": arrays["key"],
+                        "pose": arrays["pose"],
+                        "mel": arrays["mel"],
+                        "onsets": music_beats(y),
+                        "kin": motion_beats(arrays["pose"], A.FPS),
+                    }
+                )
+    return out
+
+
+def _stats(values) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
+
+
+def evaluate_heldout(
+    shards,
+    runs,
+    tasks=TASKS,
+    splits=("val", "test"),
+    steps: int = 50,
+    guidance: float = 3.0,
+    tolerance: float = 0.1,
+    vocoder: str = "griffinlim",
+    progress: Callable[[int, int], None] | None = None,
+) -> dict:
+    """Beat scores of the trained runs in `runs` (vae/ plus the diffusion `tasks`) on the
+    held-out clips of `shards`, guided ("*_cond") and unconditional ("*_uncond", scale 0,
+    same model and seed), next to the ceiling. Keys "NAME/tol" (one-to-one within
+    `tolerance` s), "NAME/binned" (LORIS 1 s bins): aggregate() dicts (BCS, CSD, BHS, HSD,
+    F1 in percent, n); "NAME/sync": the envelope correlation's mean, std, n; "clips".
+
+    NAME: ceiling (real dance vs its music), m2d_cond / m2d_uncond (generated dance vs the
+    music), d2m_cond_vs_dance / d2m_uncond_vs_dance (generated music vs the dance),
+    ceiling_vs_dance (the real music vs the dance), d2m_cond / d2m_uncond (generated music vs
+    the real music). progress(done, total) is called after each clip."""
+    from momu_models.generate.pipeline import generate_motion, generate_music, load_models
+    from momu_models.generate.vocoders import get_vocoder
+
+    tasks = tuple(tasks)
+    unknown = set(tasks) - set(TASKS)
+    if unknown:
+        raise ValueError(f"unknown task(s) {sorted(unknown)}; choose from {list(TASKS)}")
+    clips = heldout_clips(shards, splits)
+    if not clips:
+        raise ValueError(f"no clips in the {'/'.join(splits)} split(s) of {shards}")
+    models = load_models(Path(runs), tasks)
+    voc = get_vocoder(vocoder) if "motion2music" in tasks else None
+    names = ["ceiling"]
+    if "music2motion" in tasks:
+        names += ["m2d_cond", "m2d_uncond"]
+    if "motion2music" in tasks:
+        names += ["ceiling_vs_dance", "d2m_cond_vs_dance", "d2m_uncond_vs_dance", "d2m_cond", "d2m_uncond"]
+    rows = {(k, m): [] for k in names for m in ("binned", "tol")}
+    sync = {k: [] for k in names}
+
+    def score(name, gen, ref, dur):
+        rows[(name, "binned")].append(binned_scores(gen, ref, dur))
+        rows[(name, "tol")].append(tolerance_scores(gen, ref, dur, tolerance))
+
+    for i, c in enumerate(clips):
+        dur = c["pose"].shape[0] / A.FPS
+        kin_env, onset_env = kinematic_amplitude(c["pose"]), mel_flux(c["mel"])
+        score("ceiling", c["kin"], c["onsets"], dur)
+        sync["ceiling"].append(sync_correlation(kin_env, onset_env, A.FPS))
+        if "motion2music" in tasks:
+            score("ceiling_vs_dance", c["onsets"], c["kin"], dur)
+            sync["ceiling_vs_dance"].append(sync["ceiling"][-1])
+        for tag, scale in (("cond", guidance), ("uncond", 0.0)):
+            if "music2motion" in tasks:
+                pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=scale).poses[0]
+                score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
+                sync[f"m2d_{tag}"].append(sync_correlation(kinematic_amplitude(pose), onset_env, A.FPS))
+            if "motion2music" in tasks:
+                mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=scale).mels[0]
+                on = music_beats(voc(mel))
+                score(f"d2m_{tag}", on, c["onsets"], dur)
+                score(f"d2m_{tag}_vs_dance", on, c["kin"], dur)
+                sync[f"d2m_{tag}"].append(sync_correlation(mel_flux(mel), onset_env, A.FPS))
+                sync[f"d2m_{tag}_vs_dance"].append(sync_correlation(mel_flux(mel), kin_env, A.FPS))
+        if progress is not None:
+            progress(i + 1, len(clips))
+    res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
+    res.update({f"{k}/sync": _stats(v) for k, v in sync.items() if v})
+    res["clips"] = len(clips)
+    res["settings"] = {"steps": steps, "guidance": guidance, "tolerance": tolerance, "splits": list(splits)}
+    return res
+
+
+def summary_lines(res: dict) -> list[str]:
+    """One line per direction evaluated: the guided F1 against the unconditional one and the
+    ceiling, e.g. "music-to-dance: F1 57.3 guided vs 41.1 without the condition ..."."""
+    tol = res["settings"]["tolerance"]
+    n = res["clips"]
+    out = []
+    for key, title, against, ceiling in (
+        ("m2d", "music-to-dance", "the dance's kinematic beats vs the music's onsets", "ceiling"),
+        ("d2m", "dance-to-music", "the music's onsets vs the dance's kinematic beats", "ceiling_vs_dance"),
+    ):
+        suffix = "_vs_dance" if key == "d2m" else ""
+        if f"{key}_cond{suffix}/tol" not in res:
+            continue
+        g, u = res[f"{key}_cond{suffix}/tol"]["F1"], res[f"{key}_uncond{suffix}/tol"]["F1"]
+        c = res[f"{ceiling}/tol"]["F1"]
+        out.append(
+            f"{title}: beat F1 (±{tol:g} s) {g:.1f} guided vs {u:.1f} without the condition "
+            f"({g - u:+.1f}; real pairs {c:.1f}), {against}, {n} held-out clips"
+        )
+    return out
