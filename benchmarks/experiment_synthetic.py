@@ -17,19 +17,17 @@
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
-import webdataset as wds
 
 from momu_data import timebase as A
 from momu_data.features import kinematic_amplitude
+from momu_models.evaluate.heldout import TASKS, evaluate_heldout
 from momu_models.evaluate.metrics import (
     aggregate,
     binned_scores,
@@ -39,35 +37,12 @@ from momu_models.evaluate.metrics import (
     sync_correlation,
     tolerance_scores,
 )
-from momu_models.generate.pipeline import generate_joint, generate_motion, generate_music, load_models
+from momu_models.generate.pipeline import generate_joint, load_models
 from momu_models.generate.vocoders import get_vocoder
 from momu_models.train.diffusion import DiffusionTrainConfig
 from momu_models.train.diffusion import train as train_diffusion
 from momu_models.train.vae import VAETrainConfig
 from momu_models.train.vae import train as train_vae
-
-
-def _clips(shards: Path, splits=("val", "test")) -> list[dict]:
-    """The clips of `splits` with their reference beats computed from the clip alone, as
-    `momu-eval beats` computes them for a generated clip: both detectors normalise their
-    envelope over what they are given, and the shards' beats.json were detected over the
-    whole source video (on a long, dynamic song they are much sparser than per clip)."""
-    out = []
-    for split in splits:
-        tars = sorted(str(p) for p in (shards / split).glob("*.tar"))
-        if tars:
-            for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False).decode():
-                y, _ = sf.read(io.BytesIO(s["audio.flac"]), dtype="float32")
-                out.append(
-                    {
-                        "key": s["__key__"],
-                        "pose": s["pose.npy"],
-                        "mel": s["mel.npy"],
-                        "onsets": music_beats(y),
-                        "kin": motion_beats(s["pose.npy"], A.FPS),
-                    }
-                )
-    return out
 
 
 def vae_runs(shards: Path, out: Path, steps: int) -> dict:
@@ -124,66 +99,12 @@ def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
     return res
 
 
-def beat_figures(
-    shards,
-    runs: Path,
-    steps: int = 50,
-    guidance: float = 3.0,
-    splits=("val", "test"),
-    tasks=("motion2music", "music2motion"),
-) -> dict:
-    """Beat scores of the trained runs in RUNS (vae/ + the diffusion `tasks`) on the clips of
-    `splits` of one shard folder or several, conditioned (guidance) and unconditional (scale
-    0, same model, same seeds), next to the ceiling (the real motion's kinematic beats vs its
-    own music's onsets).
-
-    Music-to-dance ("m2d") scores the generated dance's kinematic beats against the music's
-    onsets. Dance-to-music is scored twice: its onsets against the dance's kinematic beats
-    (the condition, "d2m_*_vs_dance", ceiling "ceiling_vs_dance") and against the clip's real
-    music ("d2m_*"). "sync" rows hold sync_correlation of the two envelopes."""
-    models = load_models(runs, tuple(tasks))
-    voc = get_vocoder("griffinlim")
-    clips = [c for sh in ([shards] if isinstance(shards, (str, Path)) else shards) for c in _clips(Path(sh), splits)]
-    names = ["ceiling"]
-    if "music2motion" in tasks:
-        names += ["m2d_cond", "m2d_uncond"]
-    if "motion2music" in tasks:
-        names += ["d2m_cond", "d2m_uncond", "ceiling_vs_dance", "d2m_cond_vs_dance", "d2m_uncond_vs_dance"]
-    # 1 s LORIS bins (the paper's figure) and +-0.1 s one-to-one matching: at 2-3 beats/s
-    # nearly every 1 s bin holds a beat, so only the tolerance variant separates sync from chance.
-    rows = {(k, m): [] for k in names for m in ("binned", "tol0.1")}
-    sync = {k: [] for k in names}
-
-    def score(name, gen, ref, dur):
-        rows[(name, "binned")].append(binned_scores(gen, ref, dur))
-        rows[(name, "tol0.1")].append(tolerance_scores(gen, ref, dur, 0.1))
-
-    for i, c in enumerate(clips):
-        dur = c["pose"].shape[0] / A.FPS
-        kin_env, onset_env = kinematic_amplitude(c["pose"]), mel_flux(c["mel"])
-        score("ceiling", c["kin"], c["onsets"], dur)
-        sync["ceiling"].append(sync_correlation(kin_env, onset_env, A.FPS))
-        if "motion2music" in tasks:
-            score("ceiling_vs_dance", c["onsets"], c["kin"], dur)
-            sync["ceiling_vs_dance"].append(sync["ceiling"][-1])
-        for tag, s in (("cond", guidance), ("uncond", 0.0)):
-            if "music2motion" in tasks:
-                pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=s).poses[0]
-                score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
-                sync[f"m2d_{tag}"].append(sync_correlation(kinematic_amplitude(pose), onset_env, A.FPS))
-            if "motion2music" in tasks:
-                mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=s).mels[0]
-                on = music_beats(voc(mel))
-                score(f"d2m_{tag}", on, c["onsets"], dur)
-                score(f"d2m_{tag}_vs_dance", on, c["kin"], dur)
-                sync[f"d2m_{tag}"].append(sync_correlation(mel_flux(mel), onset_env, A.FPS))
-                sync[f"d2m_{tag}_vs_dance"].append(sync_correlation(mel_flux(mel), kin_env, A.FPS))
-    res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
-    res.update(
-        {f"{k}/sync": {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} for k, v in sync.items() if v}
-    )
-    res["clips"] = len(clips)
-    return res
+def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0, splits=("val", "test"), tasks=TASKS):
+    """Beat scores of the trained runs on the held-out clips, guided vs unconditional, next
+    to the ceiling: momu_models.evaluate.heldout.evaluate_heldout (what `momu-eval heldout`
+    prints) at +-0.1 s, its "NAME/tol" rows named "NAME/tol0.1" as in the results files."""
+    res = evaluate_heldout(shards, runs, tasks=tasks, splits=splits, steps=steps, guidance=guidance, tolerance=0.1)
+    return {(k[: -len("/tol")] + "/tol0.1" if k.endswith("/tol") else k): v for k, v in res.items()}
 
 
 def joint_figures(

@@ -356,7 +356,13 @@ def heldout(
 
     try:
         with _one_line_errors(), progress() as bar:
-            task = bar.add_task("held-out clips", total=None)
+            task = []  # added once the models are loaded and the clips counted
+
+            def step(done, total):
+                if not task:
+                    task.append(bar.add_task("held-out clips", total=total))
+                bar.update(task[0], completed=done)
+
             res = evaluate_heldout(
                 shards,
                 checkpoints,
@@ -365,7 +371,7 @@ def heldout(
                 steps=steps,
                 guidance=guidance,
                 tolerance=tol,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                progress=step,
             )
     except GenerateError as e:  # no trained model in --checkpoints
         fail(str(e), 1)

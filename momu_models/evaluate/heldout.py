@@ -100,7 +100,8 @@ def evaluate_heldout(
     NAME: ceiling (real dance vs its music), m2d_cond / m2d_uncond (generated dance vs the
     music), d2m_cond_vs_dance / d2m_uncond_vs_dance (generated music vs the dance),
     ceiling_vs_dance (the real music vs the dance), d2m_cond / d2m_uncond (generated music vs
-    the real music). progress(done, total) is called after each clip."""
+    the real music). progress(done, total) is called once the models are loaded (done 0)
+    and after each clip."""
     from momu_models.generate.pipeline import generate_motion, generate_music, load_models
     from momu_models.generate.vocoders import get_vocoder
 
@@ -120,6 +121,8 @@ def evaluate_heldout(
         names += ["ceiling_vs_dance", "d2m_cond_vs_dance", "d2m_uncond_vs_dance", "d2m_cond", "d2m_uncond"]
     rows = {(k, m): [] for k in names for m in ("binned", "tol")}
     sync = {k: [] for k in names}
+    if progress is not None:
+        progress(0, len(clips))
 
     def score(name, gen, ref, dur):
         rows[(name, "binned")].append(binned_scores(gen, ref, dur))

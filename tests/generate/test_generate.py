@@ -386,3 +386,51 @@ def test_generated_motion_has_no_jolt_at_edges_or_window_seams(edge_runs, second
         assert poses.shape == (8, frames, 14, 2)
         r = edge_speed_ratios(speed_profile(poses), seams)
         assert max(r.values()) < 2.0, {k: round(float(x), 2) for k, x in r.items()}
+
+
+def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy_shards, tmp_path):
+    """`momu-eval heldout`: every val + test clip scored, the ceiling equal to the real pairs'
+    own score computed here, and at guidance 0 the 'guided' samples are the unconditional ones
+    (same model, same seed), so both rows agree exactly."""
+    import json
+
+    from momu_data import timebase as A
+    from momu_data.loader import dataset
+    from momu_models.cli.eval import app as eval_app
+    from momu_models.evaluate.heldout import heldout_clips, summary_lines
+    from momu_models.evaluate.metrics import aggregate, motion_beats, tolerance_scores
+
+    clips = heldout_clips(toy_shards, ("val", "test"))
+    keys = sorted(s["key"] for sp in ("val", "test") for s in dataset(toy_shards, sp))
+    assert sorted(c["key"] for c in clips) == keys and len(keys) == 4
+    out = tmp_path / "heldout.json"
+    res = runner.invoke(
+        eval_app,
+        [
+            "heldout",
+            str(toy_shards),
+            "--checkpoints",
+            str(runs),
+            "--steps",
+            "2",
+            "--guidance",
+            "0",
+            "--json",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    fig = json.loads(out.read_text())
+    assert fig["clips"] == 4 and fig["settings"]["tolerance"] == 0.1
+    ceiling = aggregate(
+        [tolerance_scores(motion_beats(c["pose"], A.FPS), c["onsets"], c["pose"].shape[0] / A.FPS, 0.1) for c in clips]
+    )
+    assert fig["ceiling/tol"]["F1"] == pytest.approx(ceiling["F1"])
+    for a, b in (("m2d_cond", "m2d_uncond"), ("d2m_cond_vs_dance", "d2m_uncond_vs_dance")):
+        assert fig[f"{a}/tol"] == fig[f"{b}/tol"]
+    lines = summary_lines(fig)
+    assert [ln.split(":")[0] for ln in lines] == ["music-to-dance", "dance-to-music"]
+    assert f"{fig['m2d_cond/tol']['F1']:.1f} guided" in lines[0] and lines[0] in res.output
+    # a folder without models: one line, not a traceback
+    bad = runner.invoke(eval_app, ["heldout", str(toy_shards), "--checkpoints", str(tmp_path)])
+    assert bad.exit_code == 1 and "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
