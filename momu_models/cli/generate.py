@@ -39,7 +39,13 @@ def generate(
     out: Path = typer.Option(Path("outputs"), "--out", "-o", help="Output folder."),
     num_samples: int = typer.Option(1, "--num-samples", "-n", help="Samples to generate."),
     seed: int = typer.Option(0, "--seed", help="Same seed, same output."),
-    steps: int = typer.Option(50, "--steps", help="DDIM steps."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        help="DDIM steps. Default: 50 for paper-preset runs (the paper), 25 for the CPU presets "
+        "(as good on the beat, half the time; docs/results.md).",
+        show_default=False,
+    ),
     guidance_scale: float = typer.Option(
         3.0, "--guidance-scale", help="Classifier-free guidance scale (1: plain conditional model)."
     ),
@@ -77,7 +83,7 @@ def generate(
     if len(modes) > 1:
         fail("choose one of --joint, --music FILE, --video FILE")
     mode = modes[0] if modes else "joint"
-    if num_samples < 1 or steps < 1:
+    if num_samples < 1 or (steps is not None and steps < 1):
         fail("--num-samples and --steps must be at least 1")
     if smooth is not None and smooth < 0:
         fail("--smooth must be 0 (off) or a positive number of seconds")

@@ -86,6 +86,18 @@ def default_smooth_seconds(cfgs: dict) -> float:
     return 0.0 if any(c.get("preset") == "paper" for c in cfgs.values()) else SMOOTH_SECONDS
 
 
+# DDIM steps unless told: the paper's 50 for paper-preset runs; 25 for the CPU presets, whose
+# guided dances and music meet the beat as well at 25 as at 50 (docs/results.md, "Generation
+# speed") in half the time.
+PAPER_STEPS, CPU_STEPS = 50, 25
+
+
+def default_steps(cfgs: dict) -> int:
+    """The DDIM steps a set of diffusion runs samples with unless told (PAPER_STEPS for the
+    paper preset, CPU_STEPS otherwise)."""
+    return PAPER_STEPS if any(c.get("preset") == "paper" for c in cfgs.values()) else CPU_STEPS
+
+
 def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float | None = None) -> Models:
     """Load the VAE and the diffusion runs `tasks` from `root` (e.g. runs/). smooth_seconds:
     None = by the runs' preset (`default_smooth_seconds`)."""
@@ -293,6 +305,10 @@ class MoMuPipeline:
             self._vocoder = get_vocoder(self.vocoder_name, self.vocoder_checkpoint, device=str(self.device))
         return self._vocoder
 
+    def _steps(self, steps: int | None) -> int:
+        """steps, or the runs' default (default_steps: 50 for paper-preset runs, 25 otherwise)."""
+        return default_steps(self.models.cfgs) if steps is None else int(steps)
+
     def _check(self, mode: str, num_samples: int, steps: int) -> None:
         if num_samples < 1 or steps < 1:
             raise ValueError("num_samples and steps must be at least 1")
@@ -315,12 +331,13 @@ class MoMuPipeline:
         length: str | int | None = DEFAULT_JOINT_LENGTH,
         num_samples: int = 1,
         seed: int = 0,
-        steps: int = 50,
+        steps: int | None = None,
         guidance_scale: float = 3.0,
         cross_start: float = 0.5,
     ) -> GenerationResult:
         """Music and dance together by cross-guidance. cross_start: fraction of the steps sampled
         unconditionally before cross-guidance starts (paper: 0.3-0.7 robust)."""
+        steps = self._steps(steps)
         self._check("joint", num_samples, steps)
         frames = parse_length(length if length is not None else DEFAULT_JOINT_LENGTH, A.FPS)
         torch.manual_seed(seed)
@@ -335,11 +352,12 @@ class MoMuPipeline:
         length: str | int | None = None,
         num_samples: int = 1,
         seed: int = 0,
-        steps: int = 50,
+        steps: int | None = None,
         guidance_scale: float = 3.0,
     ) -> GenerationResult:
         """Dance for a music: an audio/video file path or a 16 kHz mono waveform; length: the
         first part of it (default all of it). The result's waveforms are the input music."""
+        steps = self._steps(steps)
         self._check("dance_for_music", num_samples, steps)
         frames = parse_length(length, A.FPS) if length is not None else None
         torch.manual_seed(seed)
@@ -371,11 +389,12 @@ class MoMuPipeline:
         length: str | int | None = None,
         num_samples: int = 1,
         seed: int = 0,
-        steps: int = 50,
+        steps: int | None = None,
         guidance_scale: float = 3.0,
     ) -> GenerationResult:
         """Music for a dance: a video path (pose extracted with mediapipe) or keypoints [T, 14, 2]
         at 62.5 frames/s; length: the first part of it (default all of it)."""
+        steps = self._steps(steps)
         self._check("music_for_dance", num_samples, steps)
         frames = parse_length(length, A.FPS) if length is not None else None
         torch.manual_seed(seed)

@@ -434,3 +434,14 @@ def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy
     # a folder without models: one line, not a traceback
     bad = runner.invoke(eval_app, ["heldout", str(toy_shards), "--checkpoints", str(tmp_path)])
     assert bad.exit_code == 1 and "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
+
+
+def test_default_ddim_steps_follow_the_runs_preset(runs):
+    """The paper's 50 DDIM steps for paper-preset runs, 25 for the CPU presets; explicit steps win."""
+    from momu_models.generate.pipeline import CPU_STEPS, PAPER_STEPS, MoMuPipeline, default_steps
+
+    assert (PAPER_STEPS, CPU_STEPS) == (50, 25)
+    assert default_steps({"music2motion": {"preset": "paper"}, "motion2music": {"preset": "paper"}}) == 50
+    assert default_steps({"music2motion": {"preset": "small"}}) == 25
+    pipe = MoMuPipeline.from_pretrained(runs, tasks=("music2motion", "motion2music"))
+    assert pipe._steps(None) == 25 and pipe._steps(7) == 7
