@@ -128,10 +128,11 @@ def test_demo_recipe_is_the_make_demo_pipeline():
     assert r.extract_config(rec).digest() == ExtractConfig(clip_seconds=6.0).digest()
     assert parse_split(rec["split"]["ratios"]) == parse_split("80/10/10") and rec["split"]["group_by"] == "video"
     assert rec["shards"]["size"] == 1000 and rec["split"]["seed"] == 0
-    # The training of make demo: VAE 300 steps, then both diffusion models 400 steps on 4 s
-    # crops, in OUT/runs/{vae,motion2music,music2motion} for momu-generate.
+    # The training of the demo recipe: VAE 300 + 800 steps (the motion VAE needs the longer
+    # run to keep kinematic beats), then both diffusion models 400 steps on 4 s crops, in
+    # OUT/runs/{vae,motion2music,music2motion} for momu-generate.
     vae, m2m, m2d = rec["train"]
-    assert (vae["preset"], vae["music_steps"], vae["motion_steps"]) == ("small", 300, 300)
+    assert (vae["preset"], vae["music_steps"], vae["motion_steps"]) == ("small", 300, 800)
     assert [(t["task"], t["steps"], t["crop_seconds"]) for t in (m2m, m2d)] == [
         ("motion2music", 400, 4.0),
         ("music2motion", 400, 4.0),
