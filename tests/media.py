@@ -1,4 +1,5 @@
-"""Small media files made by the tests themselves with PyAV."""
+"""Helpers the tests share: small media files made with PyAV, keypoint-file dances, labelled
+pose shards without media, and a tiny VAE run config."""
 
 from __future__ import annotations
 
@@ -128,3 +129,76 @@ def make_coco_item(folder: Path, name: str, seconds=6.0, fps=30.0, bpm=120.0, se
     y, _ = click_track(seconds, bpm, 16000, offset=0.0)
     sf.write(folder / f"{name}.wav", y, 16000)
     return folder / f"{name}.json"
+
+
+# ---- labelled pose shards without media (the classifier's tests, and the trainers' fault tests)
+
+FPS = 62.5  # the time base of shards (momu_data.timebase.FPS)
+FREQS = {"slow": 0.8, "mid": 2.0, "fast": 4.0}  # Hz of each class's movement
+
+
+REST = np.random.default_rng(42).uniform(-1, 1, (14, 2))  # one body for every clip
+
+
+def dance_clip(freq: float, seconds: float, rng) -> np.ndarray:
+    """[T, 14, 2] joints swinging at `freq` Hz around one rest pose, with a random phase and
+    amplitude: only the tempo of the movement tells the classes apart (a random rest pose
+    per clip would let a model memorise the train clips instead)."""
+    t = np.arange(int(round(seconds * FPS))) / FPS
+    rest = REST + 0.05 * rng.standard_normal((14, 2))
+    amp = rng.uniform(0.2, 0.4, (14, 2))
+    phase = rng.uniform(0, 2 * np.pi, (14, 2))
+    pose = rest + amp * np.sin(2 * np.pi * freq * t[:, None, None] + phase)
+    return (pose + 0.02 * rng.standard_normal(pose.shape)).astype(np.float32)
+
+
+def write_label_shards(
+    root: Path, per_class=(20, 5), seconds: float = 4.0, unlabelled: int = 2, label: str = "genre", seed: int = 0
+) -> Path:
+    """Shards in the `momu-data shard` format (pose/conf/mel/amp/meta) without any media:
+    train and val clips of each class in FREQS, plus `unlabelled` train clips with label ""."""
+    import webdataset as wds
+
+    rng = np.random.default_rng(seed)
+    for split, n in zip(("train", "val"), per_class):
+        (root / split).mkdir(parents=True)
+        samples = [(c, k) for c in FREQS for k in range(n)]
+        if split == "train":
+            samples += [("", k) for k in range(unlabelled)]
+        with wds.ShardWriter(str(root / split / "%06d.tar"), maxcount=10, verbose=0) as sink:
+            for c, k in samples:
+                pose = dance_clip(FREQS.get(c, 3.0), seconds, rng)
+                T = pose.shape[0]
+                sink.write(
+                    {
+                        "__key__": f"{split}_{c or 'none'}_{k}",
+                        "pose.npy": pose,
+                        "conf.npy": np.ones((T, 14), np.float32),
+                        "mel.npy": np.zeros((80, T), np.float32),
+                        "amp.npy": np.zeros(T, np.float32),
+                        "meta.json": {"key": f"{split}_{c}_{k}", label: c, "dancer": "d0"},
+                    }
+                )
+    return root
+
+
+def tiny_vae_config(shards, run, **kw):
+    """A VAETrainConfig for a few-step `tiny` run on the toy shards; kw override its fields."""
+    import momu_models.train.vae as TV
+
+    base = dict(
+        shards=str(shards),
+        run_dir=str(run),
+        preset="tiny",
+        music_steps=4,
+        motion_steps=4,
+        batch_size=4,
+        crop_seconds=1.0,
+        val_every=1000,
+        ckpt_every=2,
+        log_every=1,
+        val_batches=2,
+        warmup_steps=1,
+    )
+    base.update(kw)
+    return TV.VAETrainConfig(**base)

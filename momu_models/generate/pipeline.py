@@ -80,10 +80,15 @@ class Models:
         return None
 
 
+def paper_runs(cfgs: dict) -> bool:
+    """Whether a set of diffusion runs (task -> run config) was trained with the paper preset."""
+    return any(c.get("preset") == "paper" for c in cfgs.values())
+
+
 def default_smooth_seconds(cfgs: dict) -> float:
     """The motion smoothing a set of diffusion runs gets unless told: none for the paper preset
     (the paper decodes without it; docs/reproduce.md), SMOOTH_SECONDS for the CPU presets."""
-    return 0.0 if any(c.get("preset") == "paper" for c in cfgs.values()) else SMOOTH_SECONDS
+    return 0.0 if paper_runs(cfgs) else SMOOTH_SECONDS
 
 
 # DDIM steps unless told: the paper's 50 for paper-preset runs; 25 for the CPU presets, whose
@@ -95,7 +100,7 @@ PAPER_STEPS, CPU_STEPS = 50, 25
 def default_steps(cfgs: dict) -> int:
     """The DDIM steps a set of diffusion runs samples with unless told (PAPER_STEPS for the
     paper preset, CPU_STEPS otherwise)."""
-    return PAPER_STEPS if any(c.get("preset") == "paper" for c in cfgs.values()) else CPU_STEPS
+    return PAPER_STEPS if paper_runs(cfgs) else CPU_STEPS
 
 
 def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float | None = None) -> Models:

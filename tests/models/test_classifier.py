@@ -3,11 +3,11 @@ chance, unlabelled clips are skipped, kill + resume equals an uninterrupted run,
 not depend on batching or frame rate, one-line errors; synthetic videos carry their genre."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from media import FPS, FREQS, dance_clip, write_label_shards
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -20,54 +20,6 @@ from momu_models.models.motion_encoder import (
     load_classifier,
     motion_features,
 )
-
-FPS = 62.5
-FREQS = {"slow": 0.8, "mid": 2.0, "fast": 4.0}  # Hz of each class's movement
-
-
-REST = np.random.default_rng(42).uniform(-1, 1, (14, 2))  # one body for every clip
-
-
-def dance_clip(freq: float, seconds: float, rng) -> np.ndarray:
-    """[T, 14, 2] joints swinging at `freq` Hz around one rest pose, with a random phase and
-    amplitude: only the tempo of the movement tells the classes apart (a random rest pose
-    per clip would let a model memorise the train clips instead)."""
-    t = np.arange(int(round(seconds * FPS))) / FPS
-    rest = REST + 0.05 * rng.standard_normal((14, 2))
-    amp = rng.uniform(0.2, 0.4, (14, 2))
-    phase = rng.uniform(0, 2 * np.pi, (14, 2))
-    pose = rest + amp * np.sin(2 * np.pi * freq * t[:, None, None] + phase)
-    return (pose + 0.02 * rng.standard_normal(pose.shape)).astype(np.float32)
-
-
-def write_label_shards(
-    root: Path, per_class=(20, 5), seconds: float = 4.0, unlabelled: int = 2, label: str = "genre", seed: int = 0
-) -> Path:
-    """Shards in the `momu-data shard` format (pose/conf/mel/amp/meta) without any media:
-    train and val clips of each class in FREQS, plus `unlabelled` train clips with label ""."""
-    import webdataset as wds
-
-    rng = np.random.default_rng(seed)
-    for split, n in zip(("train", "val"), per_class):
-        (root / split).mkdir(parents=True)
-        samples = [(c, k) for c in FREQS for k in range(n)]
-        if split == "train":
-            samples += [("", k) for k in range(unlabelled)]
-        with wds.ShardWriter(str(root / split / "%06d.tar"), maxcount=10, verbose=0) as sink:
-            for c, k in samples:
-                pose = dance_clip(FREQS.get(c, 3.0), seconds, rng)
-                T = pose.shape[0]
-                sink.write(
-                    {
-                        "__key__": f"{split}_{c or 'none'}_{k}",
-                        "pose.npy": pose,
-                        "conf.npy": np.ones((T, 14), np.float32),
-                        "mel.npy": np.zeros((80, T), np.float32),
-                        "amp.npy": np.zeros(T, np.float32),
-                        "meta.json": {"key": f"{split}_{c}_{k}", label: c, "dancer": "d0"},
-                    }
-                )
-    return root
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ checkpoint or model with non-finite weights is ever written; a damaged file of t
 checkpoint is named in one line and `--resume` falls back to the newest intact checkpoint
 (saying which step it resumes from); a damaged `--init` / `--vae` run is one line too."""
 
-import importlib.util
 import json
 import logging
 import math
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from media import tiny_vae_config, write_label_shards
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -34,22 +34,7 @@ from momu_models.train.loop import MAX_NONFINITE_IN_A_ROW, BatchStream, NonFinit
 
 
 def vae_cfg(shards, run, **kw):
-    base = dict(
-        shards=str(shards),
-        run_dir=str(run),
-        preset="tiny",
-        music_steps=2,
-        motion_steps=2,
-        batch_size=4,
-        crop_seconds=1.0,
-        val_every=1000,
-        ckpt_every=2,
-        log_every=1,
-        val_batches=1,
-        warmup_steps=1,
-    )
-    base.update(kw)
-    return TV.VAETrainConfig(**base)
+    return tiny_vae_config(shards, run, **{"music_steps": 2, "motion_steps": 2, "val_batches": 1, **kw})
 
 
 def poison(monkeypatch, calls) -> list:
@@ -220,12 +205,8 @@ def test_diffusion_and_classifier_skip_nonfinite_steps(vae_run, toy_shards, tmp_
 
 
 def label_shards(root: Path) -> Path:
-    """The classifier tests' labelled pose shards (tests/models/test_classifier.py), small."""
-    path = Path(__file__).resolve().parents[1] / "models" / "test_classifier.py"
-    spec = importlib.util.spec_from_file_location("classifier_test_shards", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod.write_label_shards(root, per_class=(4, 1), seconds=2.0)
+    """The classifier tests' labelled pose shards (media.write_label_shards), small."""
+    return write_label_shards(root, per_class=(4, 1), seconds=2.0)
 
 
 def test_classifier_label_counts_read_damaged_shards_like_the_loader(tmp_path):

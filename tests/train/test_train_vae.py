@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from media import ROOT
+from media import ROOT, tiny_vae_config
 from safetensors.torch import load_file
 from typer.testing import CliRunner
 
@@ -24,24 +24,7 @@ from momu_models.cli.train import app
 from momu_models.models.vae import BiCoRVAE
 from momu_models.train.args import TrainArgs, read_settings, setting_names
 
-
-def cfg(shards, run, **kw):
-    base = dict(
-        shards=str(shards),
-        run_dir=str(run),
-        preset="tiny",
-        music_steps=4,
-        motion_steps=4,
-        batch_size=4,
-        crop_seconds=1.0,
-        val_every=1000,
-        ckpt_every=2,
-        log_every=1,
-        val_batches=2,
-        warmup_steps=1,
-    )
-    base.update(kw)
-    return TV.VAETrainConfig(**base)
+cfg = tiny_vae_config  # a tiny VAE run on the toy shards (media.tiny_vae_config)
 
 
 def losses(run, key):
