@@ -145,11 +145,43 @@ class ConditionEmbedder(nn.Module):
         return self.mlp(self.proj(c))
 
 
-def masked_conv(conv: nn.Conv1d, h: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+def segment_taps(segments: tuple[int, ...], kernel: int, device=None) -> torch.Tensor:
+    """[kernel, N] float mask of a 'same' convolution over tokens made of `segments` (their
+    lengths, in order): tap k of token t (which reads token t + k - kernel // 2) is 1 if that
+    token lies in t's own segment, else 0, as if each segment were zero-padded on its own."""
+    seg = torch.repeat_interleave(torch.arange(len(segments), device=device), torch.tensor(segments, device=device))
+    n, p = seg.numel(), kernel // 2
+    src = torch.arange(n, device=device)[None] + torch.arange(-p, kernel - p, device=device)[:, None]
+    inside = (src >= 0) & (src < n)
+    return (inside & (seg[src.clamp(0, n - 1)] == seg[None])).float()
+
+
+def masked_conv(
+    conv: nn.Conv1d, h: torch.Tensor, keep: torch.Tensor, taps: torch.Tensor | None = None
+) -> torch.Tensor:
     """Apply a 'same' Conv1d to tokens [B, L, D] whose padding (keep False) is zeroed first,
-    so a valid frame sees exactly what it would see with no padding appended at all."""
+    so a valid frame sees exactly what it would see with no padding appended at all. With
+    `taps` (segment_taps) each segment is convolved on its own, as if zero-padded at its
+    ends: a tap that would reach into another segment sees zero.
+
+    Computed as one matrix product over the K shifted copies of the tokens (the im2col form
+    of the same convolution, with the conv's own weights): for the short, narrow sequences
+    of the CPU presets it trains about twice as fast, forward and backward, as the oneDNN
+    Conv1d, and it handles the segment borders without splitting the batch."""
     h = h * keep[..., None].to(h.dtype)
-    return conv(h.transpose(1, 2)).transpose(1, 2)
+    K = conv.kernel_size[0]
+    if K == 1:
+        return F.linear(h, conv.weight[..., 0], conv.bias)
+    p, L = K // 2, h.shape[1]
+    hp = F.pad(h, (0, 0, p, p))
+    cols = []
+    for k in range(K):
+        shifted = hp[:, k : k + L]
+        if taps is not None and k != p:
+            shifted = shifted * taps[k, :, None].to(h.dtype)
+        cols.append(shifted)
+    w = conv.weight.permute(0, 2, 1).reshape(conv.out_channels, K * conv.in_channels)
+    return F.linear(torch.cat(cols, dim=-1), w, conv.bias)
 
 
 class ConvGEGLUFeedForward(nn.Module):
@@ -162,15 +194,12 @@ class ConvGEGLUFeedForward(nn.Module):
         self.conv_out = nn.Conv1d(inner, dim, kernel, padding=kernel // 2)
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, h: torch.Tensor, keep: torch.Tensor, segments: tuple[int, ...]) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, keep: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
         # The condition and the noisy latent are separate signals: convolving across the
         # boundary between them (or into the time token) would mix unrelated frames, and which
         # frames meet there would depend on how much padding the batch has.
-        outs = []
-        for hs, ks in zip(h.split(segments, dim=1), keep.split(segments, dim=1)):
-            a, gate = masked_conv(self.conv_in, hs, ks).chunk(2, dim=-1)
-            outs.append(masked_conv(self.conv_out, self.drop(a * F.gelu(gate)), ks))
-        return torch.cat(outs, dim=1)
+        a, gate = masked_conv(self.conv_in, h, keep, taps).chunk(2, dim=-1)
+        return masked_conv(self.conv_out, self.drop(a * F.gelu(gate)), keep, taps)
 
 
 class SelfAttention(nn.Module):
@@ -204,9 +233,9 @@ class FFTBlock(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.hidden)
         self.ff = ConvGEGLUFeedForward(cfg.hidden, cfg.ff_mult, cfg.ff_kernel, cfg.dropout)
 
-    def forward(self, h: torch.Tensor, keep: torch.Tensor, segments: tuple[int, ...]) -> torch.Tensor:
+    def forward(self, h: torch.Tensor, keep: torch.Tensor, taps: torch.Tensor) -> torch.Tensor:
         h = h + self.attn(self.norm1(h), keep)
-        return h + self.ff(self.norm2(h), keep, segments)
+        return h + self.ff(self.norm2(h), keep, taps)
 
 
 class DiT(nn.Module):
@@ -323,9 +352,9 @@ class DiT(nn.Module):
             )
             h = h + self.segment[seg_ids]
         keep = torch.cat([torch.ones(B, 1, dtype=torch.bool, device=dev), cond_mask, x_mask], dim=1)
-        segments = (1, Lc, L)
+        taps = segment_taps((1, Lc, L), cfg.ff_kernel, dev)
         for block in self.blocks:
-            h = block(h, keep, segments)
+            h = block(h, keep, taps)
         h = self.final_norm(h[:, 1 + Lc :])  # truncate to the noisy latent's frames
         eps = masked_conv(self.out_proj, h, x_mask).transpose(1, 2)
         return eps * x_mask[:, None].to(eps.dtype)

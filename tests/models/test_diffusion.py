@@ -13,7 +13,7 @@ from momu_models.diffusion import blend_overlap, cross_guidance_start, guided_ep
 from momu_models.diffusion.process import Diffusion, latent_scale
 from momu_models.generate.length import parse_length
 from momu_models.generate.postprocess import TREE, correct_bones, finish_motion, mean_bone_lengths, smooth_motion
-from momu_models.models.dit import PRESETS, DiT, DiTConfig, make_config
+from momu_models.models.dit import PRESETS, DiT, DiTConfig, make_config, masked_conv, segment_taps
 
 torch.set_num_threads(1)
 
@@ -61,6 +61,33 @@ def test_dit_padding_does_not_leak(positions):
     alone = m(x[:1, :, :5], t[:1], c[:1, :, :5])
     torch.testing.assert_close(out[:1, :, :5], alone, atol=1e-5, rtol=1e-4)
     torch.testing.assert_close(out[1:], ref[1:], atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("kernel", [1, 3, 5])
+def test_masked_conv_is_conv1d_per_segment(kernel):
+    """The im2col convolution of the DiT equals torch's Conv1d run on each segment alone
+    (zero padding at its ends), with padded tokens zeroed, values and gradients."""
+    torch.manual_seed(0)
+    conv = nn.Conv1d(6, 10, kernel, padding=kernel // 2)
+    segments = (1, 7, 9)
+    h = torch.randn(2, sum(segments), 6, requires_grad=True)
+    keep = torch.ones(2, sum(segments), dtype=torch.bool)
+    keep[1, 5:8] = False  # padding at the end of the second segment of sample 1
+    ref = torch.cat(
+        [
+            conv((hs * ks[..., None]).transpose(1, 2)).transpose(1, 2)
+            for hs, ks in zip(h.split(segments, 1), keep.split(segments, 1))
+        ],
+        dim=1,
+    )
+    out = masked_conv(conv, h, keep, segment_taps(segments, kernel))
+    assert torch.allclose(out, ref, atol=1e-5)
+    (g_ref,) = torch.autograd.grad(ref.square().sum(), h)
+    (g_out,) = torch.autograd.grad(out.square().sum(), h)
+    assert torch.allclose(g_out, g_ref, atol=1e-4)
+    # one segment: the plain 'same' convolution
+    whole = masked_conv(conv, h, torch.ones_like(keep))
+    assert torch.allclose(whole, conv(h.transpose(1, 2)).transpose(1, 2), atol=1e-5)
 
 
 def test_dit_condition_and_null_embedding():
