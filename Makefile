@@ -45,7 +45,7 @@ format: $(STAMP)
 DEMO_N ?= 20
 DEMO_VAE_STEPS ?= 200
 DEMO_MOTION_STEPS ?= 800
-DEMO_DIFF_STEPS ?= 250
+DEMO_DIFF_STEPS ?= 750
 DEMO_DIRS := videos data shards runs outputs
 demo: $(STAMP)
 	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out videos --seed 0
@@ -63,7 +63,7 @@ demo: $(STAMP)
 	@echo "demo outputs: outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
 	@echo "  runs/ (trained models), shards/ (WebDataset), data/ (features, manifests), videos/ (inputs), clip.png"
 	@echo "Do the models follow the beat? Guided vs unconditional on the songs no model trained on:"
-	$(BIN)/momu-eval heldout shards --checkpoints runs --steps 25
+	$(BIN)/momu-eval heldout shards --checkpoints runs
 
 # Small sizes for a 2-core CPU; `python -m benchmarks` alone adds the paper presets
 # (minutes per step on a CPU), `--cuda` the GPU runs.

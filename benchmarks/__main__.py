@@ -7,13 +7,14 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
-ALL = ("extraction", "training", "generation", "vocoder")
+ALL = ("extraction", "multi_dancer", "loader", "training", "generation", "vocoder")
 
 
 def main(argv=None):
-    """`python -m benchmarks [extraction] [training] [generation] [vocoder] [--cuda] [--quick]`:
-    --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
-    --paper-steps=N times the paper preset's generation with N DDIM steps, scaled to 50."""
+    """`python -m benchmarks [extraction] [multi_dancer] [loader] [training] [generation] [vocoder] [--cuda]
+    [--quick]`: --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
+    --paper-steps=N times the paper preset's generation with N DDIM steps, scaled to 50;
+    --shards=DIR also times the loader on a shard root of your own (e.g. the demo's)."""
     import torch
 
     args = list(sys.argv[1:] if argv is None else argv)
@@ -21,6 +22,7 @@ def main(argv=None):
     cuda = "--cuda" in args or torch.cuda.is_available()
     which = [a for a in args if not a.startswith("--")] or list(ALL)
     paper_steps = [int(a.split("=", 1)[1]) for a in args if a.startswith("--paper-steps=")]
+    shards = [a.split("=", 1)[1] for a in args if a.startswith("--shards=")]
     presets = ("tiny", "small") if quick else ("tiny", "small", "paper")
     devices = ["cpu"] + (["cuda"] if cuda else [])
     for name in which:
@@ -28,6 +30,14 @@ def main(argv=None):
             from benchmarks import extraction
 
             print(extraction.run())
+        elif name == "multi_dancer":
+            from benchmarks import multi_dancer
+
+            print(multi_dancer.run())
+        elif name == "loader":
+            from benchmarks import loader
+
+            print(loader.run(shards[0] if shards else None))
         elif name == "training":
             from benchmarks import training
 

@@ -13,6 +13,7 @@ from pathlib import Path
 # (every entry point imports momu_data before librosa) and respect a caller's own setting.
 os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "numba"))
 
+from momu_data.export import ExportError, ExportSettings, export_motion, load_motion
 from momu_data.extract import EnvironmentFailure, ExtractConfig, load_item, motion_from_video
 from momu_data.features import directogram, kinematic_amplitude, kinematic_beats, log_mel, onsets
 from momu_data.inspect import verify_shards
@@ -56,6 +57,11 @@ __all__ = [
     "verify_shards",
     "dataset",
     "loader",
+    # exports for pose-guided video tools (docs/export.md)
+    "ExportError",
+    "ExportSettings",
+    "export_motion",
+    "load_motion",
     # recipes and synthetic data
     "RecipeError",
     "load_recipe",

@@ -19,6 +19,7 @@ import errno
 import hashlib
 import io
 import json
+import logging
 import os
 import shutil
 import time
@@ -30,16 +31,23 @@ import numpy as np
 
 from momu_data import features
 from momu_data import timebase as A
-from momu_data.clips import assess_clip, cut_clips
-from momu_data.features import amplitude_from_flux, beats_from_envelope, directogram, kinematic_flux
+from momu_data.clips import assess_clip, shot_clips
+from momu_data.features import amplitude_from_flux, beats_from_envelope, clip_beats, directogram, kinematic_flux
 from momu_data.io import ENVIRONMENT_ERRNOS, environment_error, sha256_file, write_bytes, write_json
 from momu_data.media import MediaError, load_audio, probe_video
 from momu_data.pose.importers import load_keypoints
 from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
 from momu_data.pose.mediapipe_pose import SEGMENT_SECONDS, estimate_video
+from momu_data.pose.multi import estimate_dancers
 from momu_data.pose.track import PoseTrack
+from momu_data.shots import shot_spans
 
-SCHEMA = 1
+# 2: clips never span a camera cut (momu_data.shots) and store their own beat labels,
+# computed on the clip alone (features.clip_beats); schema 1 data is extracted again.
+SCHEMA = 2
+# The reason of a video without sound when no --audio file was paired with it.
+NO_AUDIO = "no audio stream (pair one with --audio DIR: a file of the same stem)"
+log = logging.getLogger(__name__)
 POSE_SOURCES = ("mediapipe", "openpose", "coco", "aistpp", "dance_with_melody")
 
 
@@ -63,6 +71,9 @@ class ExtractConfig:
     source_options: dict = field(default_factory=dict)
     # mediapipe: the pose track is estimated, and checkpointed, in segments of this much video.
     segment_seconds: float = SEGMENT_SECONDS
+    # mediapipe: "main" (one person, the legacy Pose), "all" or "N": every dancer tracked, each
+    # identity its own item <id>__dancer<k> (momu_data.pose.multi).
+    dancers: str = "main"
 
     def digest(self) -> str:
         d = asdict(self)
@@ -70,6 +81,8 @@ class ExtractConfig:
             del d["source_options"]  # absent when unused, so earlier extractions stay valid
         if d["segment_seconds"] == SEGMENT_SECONDS:
             del d["segment_seconds"]  # likewise: the default keeps earlier digests
+        if d["dancers"] == "main":
+            del d["dancers"]  # likewise
         blob = json.dumps({"schema": SCHEMA, **d}, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:12]
 
@@ -273,6 +286,15 @@ def _load_tracks(job: Job, cfg: ExtractConfig, ident: dict | None = None, work: 
         if work is not None and ident is not None:
             # The checkpoint holds for this video's content with these settings only.
             ckpt = {"checkpoint": work / "pose.npz", "checkpoint_key": f"{ident['source']['sha256']}:{cfg.digest()}"}
+        if cfg.dancers != "main":
+            return estimate_dancers(
+                job.source,
+                cfg.dancers,
+                max_side=cfg.max_side,
+                min_seconds=cfg.min_seconds,
+                segment_seconds=cfg.segment_seconds,
+                **ckpt,
+            )
         track = estimate_video(
             job.source,
             max_side=cfg.max_side,
@@ -311,20 +333,31 @@ def _extract(job: Job, cfg: ExtractConfig, out: Path, ident: dict | None = None,
     audio_src = job.audio or job.source
     if cfg.pose_source != "mediapipe" and not job.audio:
         raise MediaError("no audio given for keypoint input (use --audio)")
-    y, a_start = load_audio(audio_src)  # fail early on a missing audio stream, before the pose model
+    try:
+        y, a_start = load_audio(audio_src)  # fail early on a missing audio stream, before the pose model
+    except MediaError as e:
+        if job.audio is None and str(e) == "no audio stream":
+            raise MediaError(NO_AUDIO) from None
+        raise
     sha = ident["source"]["sha256"] if ident and Path(job.source).is_file() else ""
     tracks = _load_tracks(job, cfg, ident, work)
+    multi = cfg.pose_source == "mediapipe" and cfg.dancers != "main"
+    if multi and not tracks:
+        raise MediaError(f"no dancer tracked for {cfg.min_seconds:g} s or more (--dancers {cfg.dancers})")
     views = []
     for tr in tracks:
         vid = job.id if len(tracks) == 1 and not tr.view else f"{job.id}_{tr.view}"
-        feats, info = build_features(tr, y, a_start, cfg)
-        write_item_arrays(out / "items" / vid, feats, info.pop("audio"))
-        clips = []
-        for k, (s, e) in enumerate(
-            cut_clips(feats["pose"].shape[0], cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds)
-        ):
-            q = assess_clip(feats["interp"][s:e], feats["person"][s:e], cfg.max_interp_frac, cfg.max_no_person_frac)
-            clips.append({"key": f"{vid}-{k:04d}", "start": s, "end": e, **q})
+        if multi:
+            vid = dancer_item_id(job.id, tr.meta["dancer_index"])
+            try:
+                feats, info = build_features(tr, y, a_start, cfg)
+            except MediaError as e:  # one dancer's track (too short with the audio): the others stay
+                log.warning("%s: %s left out: %s", job.source, vid, e)
+                continue
+        else:
+            feats, info = build_features(tr, y, a_start, cfg)
+        audio = write_item_arrays(out / "items" / vid, feats, info.pop("audio"))
+        clips = clip_records(vid, feats, audio, info, cfg)
         views.append(
             {
                 "id": vid,
@@ -335,12 +368,20 @@ def _extract(job: Job, cfg: ExtractConfig, out: Path, ident: dict | None = None,
                 **{k: v for k, v in tr.meta.items() if isinstance(v, (str, int, float))},
             }
         )
+    if multi and not views:
+        raise MediaError(f"no dancer tracked for {cfg.min_seconds:g} s of overlapping audio and video")
     return views
 
 
-def write_item_arrays(stem: Path, feats: dict, audio: np.ndarray) -> None:
+def dancer_item_id(job_id: str, k: int) -> str:
+    """The item of dancer k of a video extracted with --dancers all|N: `<video>__dancer<k>`."""
+    return f"{job_id}__dancer{k}"
+
+
+def write_item_arrays(stem: Path, feats: dict, audio: np.ndarray) -> np.ndarray:
     """<stem>.npz (the features) and <stem>.flac (16 kHz PCM-16 audio), each built in memory
-    and written atomically (io.write_bytes: a full disk fails with a plain OSError)."""
+    and written atomically (io.write_bytes: a full disk fails with a plain OSError). Returns
+    the audio as stored (PCM-16, read back as float32: what the shards cut clips from)."""
     import soundfile as sf
 
     buf = io.BytesIO()
@@ -349,30 +390,78 @@ def write_item_arrays(stem: Path, feats: dict, audio: np.ndarray) -> None:
     buf = io.BytesIO()
     sf.write(buf, np.clip(audio, -1, 1), A.SR, format="FLAC", subtype="PCM_16")
     write_bytes(stem.with_name(stem.name + ".flac"), buf.getbuffer())
+    buf.seek(0)
+    return sf.read(buf, dtype="float32")[0]
 
 
-def clean_track(track: PoseTrack, cfg: ExtractConfig):
-    """Missing-joint mask, filled pixel coordinates and the per-video normalisation."""
+def clip_records(vid: str, feats: dict, audio: np.ndarray, info: dict, cfg: ExtractConfig) -> list[dict]:
+    """The clips of one view: spans that never cross a camera cut (clips.shot_clips), their
+    quality, and for each kept clip its beat labels computed on the clip alone
+    (features.clip_beats on its pose and on its audio as stored): equal to what `momu-eval`
+    computes on the clip's shard sample."""
+    T = feats["pose"].shape[0]
+    spans = shot_clips(
+        T, info.get("shot_starts", []), cfg.clip_seconds, cfg.hop_seconds, cfg.min_seconds, info.get("cuts")
+    )
+    clips = []
+    for k, c in enumerate(spans):
+        s, e = c["start"], c["end"]
+        q = assess_clip(feats["interp"][s:e], feats["person"][s:e], cfg.max_interp_frac, cfg.max_no_person_frac)
+        if c.get("reason"):
+            q.update(status="rejected", reason=c["reason"])
+        rec = {"key": f"{vid}-{k:04d}", "start": s, "end": e, "shot": c["shot"], **q}
+        if q["status"] == "ok":
+            b = clip_beats(feats["pose"][s:e], audio[s * A.HOP : e * A.HOP])
+            rec["beats"] = {name: v.tolist() for name, v in b.items()}
+        clips.append(rec)
+    return clips
+
+
+def clean_track(track: PoseTrack, cfg: ExtractConfig, cuts=()):
+    """Missing-joint mask, filled pixel coordinates and the per-video normalisation. With
+    camera cuts (times of the new shots' first frames) joints are filled within each shot,
+    never from the other side of a cut; a shot without a usable person keeps the whole
+    track's filling (its clips are rejected for having no person)."""
     if not track.person.any():
         raise MediaError("no person found")
     miss = missing_mask(track, cfg.conf_threshold)
     try:
         xy = fill_missing(track.xy, miss, track.times)
+        spans = shot_spans(len(track.times), shot_starts(track.times, cuts))
+        for a, b in spans if len(spans) > 1 else ():
+            try:
+                xy[a:b] = fill_missing(track.xy[a:b], miss[a:b], track.times[a:b])
+            except ValueError:
+                pass
         centre, scale = normalisation(xy, track.person)
     except ValueError as e:
         raise MediaError(f"no usable person: {e}") from None
     return miss, xy, centre, scale
 
 
+def shot_starts(times: np.ndarray, cuts) -> np.ndarray:
+    """Index of the first of `times` at or after each cut time (the frames that start a shot)."""
+    return np.searchsorted(np.asarray(times), np.asarray(cuts, dtype=np.float64) - 1e-9).astype(np.int64)
+
+
 def frame_step(times: np.ndarray) -> float:
     return float(np.median(np.diff(times))) if len(times) > 1 else 1.0 / 30
 
 
-def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray) -> dict:
-    """Cleaned, normalised motion on the given mel frame times, plus its masks."""
-    miss, xy, centre, scale = clean_track(track, cfg)
-    pose = resample((xy - centre) / scale, track.times, t_mel)
-    near = nearest_index(track.times, t_mel)
+def resample_track(track: PoseTrack, cfg: ExtractConfig, t_mel: np.ndarray, cuts=()) -> dict:
+    """Cleaned, normalised motion on the given mel frame times, plus its masks. With camera
+    cuts each shot is resampled on its own: the mel frames from a cut on take the new shot's
+    frames, those before it hold the old shot's last one (never a movement between the two)."""
+    miss, xy, centre, scale = clean_track(track, cfg, cuts)
+    norm, times = (xy - centre) / scale, track.times
+    spans = shot_spans(len(times), shot_starts(times, cuts))
+    mel_edges = [*shot_starts(t_mel, [times[a] for a, _ in spans[1:]]), len(t_mel)]
+    pose = np.zeros((len(t_mel), *xy.shape[1:]), np.float32)
+    near = np.zeros(len(t_mel), np.int64)
+    for (a, b), ma, mb in zip(spans, [0, *mel_edges[:-1]], mel_edges):
+        if mb > ma:
+            pose[ma:mb] = resample(norm[a:b], times[a:b], t_mel[ma:mb])
+            near[ma:mb] = a + nearest_index(times[a:b], t_mel[ma:mb])
     interp = miss[near]
     return {
         "pose": pose,
@@ -394,7 +483,7 @@ def motion_from_video(path, cfg: ExtractConfig | None = None) -> tuple[np.ndarra
     )
     t0, t1 = float(track.times[0]), float(track.times[-1]) + frame_step(track.times)
     t_mel = t0 + np.arange(int(np.floor((t1 - t0) * A.FPS))) / A.FPS
-    m = resample_track(track, cfg, t_mel)
+    m = resample_track(track, cfg, t_mel, track.meta.get("cuts") or [])  # no movement across a camera cut
     return m["pose"], {
         "t0": t0,
         "centre": m["centre"].tolist(),
@@ -426,7 +515,11 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
     mel = features.log_mel(seg)
     T = mel.shape[1]
     t_mel = t0 + np.arange(T) * A.HOP / A.SR
-    m = resample_track(track, cfg, t_mel)
+    # Camera cuts (mediapipe tracks: momu_data.shots) inside the span, as mel frames.
+    cuts = [c for c in track.meta.get("cuts") or [] if t0 < c < t1]
+    m = resample_track(track, cfg, t_mel, cuts)
+    starts = shot_starts(t_mel, cuts)
+    keep = (starts > 0) & (starts < T)
     pose, miss = m["pose"], m["miss"]
     dgram = directogram(pose, cfg.bins)
     flux = kinematic_flux(dgram).astype(np.float32)
@@ -456,6 +549,8 @@ def build_features(track: PoseTrack, y: np.ndarray, a_start: float, cfg: Extract
         "interp_frac": float(miss[track.person].mean()),
         "audio_trim_start": t0 - a_start,
         "video_trim_start": t0 - float(times[0]),
+        "cuts": [float(c) for c in np.asarray(cuts, dtype=np.float64)[keep]],
+        "shot_starts": starts[keep].tolist(),
     }
     return feats, info
 

@@ -168,6 +168,19 @@ def kinematic_beats(pose: np.ndarray, fps: float = FPS, bins: int = DEFAULT_BINS
     return beats_from_envelope(kinematic_amplitude(pose, bins), FPS, onset_sr)
 
 
+def clip_beats(pose: np.ndarray, audio: np.ndarray) -> dict:
+    """The beat labels of one clip, computed on that clip alone: {"kinematic": kinematic
+    beats of its pose [T, J, 2] at the 62.5 fps time base, "onsets": music onsets of its
+    16 kHz audio}, seconds from the clip's start. Both detectors scale their envelope over
+    what they are given, so these differ from a whole video's beats cut to the clip; they
+    are what `momu-eval` computes on the clip (its music_beats and motion_beats call
+    onsets and kinematic_beats), and what the shards store in beats.json."""
+    return {
+        "kinematic": kinematic_beats(np.asarray(pose, dtype=np.float32), FPS, onset_sr=SR).astype(np.float64),
+        "onsets": onsets(np.asarray(audio, dtype=np.float32), SR).astype(np.float64),
+    }
+
+
 # Long signals are transformed in blocks of this many seconds: a whole 20-minute STFT would
 # hold ~0.5 GB of complex spectra at once, blocks keep the transient flat in length.
 BLOCK_SECONDS = 60.0

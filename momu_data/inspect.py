@@ -14,8 +14,8 @@ import pyarrow.parquet as pq
 from rich.table import Table
 
 from momu_data import timebase as A
-from momu_data.extract import load_item
-from momu_data.features import amplitude_from_flux
+from momu_data.extract import load_item, read_record
+from momu_data.features import clip_beats, kinematic_amplitude
 from momu_data.io import sha256_file
 from momu_data.loader import Damage, ShardCheck, decode_checked, decode_member, open_shards, shard_urls, to_arrays
 
@@ -85,9 +85,17 @@ def _clip_from_data(path: Path, key: str | None):
         raise KeyError(f"clip {key} not found in {path}" if key else f"no kept clips in {path}")
     f = load_item(path, row["video"])
     s, e = row["frame_start"], row["frame_end"]
-    t0, t1 = s / A.FPS, e / A.FPS
-    sel = lambda b: b[(b >= t0) & (b < t1)] - t0  # noqa: E731
-    return row["key"], f["mel"][:, s:e], amplitude_from_flux(f["flux"][s:e]), sel(f["kin_beats"]), sel(f["onsets"])
+    pose = f["pose"][s:e]
+    # The clip's own labels (as its shard sample holds them), not the whole video's cut to it.
+    rec = read_record(path, row["job"]) or {}
+    b = next((c.get("beats") for v in rec.get("views", []) for c in v["clips"] if c["key"] == row["key"]), None)
+    if b is None:  # a record from before schema 2
+        import soundfile as sf
+
+        audio, _ = sf.read(path / "items" / f"{row['video']}.flac", dtype="float32")
+        b = clip_beats(pose, audio[s * A.HOP : e * A.HOP])
+    amp = kinematic_amplitude(pose, f["dirgram"].shape[1])
+    return row["key"], f["mel"][:, s:e], amp, np.asarray(b["kinematic"]), np.asarray(b["onsets"])
 
 
 def _clip_from_shards(path: Path, key: str | None):

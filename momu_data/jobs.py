@@ -22,6 +22,7 @@ from pathlib import Path
 
 from momu_data.extract import EnvironmentFailure, ExtractConfig, Job, conflict, is_done, run_job
 from momu_data.io import clean_stale_temps, environment_error
+from momu_data.lock import FolderLocked, folder_lock
 from momu_data.manifest import LABELS, compile_manifests
 from momu_data.media import AUDIO_EXTENSIONS, VIDEO_EXTENSIONS, find_videos, item_id
 from momu_data.parallel import map_unordered
@@ -47,15 +48,24 @@ def read_metadata(path) -> dict[str, dict]:
     return {(r.get("id") or r.get("stem")): {k: r[k] for k in LABELS if r.get(k)} for r in rows}
 
 
-def match_audio(audio, names: list[str]) -> str | None:
+def match_audio(audio, names: list[str], exclude=None) -> str | None:
     """The audio of an input: `audio` itself when it is a file, else the first file in the
-    folder `audio` (searched recursively) whose stem is one of names; None if none."""
+    folder `audio` (searched recursively) whose stem is one of names; None if none. An audio
+    file wins over a video of the same stem; `exclude` (the input itself, when the audio
+    folder is the videos' folder) is never its own audio."""
     if audio is None:
         return None
     audio = Path(audio)
     if audio.is_file():
         return str(audio)
-    cands = {p.stem: p for p in sorted(audio.rglob("*")) if p.suffix.lower() in (AUDIO_EXTENSIONS + VIDEO_EXTENSIONS)}
+    skip = Path(exclude).resolve() if exclude is not None else None
+    cands: dict[str, Path] = {}
+    for p in sorted(audio.rglob("*")):
+        ext = p.suffix.lower()
+        if ext not in AUDIO_EXTENSIONS + VIDEO_EXTENSIONS or (skip is not None and p.resolve() == skip):
+            continue
+        if p.stem not in cands or (ext in AUDIO_EXTENSIONS and cands[p.stem].suffix.lower() not in AUDIO_EXTENSIONS):
+            cands[p.stem] = p
     for n in names:
         if n and n in cands:
             return str(cands[n])
@@ -90,8 +100,10 @@ def build_jobs(inputs, pose_source: str, audio=None, dataset: str = "", metadata
             # A metadata CSV row wins over what a synthetic video's sidecar says.
             labels = {**synth_labels(v), **(metadata.get(jid) or metadata.get(v.stem) or {})}
             # An audio folder is matched by the video's name, else by its music id (AIST
-            # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav).
-            jobs.append(Job(jid, str(v), match_audio(audio, [v.stem, jid, labels.get("music", "")]), dataset, labels))
+            # videos: gBR_sBM_c01_d04_mBR0_ch01.mp4 plays wav/mBR0.wav). Videos without sound
+            # take their music from there; so can videos with it (the file replaces theirs).
+            music = match_audio(audio, [v.stem, jid, labels.get("music", "")], exclude=v)
+            jobs.append(Job(jid, str(v), music, dataset, labels))
         return jobs
     try:
         items = find_keypoint_items(pose_source, inputs)
@@ -138,7 +150,12 @@ def plan_extraction(
     """The jobs of `inputs` and those of them still to do in `out` (resume: finished jobs of
     the same settings are skipped). Prepares `out/items` (stale temporary files removed).
     metadata: {id: labels} or the path of a metadata CSV (see read_metadata)."""
-    out = Path(out)
+    return prepare_extraction(checked_jobs(inputs, out, cfg, audio, dataset, metadata), out, cfg, retry_failed)
+
+
+def checked_jobs(inputs, out, cfg: ExtractConfig, audio=None, dataset: str = "", metadata=None) -> list[Job]:
+    """The jobs of `inputs`, checked (some found, distinct ids, none clashing with another
+    input already in `out`); writes nothing. Raises JobError or FileNotFoundError."""
     if not isinstance(metadata, dict):
         metadata = read_metadata(metadata)
     jobs = build_jobs(inputs, cfg.pose_source, audio, dataset, metadata)
@@ -148,9 +165,16 @@ def plan_extraction(
     if dup:
         raise JobError(f"two inputs map to the same id: {dup[0]} (rename one, or extract them into different --out)")
     # Another input already extracted under the same id is never taken for this one.
-    clashes = [m for j in jobs if (m := conflict(out, j))]
+    clashes = [m for j in jobs if (m := conflict(Path(out), j))]
     if clashes:
         raise JobError(clashes[0] + (f" ({len(clashes) - 1} more inputs like it)" if len(clashes) > 1 else ""))
+    return jobs
+
+
+def prepare_extraction(jobs: list[Job], out, cfg: ExtractConfig, retry_failed: bool = False) -> ExtractionPlan:
+    """`out/items` made and cleaned of a killed run's temporary files; the plan of `jobs`.
+    Run it under the folder's lock: a concurrent run's temporaries are not stale."""
+    out = Path(out)
     (out / "items").mkdir(parents=True, exist_ok=True)
     clean_stale_temps(out / "items")
     return ExtractionPlan(jobs, [j for j in jobs if not is_done(out, j, cfg, retry_failed)])
@@ -201,11 +225,14 @@ def extract_dataset(
     resuming an earlier run: `momu-data extract` as a function. on_plan(plan) is called once
     the jobs are known, on_record(record) after each job. Raises JobError for inputs that
     cannot be jobs, EnvironmentFailure when the machine stops the run (a full disk, ...):
-    the jobs not finished stay to do, so a plain rerun after the fix completes."""
+    the jobs not finished stay to do, so a plain rerun after the fix completes. A second
+    extraction into the same `out` while one runs is refused with JobError (lock.folder_lock)."""
     try:
         return _extract_dataset(
             inputs, out, cfg, audio, dataset, metadata, n_jobs, backend, scheduler, retry_failed, on_plan, on_record
         )
+    except FolderLocked as e:
+        raise JobError(str(e)) from None
     except OSError as e:
         env = environment_error(e)
         if env is None:
@@ -217,17 +244,19 @@ def _extract_dataset(
     inputs, out, cfg, audio, dataset, metadata, n_jobs, backend, scheduler, retry_failed, on_plan, on_record
 ) -> ExtractionResult:
     out = Path(out)
-    plan = plan_extraction(inputs, out, cfg, audio, dataset, metadata, retry_failed)
-    if on_plan is not None:
-        on_plan(plan)
-    t0 = time.perf_counter()
-    frames = 0
-    new = []
-    for rec in run_extraction(plan.todo, cfg, out, n_jobs, backend, scheduler):
-        new.append(rec)
-        frames += sum(v["video_frames"] for v in rec["views"])
-        if on_record is not None:
-            on_record(rec)
-    wall = time.perf_counter() - t0
-    videos, clips = compile_manifests(out)
+    jobs = checked_jobs(inputs, out, cfg, audio, dataset, metadata)  # bad inputs: refused before out is made
+    with folder_lock(out, "extraction"):
+        plan = prepare_extraction(jobs, out, cfg, retry_failed)
+        if on_plan is not None:
+            on_plan(plan)
+        t0 = time.perf_counter()
+        frames = 0
+        new = []
+        for rec in run_extraction(plan.todo, cfg, out, n_jobs, backend, scheduler):
+            new.append(rec)
+            frames += sum(v["video_frames"] for v in rec["views"])
+            if on_record is not None:
+                on_record(rec)
+        wall = time.perf_counter() - t0
+        videos, clips = compile_manifests(out)
     return ExtractionResult(videos.to_pylist(), clips.to_pylist(), new, plan.skipped, frames, wall)

@@ -107,6 +107,7 @@ def clip_rows(recs: list[dict]) -> list[dict]:
                         "reason": c["reason"],
                         "interp_frac": c["interp_frac"],
                         "no_person_frac": c["no_person_frac"],
+                        "shot": c.get("shot", 0),  # clips never span a camera cut (schema 2)
                         **_labels(r, v),
                     }
                 )

@@ -5,12 +5,17 @@ extension at the first dot):
   pose.npy     float32 [T, 14, 2]  motion on the mel time base, torso units
   conf.npy     float32 [T, 14]     per-joint confidence (0 where interpolated)
   mel.npy      float32 [80, T]     log-mel, 62.5 frames/s
-  amp.npy      float32 [T]         kinematic amplitude indicator, scaled to [0, 1] in the clip
-  dirgram.npy  float32 [T, K]      motion directogram
-  beats.json   {"kinematic": [s], "onsets": [s]} relative to the clip start
+  amp.npy      float32 [T]         kinematic amplitude indicator of the clip's pose, scaled to [0, 1] in the clip
+  dirgram.npy  float32 [T, K]      motion directogram of the clip's pose
+  beats.json   {"kinematic": [s], "onsets": [s]} from the clip start, detected on the clip alone
   audio.flac   16 kHz mono, exactly T * 256 samples
   meta.json    the clip's manifest row plus time base and normalisation
   sha256.json  {member: sha256 hex} of the other members: the loader's integrity check
+
+Everything a sample holds is what the feature functions compute on that clip alone (its
+pose, its audio as stored), so a metric run on the sample agrees with it: the amplitude
+and directogram are computed here from the clip's pose, the beats were computed per clip at
+extraction (features.clip_beats; computed here for records from before schema 2).
 
 Tars are deterministic (fixed mtime, owner and mode; members sorted; samples in seeded
 order), so two runs over the same data give byte-identical shards, and each tar's sha256
@@ -33,7 +38,7 @@ import pyarrow.parquet as pq
 
 from momu_data import timebase as A
 from momu_data.extract import load_item
-from momu_data.features import amplitude_from_flux
+from momu_data.features import amplitude_from_flux, clip_beats, directogram, kinematic_flux
 from momu_data.io import sha256_file, write_json
 from momu_data.loader import CHECKSUMS, checksum_record
 from momu_data.manifest import read_records
@@ -89,11 +94,12 @@ def _flac_bytes(y: np.ndarray) -> bytes:
 
 def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
     s, e = int(row["frame_start"]), int(row["frame_end"])
-    t0, t1 = s / A.FPS, e / A.FPS
-
-    def within(b):
-        b = np.asarray(b)
-        return (b[(b >= t0) & (b < t1)] - t0).round(4).tolist()
+    pose = feats["pose"][s:e].astype(np.float32)
+    clip_audio = audio[s * A.HOP : e * A.HOP]
+    dgram = directogram(pose, feats["dirgram"].shape[1])
+    beats = next((c.get("beats") for c in view.get("clips", []) if c["key"] == row["key"]), None)
+    if beats is None:  # a record from before schema 2: computed on the clip now, as extraction does
+        beats = {k: v.tolist() for k, v in clip_beats(pose, clip_audio).items()}
 
     meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in row.items()}
     meta.update(
@@ -110,13 +116,13 @@ def clip_sample(row: dict, feats: dict, audio: np.ndarray, view: dict) -> dict:
     )
     return {
         "__key__": row["key"],
-        "pose.npy": feats["pose"][s:e].astype(np.float32),
+        "pose.npy": pose,
         "conf.npy": feats["conf"][s:e].astype(np.float32),
         "mel.npy": feats["mel"][:, s:e].astype(np.float32),
-        "amp.npy": amplitude_from_flux(feats["flux"][s:e]),
-        "dirgram.npy": feats["dirgram"][s:e].astype(np.float32),
-        "beats.json": {"kinematic": within(feats["kin_beats"]), "onsets": within(feats["onsets"])},
-        "audio.flac": _flac_bytes(audio[s * A.HOP : e * A.HOP]),
+        "amp.npy": amplitude_from_flux(kinematic_flux(dgram)),
+        "dirgram.npy": dgram,
+        "beats.json": {"kinematic": list(beats["kinematic"]), "onsets": list(beats["onsets"])},
+        "audio.flac": _flac_bytes(clip_audio),
         "meta.json": meta,
     }
 

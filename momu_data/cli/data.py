@@ -1,6 +1,6 @@
 """`momu-data`: build training-ready shards from dance videos. One command per stage:
 synth (make demo videos) -> extract (videos -> poses, mels, rhythm, clips) -> shard
-(clips -> WebDataset tars) -> inspect."""
+(clips -> WebDataset tars) -> inspect; export (motion for pose-guided video tools)."""
 
 from __future__ import annotations
 
@@ -15,12 +15,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from momu_data.cli.common import console, fail, progress, setup_logging
+from momu_data.export import DEFAULT_FPS, ExportError, ExportSettings, export_motion, load_motion
 from momu_data.extract import POSE_SOURCES, EnvironmentFailure, ExtractConfig
 from momu_data.inspect import plot_clip, summarise, verify_shards
 from momu_data.jobs import JobError, extract_dataset
+from momu_data.native_logs import show_native_logs
+from momu_data.pose.multi import parse_dancers
 from momu_data.recipes import RecipeError, Runner, load_recipe
 from momu_data.shards import parse_split, write_shards
 from momu_data.synth import synthesize
+from momu_data.synth.group import synthesize_group
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -34,14 +38,29 @@ def synth(
     seconds: float = typer.Option(12.0, "--seconds", help="Length of each video in seconds."),
     seed: int = typer.Option(0, "--seed", help="Video i depends only on (seed, i)."),
     jobs: int = typer.Option(-1, "--jobs", "-j", help="Parallel workers (-1: all cores)."),
+    dancers: int = typer.Option(
+        1, "--dancers", help="Dancers per video: 2 or more write group_XXX.mp4, each dancer with its own ground truth."
+    ),
+    crossing: bool = typer.Option(
+        False, "--crossing", help="With --dancers 2+: the first two dancers swap places mid-clip, one walking behind."
+    ),
 ):
     """Write synthetic dance videos (h264 + AAC) of a rendered humanoid dancing to procedurally
     generated music, with ground-truth 14 keypoints and beat times: the embedded default
     dataset of the demo and the tests (no download)."""
+    if dancers < 1:
+        fail("--dancers must be 1 or more")
+    if crossing and dancers < 2:
+        fail("--crossing needs --dancers 2 or more")
     t = time.perf_counter()
     with progress() as pb:
         task = pb.add_task("synthesizing", total=n)
-        synthesize(n, seconds, out, seed=seed, jobs=jobs, progress=lambda *_: pb.advance(task))
+        if dancers > 1:
+            synthesize_group(
+                n, seconds, out, dancers, seed=seed, crossing=crossing, jobs=jobs, progress=lambda *_: pb.advance(task)
+            )
+        else:
+            synthesize(n, seconds, out, seed=seed, jobs=jobs, progress=lambda *_: pb.advance(task))
     console.print(f"wrote {n} videos of {seconds:g} s to {out}/ in {time.perf_counter() - t:.1f} s")
 
 
@@ -70,8 +89,8 @@ def extract(
         None,
         "--audio",
         help=(
-            "Audio file, or a folder matched by file stem (AIST++: by music id). Default: the video's own audio "
-            "(dance_with_melody: audio.mp3 in each folder)."
+            "Audio file, or a folder matched by file stem (AIST++: by music id); videos without sound take their "
+            "music from there. Default: the video's own audio (dance_with_melody: audio.mp3 in each folder)."
         ),
     ),
     fps: float | None = typer.Option(
@@ -105,6 +124,14 @@ def extract(
         "--segment-seconds",
         help="mediapipe: estimate poses in segments of this much video, each checkpointed (a rerun resumes there).",
     ),
+    dancers: str = typer.Option(
+        "main",
+        "--dancers",
+        help=(
+            "mediapipe: main (one person, as before), all (every dancer tracked, each its own item"
+            " <video>__dancer<k>) or N (at most N dancers at a time)."
+        ),
+    ),
     jobs: int = typer.Option(-1, "--jobs", "-j", help="Parallel workers (-1: all cores)."),
     backend: str = typer.Option("joblib", "--backend", help="joblib (local processes) or dask."),
     scheduler: str | None = typer.Option(
@@ -116,6 +143,9 @@ def extract(
     ),
     strict: bool = typer.Option(False, "--strict", help="Exit non-zero if any video fails."),
     retry_failed: bool = typer.Option(False, "--retry-failed", help="Redo videos that failed in an earlier run."),
+    verbose: bool = typer.Option(
+        False, "--verbose", help="Show the pose model's own log lines (mediapipe, TensorFlow Lite): hidden by default."
+    ),
 ):
     """Extract poses, 16 kHz log-mels, directograms, kinematic amplitude, beats and clips.
 
@@ -126,6 +156,14 @@ def extract(
         fail(f"--pose-source must be one of {', '.join(POSE_SOURCES)}")
     if backend not in ("joblib", "dask"):
         fail("--backend must be joblib or dask")
+    if verbose:
+        show_native_logs()  # inherited by the workers this run starts
+    try:
+        dancers = parse_dancers(dancers)
+    except ValueError as e:
+        fail(str(e))
+    if dancers != "main" and pose_source != "mediapipe":
+        fail("--dancers applies to --pose-source mediapipe (keypoint files hold the people they hold)")
     cfg = ExtractConfig(
         pose_source=pose_source,
         max_side=max_side,
@@ -139,6 +177,7 @@ def extract(
         fps=fps,
         cameras=cameras,
         segment_seconds=segment_seconds,
+        dancers=dancers,
     )
     pbar = progress()
     bars = {}
@@ -307,6 +346,49 @@ def inspect(
                 "with `momu-data shard`, or train with --skip-corrupt",
                 1,
             )
+
+
+@app.command()
+def export(
+    path: Path = typer.Argument(
+        ...,
+        help="A data folder (extract output), one item (DATA/items/ID.npz or its record ID.json), or generated "
+        "keypoints (NAME.npy beside NAME.json).",
+    ),
+    formats: list[str] = typer.Option(
+        ["openpose"],
+        "--format",
+        "-f",
+        help="openpose (BODY_25 JSON per frame), pose-video (mp4 control frames), pose-frames (PNGs), csv, npz: "
+        "repeatable or a comma list.",
+    ),
+    out: Path = typer.Option(Path("export"), "--out", "-o", help="Output folder."),
+    fps: float = typer.Option(DEFAULT_FPS, "--fps", help="Frame rate of the export (e.g. 24, 25, 30)."),
+    canvas: str | None = typer.Option(
+        None,
+        "--canvas",
+        help="Canvas WIDTHxHEIGHT, e.g. 512x768: the source (or reference) frame resized into it; motion without a "
+        "frame is fitted into it (default: the source's own frame, else 512x768).",
+    ),
+    reference_dancer: Path | None = typer.Option(
+        None,
+        "--reference-dancer",
+        help="Place and size the skeleton as the dancer of this video (pose extracted with mediapipe) or extracted "
+        "item (DATA/items/ID.npz).",
+    ),
+    item: list[str] = typer.Option([], "--item", help="With a data folder: only this item id (repeatable)."),
+):
+    """Export extracted or generated motion for pose-guided video tools and your own code (docs/export.md)."""
+    try:
+        settings = ExportSettings.parse(formats, fps, canvas, reference_dancer)
+        sources = load_motion(path, item or None)
+        for src in sources:
+            w = export_motion(src.pose, out, src.name, settings, fps_in=src.fps, frame=src.frame)
+            console.print(f"{src.name}: {w['frames']} frames at {settings.fps:g} fps -> {w['export']}")
+    except ExportError as e:
+        fail(str(e))
+    except OSError as e:  # disk full, permissions: the environment, not the data
+        fail(f"cannot write to {out}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else ""), 1)
 
 
 @app.command()

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import numpy as np
 
+from momu_data import shots
 from momu_data.io import write_bytes
 from momu_data.media import MediaError, iter_frames, probe_video
+from momu_data.native_logs import quiet_native_logs
 from momu_data.pose.track import PoseTrack
 from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
 
@@ -96,40 +98,51 @@ def estimate_video(
     the track so far is saved there after each segment, and a later call with the same
     checkpoint and checkpoint_key (say, the video's sha256 and the settings) continues
     after the last saved segment: a run killed mid-video loses at most one segment, and
-    the result equals an uninterrupted run's."""
+    the result equals an uninterrupted run's.
+
+    The camera cuts found on the same frames (momu_data.shots) are in meta["cuts"]: the
+    time of each new shot's first frame. mediapipe's native log lines are kept off stderr
+    (native_logs.quiet_native_logs; MOMU_NATIVE_LOGS=1 shows them)."""
     info = probe_video(path)
     seg = float(segment_seconds) if segment_seconds else math.inf
     done = _load_checkpoint(checkpoint, checkpoint_key, seg)
-    xs, cs, ps, ts = done["xy"], done["conf"], done["person"], done["times"]
+    xs, cs, ps, ts, scores = done["xy"], done["conf"], done["person"], done["times"], done["shot_score"]
     k = int(done["segment"])
     i = len(ts)
     if k:
         log.info("%s: continuing pose estimation at %.0f s (checkpoint)", Path(path).name, k * seg)
-    while True:
-        t0, t1 = k * seg, (k + 1) * seg
-        more = None  # the time of the first frame after the segment
-        with MediapipePose(model_complexity=model_complexity) as est:
-            for t, img in iter_frames(path, max_side=max_side, start=max(0.0, t0 - WARMUP_SECONDS) if k else 0.0):
-                if t >= t1:
-                    more = t
-                    break
-                xy, conf, person = est(img, scale_to=(info.width, info.height))
-                if t < t0:
-                    continue  # warm-up of the tracker on the frames before the segment
-                xs.append(xy)
-                cs.append(conf)
-                ps.append(person)
-                ts.append(t)
-                if on_frame is not None:
-                    on_frame(i)
-                i += 1
-        if more is None:
-            break
-        k = max(k + 1, int(more // seg))  # segments without frames (a late first timestamp) skipped
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, checkpoint_key, seg, k, xs, cs, ps, ts)
+    with quiet_native_logs():
+        while True:
+            t0, t1 = k * seg, (k + 1) * seg
+            more = None  # the time of the first frame after the segment
+            prev = None  # the previous frame's signature (a warm-up frame's at a segment's start)
+            with MediapipePose(model_complexity=model_complexity) as est:
+                start = max(0.0, t0 - WARMUP_SECONDS) if k else 0.0
+                for t, img in iter_frames(path, max_side=max_side, start=start):
+                    if t >= t1:
+                        more = t
+                        break
+                    xy, conf, person = est(img, scale_to=(info.width, info.height))
+                    sig = shots.frame_signature(img)
+                    score, prev = shots.content_score(prev, sig), sig
+                    if t < t0:
+                        continue  # warm-up of the tracker on the frames before the segment
+                    xs.append(xy)
+                    cs.append(conf)
+                    ps.append(person)
+                    ts.append(t)
+                    scores.append(score)
+                    if on_frame is not None:
+                        on_frame(i)
+                    i += 1
+            if more is None:
+                break
+            k = max(k + 1, int(more // seg))  # segments without frames (a late first timestamp) skipped
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, checkpoint_key, seg, k, xs, cs, ps, ts, scores)
     if not ts:
         raise MediaError("no decodable video frame")
+    cuts = shots.detect_cuts(ts, scores)
     return PoseTrack(
         xy=np.stack(xs).astype(np.float32),
         conf=np.stack(cs).astype(np.float32),
@@ -138,11 +151,11 @@ def estimate_video(
         width=info.width,
         height=info.height,
         source="mediapipe",
-        meta={"fps": info.fps, "codec": info.codec, "rotation": info.rotation},
+        meta={"fps": info.fps, "codec": info.codec, "rotation": info.rotation, "cuts": [ts[c] for c in cuts]},
     )
 
 
-def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts) -> None:
+def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts, scores) -> None:
     buf = io.BytesIO()
     np.savez(
         buf,
@@ -153,6 +166,7 @@ def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts) -
         conf=np.asarray(cs, np.float32).reshape(-1, 14),
         person=np.asarray(ps, bool),
         times=np.asarray(ts, np.float64),
+        shot_score=np.asarray(scores, np.float64),
     )
     write_bytes(path, buf.getbuffer())
 
@@ -160,7 +174,7 @@ def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts) -
 def _load_checkpoint(path, key: str, seg: float) -> dict:
     """The saved part of the track as lists (empty, segment 0, when there is none or it is
     of another video, settings or segment length, or unreadable)."""
-    empty = {"xy": [], "conf": [], "person": [], "times": [], "segment": 0}
+    empty = {"xy": [], "conf": [], "person": [], "times": [], "shot_score": [], "segment": 0}
     if path is None or not Path(path).is_file():
         return empty
     try:
@@ -172,6 +186,7 @@ def _load_checkpoint(path, key: str, seg: float) -> dict:
                 "conf": list(z["conf"]),
                 "person": z["person"].tolist(),
                 "times": z["times"].tolist(),
+                "shot_score": z["shot_score"].tolist(),
                 "segment": int(z["segment"]),
             }
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: start over

@@ -37,6 +37,7 @@ import pyarrow.parquet as pq
 from momu_data.extract import ExtractConfig, is_done, record_path
 from momu_data.io import clean_stale_temps, write_json
 from momu_data.jobs import JobError, build_jobs, duplicate_ids, read_metadata, run_extraction
+from momu_data.lock import FolderLocked, folder_lock
 from momu_data.manifest import compile_manifests, read_records
 from momu_data.recipes.dataset_manifest import build_manifest, compare_manifests, read_manifest_csv, write_manifest_csv
 from momu_data.recipes.labels import aist_metadata, candidate_stems, is_excluded, read_name_list
@@ -206,6 +207,17 @@ class Runner:
         return out
 
     def run(self, dry_run: bool = False) -> list[StageResult]:
+        """Run (dry_run: only report) the stages not up to date. One run per output folder at
+        a time: a second one is refused with RecipeError (lock.folder_lock)."""
+        if dry_run:
+            return self._run_stages(dry_run)
+        try:
+            with folder_lock(self.out, "recipe run"):
+                return self._run_stages(dry_run)
+        except FolderLocked as e:
+            raise RecipeError(str(e)) from None
+
+    def _run_stages(self, dry_run: bool) -> list[StageResult]:
         results = []
         dirty = False  # a stage ran (or would run): later stages see new inputs
         for stage in self.stages():

@@ -2,14 +2,15 @@
 samples, and all of them as paper-style tables (docs/metrics.md).
 
     momu-eval beats GENERATED --reference REFERENCE [--kind music|motion] [--json out.json]
-                    [--fps F] [--tolerance 0.1s] [--scorer loris|16k] [--plot DIR] [--per-pair] [--sync]
+                    [--fps F] [--tolerance 0.1s] [--metric loris,tolerance,bas-bailando,bas-aist,d2m|all]
+                    [--scorer loris|16k] [--plot DIR] [--per-pair] [--sync]
     momu-eval plot  GENERATED --reference REFERENCE --out DIR [--kind ...] [--fps F] [--scorer loris|16k]
     momu-eval fad   GENERATED --reference REFERENCE [--embedder logmel-stats|vggish]
                     [--vggish-weights PATH] [--json out.json]
     momu-eval motion    GENERATED --classifier RUN [--reference REFERENCE] [--fps F] [--json out.json]
     momu-eval diversity GENERATED [--kind music|motion] [--classifier RUN] [--embedder ...] [--json out.json]
     momu-eval all   RUN_OUTPUTS... [--reference REF] [--classifier RUN] [--vggish-weights PATH]
-                    [--scorer loris|16k] [--json out.json] [--markdown out.md]
+                    [--metric NAMES|all] [--scorer loris|16k] [--json out.json] [--markdown out.md]
     momu-eval ceiling DATA... [--name N]... [--title T] [--bin-seconds B] [--tolerance 0.1s]
                     [--label L] [--json F] [--markdown F]
     momu-eval heldout SHARDS [--checkpoints RUNS] [--tasks ...] [--splits val,test] [--steps 50]
@@ -39,6 +40,7 @@ from momu_models.evaluate import report
 from momu_models.evaluate.alignment import evaluate_beats
 from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
 from momu_models.evaluate.files import MEDIA_EXTENSIONS, EvalError, Kind, MusicScorer, parse_tolerance, scan
+from momu_models.evaluate.metrics import beat_variants as V
 from momu_models.evaluate.metrics import fad as F
 from momu_models.evaluate.suite import evaluate_all, evaluate_diversity, evaluate_motion
 
@@ -67,6 +69,13 @@ def _tolerance(text: str | None) -> float | None:
         return parse_tolerance(text)
     except ValueError as e:
         raise typer.BadParameter(str(e), param_hint="--tolerance") from None
+
+
+def _metrics(text: str | None, tolerance: float | None) -> list[str]:
+    try:
+        return V.parse_metrics(text, tolerance)
+    except ValueError as e:
+        raise typer.BadParameter(str(e).removeprefix("--metric: "), param_hint="--metric") from None
 
 
 def _notes(notes: list[str]) -> None:
@@ -116,6 +125,17 @@ SCORER_OPT = typer.Option(
     "`momu-eval ceiling`.",
 )
 
+METRIC_OPT = typer.Option(
+    None,
+    "--metric",
+    "-m",
+    help="Beat metric(s), comma-separated, or all: loris (LORIS's 1 s bins, the paper's; default), "
+    "tolerance (one-to-one within ±--tolerance, default 0.1 s; the default when only --tolerance is given), "
+    "bas-bailando / bas-aist (Beat Align Score as Bailando / the AIST++ code computes it; generated "
+    "motion only), d2m (D2M-GAN's BCS = generated / reference beats, can exceed 100). Several metrics "
+    "are reported side by side (docs/metrics.md).",
+    show_default=False,
+)
 
 JSON_OPT = typer.Option(None, "--json", help="Write the result here.")
 CLASSIFIER_OPT = typer.Option(
@@ -147,12 +167,16 @@ def beats(
         "(within ±0.1 s) of the generated envelope with the reference music's log-mel flux.",
     ),
     scorer: MusicScorer = SCORER_OPT,
+    metric: str | None = METRIC_OPT,
 ):
     """Beat alignment: BCS, CSD, BHS, HSD, F1 (percent), pairing files by stem; by default
-    exactly LORIS's scorer (docs/metrics.md)."""
+    exactly LORIS's scorer; --metric adds or picks the field's other beat metrics (docs/metrics.md)."""
     tol = _tolerance(tolerance)
+    names = _metrics(metric, tol)
+    if metric is not None and metric.strip().lower() == "all":
+        names = V.for_kind(names, kind.value)  # "all": every metric this kind has
     with _one_line_errors():
-        res = evaluate_beats(generated, reference, kind, fps, tol, plot, sync=sync, scorer=scorer)
+        res = evaluate_beats(generated, reference, kind, fps, tol, plot, sync=sync, scorer=scorer, metrics=names)
     _notes(report.beat_notes(res))
     _print(*report.beat_tables(res, per_pair))
     _save_json(res, json_out)
@@ -278,6 +302,7 @@ def all_cmd(
     fps: float | None = FPS_OPT,
     tolerance: str | None = TOL_OPT,
     scorer: MusicScorer = SCORER_OPT,
+    metric: str | None = METRIC_OPT,
     pairs: int = PAIRS_OPT,
     seed: int = SEED_OPT,
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure and note here."),
@@ -285,10 +310,15 @@ def all_cmd(
 ):
     """Every metric the files allow, as tables laid out like the paper's (rows: methods).
 
-    Motion-to-music: BCS CSD BHS HSD F1 (generated music vs reference music), FAD and Diversity of the music. Music-to-motion: BCS CSD BHS HSD F1 (kinematic beats vs reference music), FID, Diversity, Mean KLD (with --classifier). What cannot be computed is skipped with a one-line note saying why."""  # noqa: E501 (one line: typer keeps a docstring's line breaks)
+    Motion-to-music: BCS CSD BHS HSD F1 (generated music vs reference music), FAD and Diversity of the music. Music-to-motion: BCS CSD BHS HSD F1 (kinematic beats vs reference music), FID, Diversity, Mean KLD (with --classifier). Every beat metric of the field (--metric, default all) is also reported side by side, a row per method and metric; the paper's tables use the first (loris, or tolerance with --tolerance). What cannot be computed is skipped with a one-line note saying why."""  # noqa: E501 (one line: typer keeps a docstring's line breaks)
     tol = _tolerance(tolerance)
+    names = _metrics(metric or "all", tol)  # default: every beat metric, side by side
+    if tol is not None and metric is None:
+        names = ["tolerance"] + [n for n in names if n != "tolerance"]
     with _one_line_errors():
-        res = evaluate_all(runs, reference, classifier, vggish_weights, fps, tol, pairs, seed, scorer=scorer)
+        res = evaluate_all(
+            runs, reference, classifier, vggish_weights, fps, tol, pairs, seed, scorer=scorer, metrics=names
+        )
     text = report.markdown(res)
     _notes(report.method_notes(res))
     typer.echo(report.markdown_tables(text))
@@ -340,7 +370,18 @@ def heldout(
         "music2motion,motion2music", "--tasks", help="Directions to check: music2motion, motion2music or both."
     ),
     splits: str = typer.Option("val,test", "--splits", help="Splits whose clips are scored (never trained on)."),
-    steps: int = typer.Option(50, "--steps", help="DDIM steps."),
+    steps: int | None = typer.Option(
+        None,
+        "--steps",
+        help="Sampling steps. Default: as momu-generate (50 for paper-preset runs, 12 otherwise).",
+        show_default=False,
+    ),
+    solver: str | None = typer.Option(
+        None,
+        "--solver",
+        help="ddim or dpm++2m. Default: as momu-generate (ddim for paper-preset runs, dpm++2m otherwise).",
+        show_default=False,
+    ),
     guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the guided samples."),
     tolerance: str = typer.Option("0.1s", "--tolerance", help="Beats within this many seconds match."),
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
@@ -372,6 +413,7 @@ def heldout(
                 guidance=guidance,
                 tolerance=tol,
                 progress=step,
+                solver=solver,
             )
     except GenerateError as e:  # no trained model in --checkpoints
         fail(str(e), 1)

@@ -8,6 +8,9 @@
 - Both continue past a model's ``max_len`` with overlapping windows (windows.py): each new
   window holds its first frames to the previous result by inpainting at every DDIM step,
   then the overlap is crossfaded (or cut) into the output.
+- Temporal editing: ``known`` latents on any frame mask (a prefix to continue, kept ranges,
+  keyframes) are held the same way in every window they fall in (q(x_t | known) replaces
+  those frames before each DDIM step), and the output equals them exactly there.
 """
 
 from __future__ import annotations
@@ -18,8 +21,27 @@ import torch
 import torch.nn as nn
 
 from momu_models.diffusion.guidance import cross_guidance_start, guided_eps
-from momu_models.diffusion.process import Diffusion
+from momu_models.diffusion.process import Diffusion, Solver
 from momu_models.diffusion.windows import WindowCallback, sliding_windows, window_slice
+
+
+def _fixed(
+    known: torch.Tensor | None, mask: torch.Tensor | None, B: int, length: int, name: str = "known"
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(latents [B, C, length], bool mask [B, length]) from known [1 or B, C, length] and a
+    mask [length] or [1 or B, length]; None when there is nothing to hold."""
+    if known is None and mask is None:
+        return None
+    if known is None or mask is None:
+        raise ValueError(f"{name} and {name}_mask go together")
+    mask = mask.bool()
+    if mask.ndim == 1:
+        mask = mask[None]
+    if known.ndim != 3 or known.shape[-1] != length or mask.shape[-1] != length:
+        raise ValueError(f"{name} must be [B, C, {length}] and its mask [{length}] or [B, {length}]")
+    if not mask.any():
+        return None
+    return known.expand(B, -1, -1), mask.expand(B, -1)
 
 
 def _device(model: nn.Module, fallback: torch.Tensor | None = None) -> torch.device:
@@ -47,6 +69,9 @@ def sample(
     blend: str = "crossfade",
     spacing: str = "trailing",
     on_window: WindowCallback | None = None,
+    known: torch.Tensor | None = None,
+    known_mask: torch.Tensor | None = None,
+    solver: str = "ddim",
 ) -> torch.Tensor:
     """Generate latents [B, out_channels, length] with `model` conditioned on `cond`.
 
@@ -54,8 +79,11 @@ def sample(
     then batch_size and length are needed). length defaults to cond's. x_mask [B, length]:
     valid frames (shorter samples in a batch); the output is zero beyond them. Longer than
     model.config.max_len: windows of max_len frames overlapping by `overlap` (default
-    max_len // 4; see windows.py). Put the model in eval() mode first (its dropout is
-    otherwise active); sampling runs without gradients.
+    max_len // 4; see windows.py). known [1 or B, out_channels, length] with known_mask
+    [length] or [1 or B, length] (True: fixed): in-painting, the model generates the other
+    frames around those, which come back exactly. solver: the update rule of each chain,
+    "ddim" or "dpm++2m" (process.Solver). Put the model in eval() mode first (its
+    dropout is otherwise active); sampling runs without gradients.
     """
     cfg = model.config
     diffusion = diffusion or Diffusion.from_config(cfg)
@@ -68,6 +96,7 @@ def sample(
             raise ValueError("unconditional sampling needs length and batch_size")
         B = batch_size
     dev = _device(model, cond)
+    fixed = _fixed(known, known_mask, B, length)
 
     def run_window(k, s, e, known, km):
         c, xm = window_slice(cond, s, e), window_slice(x_mask, s, e)
@@ -84,12 +113,15 @@ def sample(
                 generator,
                 device=dev,
                 known=None if known is None else known[0],
-                known_mask=km,
+                known_mask=None if km is None else km[0],
                 spacing=spacing,
+                solver=solver,
             )
         ]
 
-    (x,) = sliding_windows(length, cfg.max_len, overlap, blend, run_window, on_window)
+    (x,) = sliding_windows(
+        length, cfg.max_len, overlap, blend, run_window, on_window, None if fixed is None else [fixed]
+    )
     return x if x_mask is None else x * x_mask[:, None].to(x.dtype)
 
 
@@ -119,34 +151,39 @@ def _joint_window(
     generator: torch.Generator | None,
     device: torch.device,
     x_mask: torch.Tensor | None,
-    known: list[torch.Tensor] | None,
-    known_mask: torch.Tensor | None,
+    known: list[torch.Tensor | None] | None,
+    known_mask: list[torch.Tensor | None] | None,
     spacing: str,
     trace: list[dict],
     window: int,
     keep_estimates: bool,
+    solver: str = "ddim",
 ) -> list[torch.Tensor]:
     k_mo, k_mu = (None, None) if known is None else known
+    m_mo, m_mu = (None, None) if known_mask is None else known_mask
     x_mo = torch.randn(shape_motion, generator=generator, device=device)
     x_mu = torch.randn(shape_music, generator=generator, device=device)
     x0_mo = x0_mu = None
     ts = diffusion.ddim_timesteps(steps, spacing)
+    chain_mu, chain_mo = Solver(diffusion, solver, eta, generator), Solver(diffusion, solver, eta, generator)
     for i, t in enumerate(ts):
         t_prev = ts[i + 1] if i + 1 < len(ts) else -1
-        x_mo = diffusion.replace_known(x_mo, t, k_mo, known_mask, generator)
-        x_mu = diffusion.replace_known(x_mu, t, k_mu, known_mask, generator)
+        x_mo = diffusion.replace_known(x_mo, t, k_mo, m_mo, generator)
+        x_mu = diffusion.replace_known(x_mu, t, k_mu, m_mu, generator)
         conditioned = i >= i_c
         # Before i_c both models run with the null condition (eq. 8-9); after it, each is
         # guided (eq. 7) by the other's x0 estimate from the previous step (both chains
         # advance in lockstep, so neither modality leads).
         eps_mu = guided_eps(motion2music, x_mu, t, x0_mo if conditioned else None, guidance_scale, x_mask, x_mask)
         eps_mo = guided_eps(music2motion, x_mo, t, x0_mu if conditioned else None, guidance_scale, x_mask, x_mask)
-        x_mu, x0_mu = diffusion.ddim_step(x_mu, t, t_prev, eps_mu, eta, generator)
-        x_mo, x0_mo = diffusion.ddim_step(x_mo, t, t_prev, eps_mo, eta, generator)
-        if known is not None:
-            # Frames carried over from the previous window are known exactly: condition on them.
-            x0_mo = torch.where(known_mask[:, None], k_mo, x0_mo)
-            x0_mu = torch.where(known_mask[:, None], k_mu, x0_mu)
+        x_mu, x0_mu = chain_mu.step(x_mu, t, t_prev, eps_mu)
+        x_mo, x0_mo = chain_mo.step(x_mo, t, t_prev, eps_mo)
+        # Known frames (carried over from the previous window, or fixed) are known exactly:
+        # condition on them.
+        if k_mo is not None:
+            x0_mo = torch.where(m_mo[:, None], k_mo, x0_mo)
+        if k_mu is not None:
+            x0_mu = torch.where(m_mu[:, None], k_mu, x0_mu)
         entry = dict(window=window, step=i, t=t, conditioned=conditioned)
         if keep_estimates:
             entry.update(x0_motion=x0_mo.clone(), x0_music=x0_mu.clone())
@@ -173,6 +210,11 @@ def joint_sample(
     spacing: str = "trailing",
     return_trace: bool = False,
     on_window: WindowCallback | None = None,
+    known_motion: torch.Tensor | None = None,
+    known_motion_mask: torch.Tensor | None = None,
+    known_music: torch.Tensor | None = None,
+    known_music_mask: torch.Tensor | None = None,
+    solver: str = "ddim",
 ) -> JointSample:
     """Generate frame-aligned motion and music latents together by cross-guidance.
 
@@ -180,6 +222,8 @@ def joint_sample(
     Both must share a diffusion process (diffusion defaults to motion2music's config). The
     switch step is cross_guidance_start(steps, cross_start). Longer than the smaller max_len
     of the two models: overlapping windows, each continuing both latents (see sample).
+    known_motion / known_music with their masks: frames of either latent to hold fixed (see
+    sample; each modality has its own mask, e.g. a kept dance under newly generated music).
     The trace's conditioned flags are always recorded; return_trace adds every step's x0
     estimates (memory: 2 latents per step).
     """
@@ -214,9 +258,22 @@ def joint_sample(
             trace,
             k,
             return_trace,
+            solver,
         )
 
-    motion, music = sliding_windows(length, min(c_mu.max_len, c_mo.max_len), overlap, blend, run_window, on_window)
+    fixed = [
+        _fixed(known_motion, known_motion_mask, B, length, "known_motion"),
+        _fixed(known_music, known_music_mask, B, length, "known_music"),
+    ]
+    motion, music = sliding_windows(
+        length,
+        min(c_mu.max_len, c_mo.max_len),
+        overlap,
+        blend,
+        run_window,
+        on_window,
+        None if all(f is None for f in fixed) else fixed,
+    )
     if x_mask is not None:
         m = x_mask[:, None].to(motion.dtype)
         motion, music = motion * m, music * m

@@ -3,7 +3,9 @@
 Past a model's ``max_len`` the samplers generate window by window (``window_starts``): each
 new window holds its first frames to the previous result by inpainting at every DDIM step
 (Diffusion.replace_known), then the overlap is crossfaded (or cut) into the output
-(``blend_overlap``). ``sliding_windows`` runs that loop for any per-window sampler.
+(``blend_overlap``). ``sliding_windows`` runs that loop for any per-window sampler; with
+``fixed`` latents (temporal editing: any frame mask, not only a window's first frames) every
+window also knows the fixed frames that fall in it, and the output is set to them exactly.
 """
 
 from __future__ import annotations
@@ -53,8 +55,31 @@ def blend_overlap(prev: torch.Tensor, new: torch.Tensor, blend: str) -> torch.Te
     raise ValueError(f"unknown blend {blend!r}; use 'crossfade' or 'cut'")
 
 
-WindowFn = Callable[[int, int, int, list | None, torch.Tensor | None], list[torch.Tensor]]
+WindowFn = Callable[[int, int, int, list | None, list | None], list[torch.Tensor]]
 WindowCallback = Callable[[int, int, int, list[torch.Tensor]], None]
+Fixed = tuple[torch.Tensor, torch.Tensor]  # (latents [B, C, total], mask [B, total] bool)
+
+
+def _window_known(
+    outs: list[torch.Tensor], fixed: list[Fixed | None], s: int, e: int, n_known: int
+) -> tuple[list | None, list | None]:
+    """Each output's known latents and mask over window [s, e): its first n_known frames (the
+    output so far) and the fixed frames inside it. (None, None) when nothing is known."""
+    known, masks = [], []
+    for i, f in enumerate(fixed):
+        m = v = None
+        if n_known > 0:
+            v = outs[i][..., s:e]
+            m = (torch.arange(e - s, device=v.device) < n_known).expand(v.shape[0], -1)
+        if f is not None and bool(f[1][:, s:e].any()):
+            fv, fm = f[0][..., s:e], f[1][:, s:e]
+            v = fv if v is None else torch.where(fm[:, None], fv, v)
+            m = fm if m is None else m | fm
+        known.append(v)
+        masks.append(m)
+    if all(m is None for m in masks):
+        return None, None
+    return known, masks
 
 
 def sliding_windows(
@@ -64,29 +89,33 @@ def sliding_windows(
     blend: str,
     run_window: WindowFn,
     on_window: WindowCallback | None,
+    fixed: list[Fixed | None] | None = None,
 ) -> list[torch.Tensor]:
     """Generate [.., total] outputs (one per modality) window by window.
 
-    run_window(k, start, end, known, known_mask) returns window k's latents; `known` are the
-    output so far over the window's frames (None for the first window), of which only the
-    first ones, marked by known_mask [B, end - start], are already generated.
+    run_window(k, start, end, known, known_mask) returns window k's latents. `known` holds one
+    entry per output, the latents over the window's frames of which those marked True in its
+    `known_mask` entry [B, end - start] are already decided: the first ones (the output so far,
+    from the second window on) and any `fixed` frames inside the window. An entry is None
+    where an output knows nothing in the window; both are None when no output does.
+    fixed: one entry per output, None or (latents [B, C, total], mask [B, total] bool): frames
+    held to those latents (in-painting); the returned outputs equal them exactly there.
     on_window(start, end, n_known, latents) sees each window's own result before blending.
     """
     if total < 1:
         raise ValueError(f"length must be at least 1 frame, got {total}")
     if overlap is None:
         overlap = window // 4
+    for f in fixed or []:
+        if f is not None and (f[0].shape[-1] != total or f[1].shape[-1] != total or f[1].dtype != torch.bool):
+            raise ValueError(f"fixed latents and masks must cover the {total} frames, the masks bool")
     outs: list[torch.Tensor] = []
     prev_end = 0
     for k, s in enumerate(window_starts(total, window, overlap)):
         e = min(s + window, total)
         n_known = prev_end - s if k else 0
-        if n_known > 0:
-            known = [o[..., s:e] for o in outs]
-            km = (torch.arange(e - s, device=outs[0].device) < n_known).expand(outs[0].shape[0], -1)
-            res = run_window(k, s, e, known, km)
-        else:
-            res = run_window(k, s, e, None, None)
+        known, km = _window_known(outs, fixed if fixed is not None else [None] * len(outs), s, e, n_known)
+        res = run_window(k, s, e, known, km)
         if on_window is not None:
             on_window(s, e, n_known, res)
         if not outs:
@@ -96,6 +125,9 @@ def sliding_windows(
                 o[..., s:prev_end] = blend_overlap(o[..., s:prev_end], r[..., :n_known], blend)
             o[..., s + n_known : e] = r[..., n_known:]
         prev_end = e
+    for o, f in zip(outs, fixed or []):
+        if f is not None:
+            o.copy_(torch.where(f[1][:, None], f[0].to(o.dtype), o))
     return outs
 
 

@@ -85,11 +85,12 @@ def evaluate_heldout(
     runs,
     tasks=TASKS,
     splits=("val", "test"),
-    steps: int = 50,
+    steps: int | None = None,
     guidance: float = 3.0,
     tolerance: float = 0.1,
     vocoder: str = "griffinlim",
     progress: Callable[[int, int], None] | None = None,
+    solver: str | None = None,
 ) -> dict:
     """Beat scores of the trained runs in `runs` (vae/ plus the diffusion `tasks`) on the
     held-out clips of `shards`, guided ("*_cond") and unconditional ("*_uncond", scale 0,
@@ -101,8 +102,16 @@ def evaluate_heldout(
     music), d2m_cond_vs_dance / d2m_uncond_vs_dance (generated music vs the dance),
     ceiling_vs_dance (the real music vs the dance), d2m_cond / d2m_uncond (generated music vs
     the real music). progress(done, total) is called once the models are loaded (done 0)
-    and after each clip."""
-    from momu_models.generate.pipeline import generate_motion, generate_music, load_models
+    and after each clip. steps / solver: None = what momu-generate samples these runs with
+    (pipeline.default_steps / default_solver)."""
+    from momu_models.diffusion.process import SOLVERS
+    from momu_models.generate.pipeline import (
+        default_solver,
+        default_steps,
+        generate_motion,
+        generate_music,
+        load_models,
+    )
     from momu_models.generate.vocoders import get_vocoder
 
     tasks = tuple(tasks)
@@ -113,6 +122,10 @@ def evaluate_heldout(
     if not clips:
         raise ValueError(f"no clips in the {'/'.join(splits)} split(s) of {shards}")
     models = load_models(Path(runs), tasks)
+    steps = default_steps(models.cfgs) if steps is None else steps
+    solver = default_solver(models.cfgs) if solver is None else solver
+    if solver not in SOLVERS:
+        raise ValueError(f"unknown solver {solver!r}; choose {' or '.join(SOLVERS)}")
     voc = get_vocoder(vocoder) if "motion2music" in tasks else None
     names = ["ceiling"]
     if "music2motion" in tasks:
@@ -138,11 +151,11 @@ def evaluate_heldout(
             sync["ceiling_vs_dance"].append(sync["ceiling"][-1])
         for tag, scale in (("cond", guidance), ("uncond", 0.0)):
             if "music2motion" in tasks:
-                pose = generate_motion(models, c["mel"], 1, seed=i, steps=steps, guidance_scale=scale).poses[0]
+                pose = generate_motion(models, c["mel"], 1, i, steps, scale, solver=solver).poses[0]
                 score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
                 sync[f"m2d_{tag}"].append(sync_correlation(kinematic_amplitude(pose), onset_env, A.FPS))
             if "motion2music" in tasks:
-                mel = generate_music(models, c["pose"], 1, seed=i, steps=steps, guidance_scale=scale).mels[0]
+                mel = generate_music(models, c["pose"], 1, i, steps, scale, solver=solver).mels[0]
                 on = music_beats(voc(mel))
                 score(f"d2m_{tag}", on, c["onsets"], dur)
                 score(f"d2m_{tag}_vs_dance", on, c["kin"], dur)
@@ -153,7 +166,13 @@ def evaluate_heldout(
     res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
     res.update({f"{k}/sync": _stats(v) for k, v in sync.items() if v})
     res["clips"] = len(clips)
-    res["settings"] = {"steps": steps, "guidance": guidance, "tolerance": tolerance, "splits": list(splits)}
+    res["settings"] = {
+        "steps": steps,
+        "solver": solver,
+        "guidance": guidance,
+        "tolerance": tolerance,
+        "splits": list(splits),
+    }
     return res
 
 

@@ -10,6 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from momu_models.evaluate.files import listing
+from momu_models.evaluate.metrics.beat_variants import BAS_METRICS, primary_metric
 from momu_models.evaluate.metrics.beats import DEFAULT_BIN_S
 from momu_models.evaluate.metrics.fad import DEFAULT_EMBEDDER
 
@@ -23,41 +24,96 @@ def sync_cell(v) -> str:
     return "n/a" if isinstance(v, float) and not math.isfinite(v) else f"{v:.3f}"
 
 
+BY_METRIC_COLUMNS = ("BCS", "CSD", "BHS", "HSD", "F1", "BAS", "BAS_SD", "n")
+
+
+def metric_cells(summary: dict) -> list[str]:
+    """A metric summary (beat_variants.summarise) as cells of BY_METRIC_COLUMNS: percent for
+    BCS ... F1, three decimals for BAS, "–" where the metric has no such figure."""
+    out = []
+    for c in BY_METRIC_COLUMNS:
+        v = summary.get(c)
+        if v is None:
+            out.append("–")
+        elif c == "n":
+            out.append(str(v))
+        else:
+            out.append(sync_cell(v) if c.startswith("BAS") else percent(v))
+    return out
+
+
+def metric_table(by_metric: dict, title: str) -> Table:
+    """Every beat metric of a result side by side: one row per metric."""
+    t = Table(title=title)
+    t.add_column("metric")
+    for c in BY_METRIC_COLUMNS:
+        t.add_column(c.replace("_", " "), justify="right")
+    for m in by_metric.values():
+        t.add_row(escape(m["label"]), *metric_cells(m))
+    return t
+
+
 # ---- momu-eval beats / plot / fad / motion / diversity ----------------------------------
+
+
+def _other_metric_cells(row: dict, others: list[str]) -> list[str]:
+    """A pair's figures of the metrics besides the primary: BCS and BHS, or BAS."""
+    cells = []
+    for m in others:
+        v = row["metrics"][m]
+        cells += [sync_cell(v["BAS"])] if "BAS" in v else [percent(v["BCS"]), percent(v["BHS"])]
+    return cells
 
 
 def beat_tables(res: dict, per_pair: bool = False) -> list[Table]:
     """The tables of an evaluate_beats result: one row per pair (if per_pair), then the set's
-    BCS CSD BHS HSD F1 n (and sync, sync SD when it was computed)."""
+    BCS CSD BHS HSD F1 n of the primary metric (and sync, sync SD when it was computed), then,
+    when other beat metrics were asked for, every metric side by side (metric_table)."""
     out = []
     sync = "sync" in res
+    matching = "BCS" in res  # loris or tolerance was asked for: the paper-style table
+    metrics = res.get("metrics") or []
+    others = [m for m in metrics if not (matching and m == primary_metric(metrics))]
     if per_pair:
         t = Table(title="pairs")
-        cols = ["stem", "dur (s)", "gen", "ref", "matched", "BCS", "BHS", "F1"] + (["sync"] if sync else [])
+        base = ["gen", "ref", "matched", "BCS", "BHS", "F1"] if matching else []
+        cols = ["stem", "dur (s)", *base] + (["sync"] if sync else [])
         for c in cols:
             t.add_column(c, justify="left" if c == "stem" else "right")
         for r in res["pairs"]:
-            t.add_row(
-                r["stem"],
-                f"{r['duration_s']:.2f}",
-                str(r["n_generated"]),
-                str(r["n_reference"]),
-                str(r["n_matched"]),
-                percent(r["BCS"]),
-                percent(r["BHS"]),
-                percent(r["F1"]),
-                *([sync_cell(r["sync"])] if sync else []),
-            )
+            cells = [str(r["n_generated"]), str(r["n_reference"]), str(r["n_matched"])] if matching else []
+            cells += [percent(r[c]) for c in ("BCS", "BHS", "F1")] if matching else []
+            t.add_row(r["stem"], f"{r['duration_s']:.2f}", *cells, *([sync_cell(r["sync"])] if sync else []))
         out.append(t)
-    t = Table(title=f"Beat alignment ({res['kind']}, {res['method']}), percent")
-    for c in ("BCS", "CSD", "BHS", "HSD", "F1", "n") + (("sync", "sync SD") if sync else ()):
-        t.add_column(c, justify="right")
-    t.add_row(
-        *(percent(res[c]) for c in ("BCS", "CSD", "BHS", "HSD", "F1")),
-        str(res["n"]),
-        *((sync_cell(res["sync"]), sync_cell(res["sync_sd"])) if sync else ()),
-    )
-    out.append(t)
+        if others:  # the other metrics' figures per pair, in a table of their own (terminal width)
+            t = Table(title="pairs, other beat metrics (BCS BHS percent, BAS 0-1)")
+            t.add_column("stem")
+            for m in others:
+                for c in [m] if m in BAS_METRICS else [f"{m} BCS", f"{m} BHS"]:
+                    t.add_column(c, justify="right")
+            for r in res["pairs"]:
+                t.add_row(r["stem"], *_other_metric_cells(r, others))
+            out.append(t)
+    if matching:
+        t = Table(title=f"Beat alignment ({res['kind']}, {res['method']}), percent")
+        for c in ("BCS", "CSD", "BHS", "HSD", "F1", "n") + (("sync", "sync SD") if sync else ()):
+            t.add_column(c, justify="right")
+        t.add_row(
+            *(percent(res[c]) for c in ("BCS", "CSD", "BHS", "HSD", "F1")),
+            str(res["n"]),
+            *((sync_cell(res["sync"]), sync_cell(res["sync_sd"])) if sync else ()),
+        )
+        out.append(t)
+    elif sync:
+        t = Table(title=f"Envelope sync ({res['kind']})")
+        for c in ("sync", "sync SD", "n"):
+            t.add_column(c, justify="right")
+        t.add_row(sync_cell(res["sync"]), sync_cell(res["sync_sd"]), str(res["n"]))
+        out.append(t)
+    if others:
+        out.append(
+            metric_table(res["by_metric"], f"Beat metrics side by side ({res['kind']}; BCS..F1 percent, BAS 0-1)")
+        )
     return out
 
 
@@ -166,9 +222,28 @@ def markdown_table(title: str, rows: list[tuple[str, dict]], cols: list[str]) ->
     return out + [""]
 
 
+def markdown_metric_table(title: str, ms: list[dict], direction: str) -> list[str]:
+    """Lines of a "### title" markdown table of every beat metric side by side: one row per
+    (method, metric) of the methods' beats_by_metric[direction]; BCS ... F1 in percent, BAS
+    0..1 with three decimals, "–" where a metric has no such figure."""
+    cols = BY_METRIC_COLUMNS
+    out = [
+        f"### {title}",
+        "",
+        "| Method | metric | " + " | ".join(c.replace("_", " ") for c in cols) + " |",
+        "|---|---|" + "---:|" * len(cols),
+    ]
+    for m in ms:
+        for summary in m.get("beats_by_metric", {}).get(direction, {}).values():
+            out.append(f"| {m['name']} | {summary['label']} | " + " | ".join(metric_cells(summary)) + " |")
+    return out + [""]
+
+
 def markdown(res: dict) -> str:
     """An evaluate_all result as tables laid out like the paper's (rows: methods; beat scores
-    in percent), one per direction that has any value, then the notes on what was skipped."""
+    in percent), one per direction that has any value; when beat metrics besides the primary
+    one were asked for (beats_metrics), a table per direction with every beat metric side by
+    side; then the notes on what was skipped."""
     ms = res["methods"]
     lines = []
     emb = res.get("embedders") or [DEFAULT_EMBEDDER]
@@ -181,9 +256,20 @@ def markdown(res: dict) -> str:
         if any(m[key] for m in ms):
             used = [c for c in cols if any(m[key].get(c) is not None for m in ms)]
             lines += markdown_table(title, [(m["name"], m[key]) for m in ms], used)
+    metrics = res.get("beats_metrics") or []
+    side_by_side = bool(metrics) and metrics != [primary_metric(metrics)]
+    if side_by_side:
+        for title, key in (
+            ("Motion-to-music beats by metric (generated music)", "motion2music"),
+            ("Music-to-motion beats by metric (generated motion)", "music2motion"),
+        ):
+            if any(m.get("beats_by_metric", {}).get(key) for m in ms):
+                lines += markdown_metric_table(title, ms, key)
     if not lines:
         lines = ["No metric could be computed (see the notes).", ""]
-    meta = [f"beats: {res['beats_method']}, percent"]
+    meta = [f"beats: {res['beats_method']}, percent"] if not metrics or primary_metric(metrics) in metrics else []
+    if side_by_side:
+        meta.append("beat metrics: " + ", ".join(metrics) + " (BAS 0-1; docs/metrics.md)")
     if res.get("classifier"):
         meta.append(f"motion features: {res['classifier']} ({res['classifier_label']} classifier)")
     lines.append("; ".join(meta) + ".")

@@ -21,9 +21,11 @@ from momu_models.evaluate.files import (
     listing,
     load_motion,
     load_music,
+    load_music_as_librosa,
     load_scorer_music,
     reference_stem,
 )
+from momu_models.evaluate.metrics import beat_variants as V
 from momu_models.evaluate.metrics import beats as B
 from momu_models.evaluate.metrics import fad as F
 from momu_models.evaluate.metrics import motion as M
@@ -244,7 +246,8 @@ def method_folders(runs: list[Path]) -> list[tuple[str, Path]]:
 
 class AudioCache:
     """Decoded audio, its onsets and its FAD window embeddings per file, computed once for all
-    rows. music(): 16 kHz (FAD); scored(): at the beat scorer's rate (MusicScorer)."""
+    rows. music(): 16 kHz (FAD); scored(): at the beat scorer's rate (MusicScorer);
+    bas_beats(): the music beats of the BAS metrics (their own extraction at 30,720 Hz)."""
 
     def __init__(self, scorer: MusicScorer = MusicScorer.loris):
         self.scorer = MusicScorer(scorer)
@@ -252,6 +255,7 @@ class AudioCache:
         self.scored_audio: dict = {}
         self.onsets: dict = {}
         self.emb: dict = {}
+        self.bas: dict = {}
 
     def music(self, p: Path) -> np.ndarray:
         if p not in self.audio:
@@ -270,6 +274,17 @@ class AudioCache:
             self.onsets[p] = B.music_beats(self.scored(p), self.scorer.sr)
         return self.onsets[p]
 
+    def bas_beats(self, p: Path, metrics) -> dict:
+        """{metric: music beats} of the BAS metrics among metrics (the audio is decoded at
+        30,720 Hz once per call that needs a beat set not computed yet, and not kept)."""
+        want = [m for m in metrics if m in V.BAS_METRICS]
+        missing = [m for m in want if (p, m) not in self.bas]
+        if missing:
+            y = load_music_as_librosa(p, V.BAS_SR)
+            for m in missing:
+                self.bas[(p, m)] = V.bas_music_beats(m, y, V.BAS_SR, Path(p).stem)
+        return {m: self.bas[(p, m)] for m in want}
+
     def windows(self, p: Path, emb) -> np.ndarray:
         key = (p, emb.name)
         if key not in self.emb:
@@ -278,16 +293,29 @@ class AudioCache:
 
 
 def _beat_table(
-    gen: dict[str, Path], ref_music: dict[str, Path], kind: str, cache: AudioCache, fps, tolerance, reference
+    gen: dict[str, Path],
+    ref_music: dict[str, Path],
+    kind: str,
+    cache: AudioCache,
+    fps,
+    tolerance,
+    reference,
+    metrics: list[str] | None = None,
 ) -> tuple[dict | None, list[str]]:
+    """Beat scores of generated music (kind "music") or motion against the paired reference
+    music: the primary metric's BCS ... F1 at the top (as `momu-eval beats`), every metric
+    that scores this kind in "by_metric" (metrics.beat_variants)."""
     missing = [s for s in gen if reference_stem(s, ref_music) is None]
     label = "motion-to-music beats" if kind == "music" else "music-to-motion beats"
     if missing:
         return None, [_unpaired_note(label, missing, reference)]
-    scores, rows, longer = [], [], []
+    metrics = V.for_kind(metrics or V.parse_metrics(None, tolerance), kind)
+    primary, tol = V.primary_metric(metrics), V.primary_tolerance(metrics, tolerance)
+    scores, rows, longer, by_metric = [], [], [], {m: [] for m in metrics}
     sr = cache.scorer.sr
     for s, g in gen.items():
         r = ref_music[reference_stem(s, ref_music)]
+        pose = rate = None
         if kind == "music":
             y = cache.scored(g)
             gb, dur = B.music_beats(y, sr), y.size / sr
@@ -295,8 +323,11 @@ def _beat_table(
             pose, rate = load_motion(g, fps)
             gb, dur = B.motion_beats(pose, rate, onset_sr=sr), pose.shape[0] / rate
         ref_dur = cache.scored(r).size / sr
-        sc = B.pair_scores(gb, cache.beats(r), dur, tolerance)
+        per = V.pair_metrics(metrics, gb, cache.beats(r), dur, tolerance, pose, rate, cache.bas_beats(r, metrics))
+        sc = per[primary] if primary in per else B.pair_scores(gb, cache.beats(r), dur, tol)
         scores.append(sc)
+        for m in metrics:
+            by_metric[m].append(per[m])
         rows.append(
             {
                 "stem": s,
@@ -305,15 +336,18 @@ def _beat_table(
                 "BCS": 100 * sc.bcs,
                 "BHS": 100 * sc.bhs,
                 "F1": 100 * sc.f1,
+                "metrics": {m: V.pair_row(m, x) for m, x in per.items()},
             }
         )
         if dur > ref_dur + B.DEFAULT_BIN_S:
             longer.append(s)
     notes = [f"{label}: generated outlasts its reference by more than 1 s: {listing(longer)}"] if longer else []
     return {
-        **B.aggregate(scores),
-        "method": B.method_name(tolerance),
+        **(B.aggregate(scores) if primary in metrics else {"n": len(rows)}),
+        "method": B.method_name(tol) if primary in metrics else None,
         "scorer": cache.scorer.value,
+        "metrics": metrics,
+        "by_metric": {m: V.summarise(m, v, tolerance) for m, v in by_metric.items()},
         "pairs": rows,
     }, notes
 
@@ -332,14 +366,18 @@ def evaluate_method(
     n_pairs: int = DEFAULT_PAIRS,
     seed: int = 0,
     ref_encoded=None,
+    metrics: list[str] | None = None,
 ) -> dict:
     """One row of `momu-eval all`: every figure the method's folder allows, with notes on
-    what was skipped (ref_encoded: the reference motions' classifier encodings, shared)."""
+    what was skipped (ref_encoded: the reference motions' classifier encodings, shared;
+    metrics: the beat metrics, metrics.beat_variants)."""
+    metrics = metrics or V.parse_metrics(None, tolerance)
     gen_music = find_music(folder, "generated", generated_only=True)
     gen_motion = find_motion(folder, "generated", generated_only=True)
     m2m: dict = {}  # motion-to-music: generated music
     m2d: dict = {}  # music-to-motion: generated motion
     details: dict = {}
+    by_metric: dict = {}  # direction -> {metric: summary}
     notes: list[str] = []
 
     def skip(msg):
@@ -352,11 +390,19 @@ def evaluate_method(
                 f"{what} skipped: " + ("no --reference" if reference is None else f"no reference music in {reference}")
             )
             return
-        res, n = _beat_table(generated, ref_music, kind, cache, fps, tolerance, reference)
+        direction = "motion2music" if kind == "music" else "music2motion"
+        unfit = [m for m in metrics if m not in V.for_kind(metrics, kind)]
+        if unfit and direction == "motion2music":
+            skip(f"{', '.join(unfit)} skipped for motion-to-music: they score a generated dance against music")
+        if not V.for_kind(metrics, kind):
+            return
+        res, n = _beat_table(generated, ref_music, kind, cache, fps, tolerance, reference, metrics)
         notes.extend(n)
         if res is not None:
-            row.update({k: res[k] for k in ("BCS", "CSD", "BHS", "HSD", "F1")})
-            details["motion2music_beats" if kind == "music" else "music2motion_beats"] = res
+            if res["method"] is not None:
+                row.update({k: res[k] for k in ("BCS", "CSD", "BHS", "HSD", "F1")})
+            details[f"{direction}_beats"] = res
+            by_metric[direction] = res["by_metric"]
 
     # -- generated music
     if not gen_music:
@@ -423,6 +469,7 @@ def evaluate_method(
         "n_generated_motion": len(gen_motion),
         "motion2music": m2m,
         "music2motion": m2d,
+        "beats_by_metric": by_metric,
         "notes": notes,
         "details": details,
     }
@@ -439,9 +486,14 @@ def evaluate_all(
     seed: int = 0,
     model=None,
     scorer: MusicScorer = MusicScorer.loris,
+    metrics: list[str] | None = None,
 ) -> dict:
     """Every figure the files allow, per method; see docs/metrics.md ("momu-eval all").
-    scorer: where music onsets are detected for the beat scores (MusicScorer)."""
+    scorer: where music onsets are detected for the beat scores (MusicScorer). metrics: the
+    beat metrics (metrics.beat_variants.parse_metrics; default: tolerance with a tolerance,
+    else loris); the paper-style columns are the primary one's, every metric is reported side
+    by side in "beats_by_metric"."""
+    metrics = metrics or V.parse_metrics(None, tolerance)
     methods = method_folders(runs)
     ref_music, ref_motion = {}, {}
     if reference is not None:
@@ -474,6 +526,7 @@ def evaluate_all(
                 n_pairs,
                 seed,
                 ref_encoded,
+                metrics,
             )
         )
     return {
@@ -481,7 +534,9 @@ def evaluate_all(
         "reference": str(reference) if reference else None,
         "classifier": str(classifier) if classifier else None,
         "classifier_label": model.label if model is not None else None,
-        "beats_method": B.method_name(tolerance),
+        "beats_method": B.method_name(V.primary_tolerance(metrics, tolerance)),
+        "beats_metrics": metrics,
+        "beats_tolerance": tolerance,
         "beats_scorer": cache.scorer.value,
         "embedders": [e.name for e in embedders],
         "methods": rows,

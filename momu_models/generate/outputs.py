@@ -12,16 +12,24 @@ import numpy as np
 import soundfile as sf
 
 from momu_data import timebase as A
+from momu_data.export import ExportSettings, export_motion
 from momu_data.io import atomic_path, write_json
 from momu_models.generate.render import plot_beats, render_side_by_side, render_skeleton_video
 
 
 def write_outputs(
-    out: Path, stem: str, pose: np.ndarray, wav: np.ndarray, video: Path | None = None, title: str | None = None
+    out: Path,
+    stem: str,
+    pose: np.ndarray,
+    wav: np.ndarray,
+    video: Path | None = None,
+    title: str | None = None,
+    export: ExportSettings | None = None,
 ) -> dict:
     """The sample's files: mp4 (skeleton + music; side by side with the source video for
     dance-to-music), 16 kHz wav, keypoints .npy [T, 14, 2] with a .json sidecar (fps), and a
-    PNG of music onsets against kinematic beats. Returns paths and timings."""
+    PNG of music onsets against kinematic beats; with `export`, the motion also in the formats
+    of pose-guided video tools (momu_data.export, docs/export.md). Returns paths and timings."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(len(pose), len(wav) // A.HOP)
@@ -49,7 +57,14 @@ def write_outputs(
         },
     )
     onsets, kin = plot_beats(out / f"{stem}_beats.png", wav, pose, fps=A.FPS, sr=A.SR, title=title)
-    return {"mp4": str(mp4), "render": t_render, "onsets": len(onsets), "kinematic_beats": len(kin)}
+    exported = export_motion(pose, out, stem, export, fps_in=A.FPS) if export is not None else {}
+    return {
+        "mp4": str(mp4),
+        "render": t_render,
+        "onsets": len(onsets),
+        "kinematic_beats": len(kin),
+        "exported": exported,
+    }
 
 
 @dataclass
@@ -88,15 +103,18 @@ class GenerationResult:
         name = self.source.name if self.source is not None else self.condition
         return f"{'dance' if self.mode == 'dance_for_music' else 'music'} for {name}"
 
-    def save(self, out, stem: str | None = None) -> list[dict]:
+    def save(self, out, stem: str | None = None, export: ExportSettings | None = None) -> list[dict]:
         """Write every sample's files as <stem>_<k>.{mp4,wav,npy,json} and <stem>_<k>_beats.png in
-        `out` (stem: `default_stem()` unless given). Returns write_outputs' dict per sample and
-        records the time taken in timings["render_and_write"]."""
+        `out` (stem: `default_stem()` unless given), and with `export` the motion's exports
+        (<stem>_<k>_openpose/, ...). Returns write_outputs' dict per sample and records the time
+        taken in timings["render_and_write"]."""
         stem = stem or self.default_stem()
         video = self.source if self.mode == "music_for_dance" else None
         t = time.perf_counter()
         written = [
-            write_outputs(Path(out), f"{stem}_{k}", self.poses[k], self.waveforms[k], video=video, title=self.title(k))
+            write_outputs(
+                Path(out), f"{stem}_{k}", self.poses[k], self.waveforms[k], video, self.title(k), export=export
+            )
             for k in range(len(self))
         ]
         self.timings["render_and_write"] = time.perf_counter() - t

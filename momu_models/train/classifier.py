@@ -57,6 +57,9 @@ from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
+# What the classifier reads of each clip: the motion and its labels (meta.json).
+LOADER_FIELDS = ("pose", "meta")
+
 
 @dataclass
 class ClassifierTrainConfig(TrainArgs):
@@ -93,10 +96,12 @@ def label_counts(shards, split: str, label: str, skip_corrupt: bool = False) -> 
     Reads the samples through the loader's checks (open_shards + decode_checked), every
     shard on every rank: a damaged tar or sample is the loader's one-line ShardError naming
     the tar, sample and member, or (skip_corrupt) is left out of the counts, as training
-    leaves it out."""
+    leaves it out (the same fields: a clip training drops is not counted)."""
     urls = shard_urls(shards, split)
     ds = decode_checked(
-        open_shards(urls, skip_corrupt, shardshuffle=False, empty_check=False, nodesplitter=lambda u: u)
+        open_shards(
+            urls, skip_corrupt, fields=LOADER_FIELDS, shardshuffle=False, empty_check=False, nodesplitter=lambda u: u
+        )
     )
     return Counter(str(s["meta"].get(label) or "") for s in ds)
 
@@ -140,7 +145,9 @@ def validate(model: MotionClassifier, cfg: ClassifierTrainConfig, device) -> dic
     n = correct = 0
     per_class = torch.zeros(len(model.classes))
     loss = 0.0
-    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt)):
+    for i, b in enumerate(
+        loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt, fields=LOADER_FIELDS)
+    ):
         if i >= cfg.val_batches:
             break
         sel = [k for k, m in enumerate(b["meta"]) if keep({"meta": m})]
@@ -229,7 +236,14 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
             f"; {counts['']} unlabelled skipped" if counts.get("") else "",
         )
     stream = BatchStream(
-        cfg, crop_frames(cfg, model.factor), rank, world, epoch, consumed, select=HasLabel(cfg.label, classes)
+        cfg,
+        crop_frames(cfg, model.factor),
+        rank,
+        world,
+        epoch,
+        consumed,
+        select=HasLabel(cfg.label, classes),
+        fields=LOADER_FIELDS,
     )
     autocast = torch.bfloat16 if device.type == "cuda" else None
     metrics: dict = {}

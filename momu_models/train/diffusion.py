@@ -52,6 +52,9 @@ from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
 
+# What the DiT reads of each clip (through the VAE's encoders): no FLAC, conf, amp or meta.
+LOADER_FIELDS = ("pose", "mel")
+
 TASKS = ("motion2music", "music2motion")
 # Paper preset: lr 1.6e-5 with 10k warm-up steps (appendix B.3) for 200 epochs on 8 GPUs.
 # The CPU presets train for minutes, so they use a larger rate and a short warm-up.
@@ -108,7 +111,7 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
     non-finite value (a damaged clip) is left out with a warning naming its clips."""
     fixed = copy.copy(cfg)
     fixed.seed, fixed.shuffle_buffer, fixed.num_workers = 0, 0, 0
-    stream = BatchStream(fixed, frames, 0, 1)
+    stream = BatchStream(fixed, frames, 0, 1, fields=LOADER_FIELDS)
     sums = {"music": [0.0, 0.0, 0.0], "motion": [0.0, 0.0, 0.0]}
     poses = []
     for _ in range(cfg.stats_batches):
@@ -164,7 +167,9 @@ def validate(dit: DiT, vae: BiCoRVAE, diffusion: Diffusion, cfg: DiffusionTrainC
     def batches():
         while True:
             empty = True
-            for b in loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt):
+            for b in loader(
+                root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt, fields=LOADER_FIELDS
+            ):
                 empty = False
                 yield b
             if empty:
@@ -276,7 +281,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     guard = NonFiniteGuard(runlog=runlog, state=skipped_state)
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
-    stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS)
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
     bar = Bar(cfg.steps, step, enabled=progress and D.is_main(), name=cfg.task)
     metrics: dict = {}

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from momu_data.loader import RandomCrop, collate, decode_checked, open_shards, shard_urls
+from momu_data.loader import RandomCrop, collate, decode_checked, open_shards, shard_urls, torch_loader
 from momu_data.timebase import FPS
 
 log = logging.getLogger(__name__)
@@ -39,12 +39,24 @@ class BatchStream:
     """Endless train batches with a resumable position: `epoch` and `consumed` (batches
     of that epoch already handed out) are all it takes to continue exactly."""
 
-    def __init__(self, cfg, frames: int, rank: int, world: int, epoch: int = 0, consumed: int = 0, select=None):
+    def __init__(
+        self,
+        cfg,
+        frames: int,
+        rank: int,
+        world: int,
+        epoch: int = 0,
+        consumed: int = 0,
+        select=None,
+        fields=None,
+    ):
         self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
         self.epoch, self.consumed = epoch, consumed
         # select(sample) -> bool keeps a sample (e.g. the classifier skips unlabelled clips);
         # applied before cropping and batching, so batches stay full and positions resumable.
         self.select = select
+        # the loader fields the trainer uses (None: all): only their tar members are read
+        self.fields = fields
         self._it = None
 
     def _epoch_loader(self):
@@ -57,6 +69,7 @@ class BatchStream:
         ds = open_shards(
             [urls[i] for i in order],
             skip_corrupt=self.cfg.skip_corrupt,
+            fields=self.fields,
             shardshuffle=False,
             empty_check=False,
             nodesplitter=wds.split_by_node if by_node else _all_shards,
@@ -73,7 +86,7 @@ class BatchStream:
         ds = ds.map(RandomCrop(self.frames, seed))
         # partial batches too: a split smaller than one batch still trains
         ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=True)
-        return torch.utils.data.DataLoader(ds, batch_size=None, num_workers=self.cfg.num_workers)
+        return torch_loader(ds, self.cfg.num_workers)
 
     def __iter__(self):
         return self

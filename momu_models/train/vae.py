@@ -50,6 +50,9 @@ from momu_models.train.vae_steps import StageConfig, motion_stage_step, music_st
 
 log = logging.getLogger(__name__)
 
+# What the VAE reads of each clip: the motion VAE needs the amplitude; no FLAC, conf or meta.
+LOADER_FIELDS = ("pose", "mel", "amp")
+
 STAGES = {"music": ("music",), "motion": ("motion",), "all": ("music", "motion")}
 # Stage-2 (motion VAE) learning rate per preset. The paper trains at 2e-4 for 300 epochs on
 # 8 GPUs; the CPU presets get a few thousand steps, and at 2e-4 the motion VAE is still
@@ -84,7 +87,9 @@ def validate(model: BiCoRVAE, cfg: VAETrainConfig, device, stage: str) -> dict:
     mel_l1 = pose_l1 = n_frames = 0.0
     hits = wins = 0.0
     chance = []
-    for i, b in enumerate(loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt)):
+    for i, b in enumerate(
+        loader(root, split=split, batch_size=cfg.batch_size, skip_corrupt=cfg.skip_corrupt, fields=LOADER_FIELDS)
+    ):
         if i >= cfg.val_batches:
             break
         b = to_device(b, device)
@@ -203,7 +208,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
     frames = crop_frames(cfg, model.factor)
-    stream = BatchStream(cfg, frames, rank, world, epoch, consumed)
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS)
     autocast = torch.bfloat16 if device.type == "cuda" else None
     total = sum(n for _, n in plan)
     metrics: dict = {}

@@ -201,7 +201,7 @@ def test_bad_inputs_are_recorded_and_run_continues(tmp_path):
     assert r.exit_code == 1
     reasons = {v["id"]: v["reason"] for v in pq.read_table(data / "videos.parquet").to_pylist()}
     assert reasons["garbage"].startswith("unreadable")
-    assert reasons["noaudio"] == "no audio stream"
+    assert reasons["noaudio"] == "no audio stream (pair one with --audio DIR: a file of the same stem)"
     assert reasons["novideo"] == "no video stream"
     assert reasons["noperson"] == "no person found" and reasons["full"] == "no person found"
     # A truncated file is recorded too.

@@ -22,38 +22,7 @@ from momu_models.models.dit import load_diffusion
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def runs(toy_shards, tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
-    TV.train(
-        TV.VAETrainConfig(
-            shards=str(toy_shards),
-            run_dir=str(root / "vae"),
-            preset="tiny",
-            music_steps=3,
-            motion_steps=3,
-            batch_size=4,
-            crop_seconds=1.0,
-            val_batches=1,
-        ),
-        progress=False,
-    )
-    for task in ("motion2music", "music2motion"):
-        TD.train(
-            TD.DiffusionTrainConfig(
-                shards=str(toy_shards),
-                task=task,
-                run_dir=str(root / task),
-                vae=str(root / "vae"),
-                preset="tiny",
-                steps=3,
-                batch_size=4,
-                val_batches=1,
-                stats_batches=2,
-            ),
-            progress=False,
-        )
-    return root
+# `runs` (tiny trained checkpoints) is in conftest.py, shared with test_export_cli.py.
 
 
 def invoke(*args):
@@ -436,12 +405,32 @@ def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy
     assert bad.exit_code == 1 and "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
 
 
-def test_default_ddim_steps_follow_the_runs_preset(runs):
-    """The paper's 50 DDIM steps for paper-preset runs, 25 for the CPU presets; explicit steps win."""
-    from momu_models.generate.pipeline import CPU_STEPS, PAPER_STEPS, MoMuPipeline, default_steps
+def test_default_sampler_follows_the_runs_preset(runs):
+    """The paper's 50 DDIM steps for paper-preset runs, 12 DPM-Solver++ steps for the CPU
+    presets; explicit steps and solver win; an unknown solver is one line."""
+    from momu_models.generate.pipeline import (
+        CPU_SOLVER,
+        CPU_STEPS,
+        PAPER_SOLVER,
+        PAPER_STEPS,
+        GenerateError,
+        MoMuPipeline,
+        default_solver,
+        default_steps,
+    )
 
-    assert (PAPER_STEPS, CPU_STEPS) == (50, 25)
-    assert default_steps({"music2motion": {"preset": "paper"}, "motion2music": {"preset": "paper"}}) == 50
-    assert default_steps({"music2motion": {"preset": "small"}}) == 25
+    assert (PAPER_SOLVER, PAPER_STEPS, CPU_SOLVER, CPU_STEPS) == ("ddim", 50, "dpm++2m", 12)
+    paper = {"music2motion": {"preset": "paper"}, "motion2music": {"preset": "paper"}}
+    assert default_steps(paper) == 50 and default_solver(paper) == "ddim"
+    assert default_steps({"music2motion": {"preset": "small"}}) == 12
+    assert default_solver({"music2motion": {"preset": "small"}}) == "dpm++2m"
     pipe = MoMuPipeline.from_pretrained(runs, tasks=("music2motion", "motion2music"))
-    assert pipe._steps(None) == 25 and pipe._steps(7) == 7
+    assert pipe._steps(None) == 12 and pipe._steps(7) == 7
+    assert pipe._solver(None) == "dpm++2m" and pipe._solver("ddim") == "ddim"
+    with pytest.raises(GenerateError, match="unknown solver 'euler'"):
+        pipe._solver("euler")
+    # the two solvers give different samples from the same seed; each is deterministic
+    d1 = pipe.joint("1s", steps=3, solver="ddim").poses
+    d2 = pipe.joint("1s", steps=3, solver="dpm++2m").poses
+    d3 = pipe.joint("1s", steps=3, solver="dpm++2m").poses
+    assert np.array_equal(d2, d3) and not np.allclose(d1, d2)

@@ -263,6 +263,40 @@ def test_ddim_closed_form_gaussian():
     assert xs.std().item() == pytest.approx(sigma, abs=0.07)
 
 
+def test_dpm_solver_converges_faster_than_ddim():
+    """DPM-Solver++(2M) and DDIM on the exact eps of a Gaussian. Both end by denoising from
+    the last timestep t_S (the exact answer for that: E[x_0 | x_{t_S}] at the exact
+    probability-flow value of x_{t_S}); on the way there DPM++ is several times closer than
+    DDIM with the same steps (docs/diffusion.md "Solvers")."""
+    from momu_models.diffusion.process import Solver
+
+    d = Diffusion()
+    mu, sigma = 1.0, 0.5
+    model = GaussianEps(d, mu, sigma)
+    x_T = torch.randn(256, 4, 8, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    aT = d.alphas_cumprod[-1].item()
+    z = (x_T - aT**0.5 * mu) / (aT * sigma**2 + 1 - aT) ** 0.5  # the flow's invariant
+
+    def error(kind, steps):
+        ts = d.ddim_timesteps(steps)
+        x, solver = x_T.clone(), Solver(d, kind)
+        for i, t in enumerate(ts):
+            x, x0 = solver.step(x, t, ts[i + 1] if i + 1 < len(ts) else -1, model(x, torch.full((256,), t)))
+        assert torch.equal(x, x0)  # the last step ends at the clean estimate
+        a = d.alphas_cumprod[ts[-1]].item()
+        x_s = a**0.5 * mu + (a * sigma**2 + 1 - a) ** 0.5 * z
+        exact = mu + sigma**2 * a**0.5 / (a * sigma**2 + 1 - a) * (x_s - a**0.5 * mu)
+        return (x - exact).abs().mean().item()
+
+    for n in (10, 15, 25):
+        ddim, dpm = error("ddim", n), error("dpm++2m", n)
+        assert dpm < ddim / 5, (n, dpm, ddim)  # measured 10x (10 steps) to 90x (15)
+    with pytest.raises(ValueError, match="unknown solver"):
+        Solver(d, "euler")
+    with pytest.raises(ValueError, match="eta"):
+        Solver(d, "dpm++2m", eta=1.0)
+
+
 # --------------------------------------------------------------------------- guidance
 
 

@@ -38,9 +38,9 @@ def vae_cfg(shards, run, **kw):
 
 
 def poison(monkeypatch, calls) -> list:
-    """Put one NaN into the mel and the pose of the batches the train streams hand out on
-    the given calls (1-based, over all streams), as a flipped bit would; returns the keys of
-    the poisoned batches, in order."""
+    """Put one NaN into the mel and the pose (those of them the trainer reads) of the batches
+    the train streams hand out on the given calls (1-based, over all streams), as a flipped
+    bit would; returns the keys of the poisoned batches, in order."""
     real = BatchStream.__next__
     n = [0]
     keys = []
@@ -49,8 +49,9 @@ def poison(monkeypatch, calls) -> list:
         b = real(self)
         n[0] += 1
         if n[0] in calls:
-            b["mel"][0, 0, 0] = float("nan")
-            b["pose"][0, 0, 0, 0] = float("nan")
+            for name, at in (("mel", (0, 0, 0)), ("pose", (0, 0, 0, 0))):
+                if name in b:
+                    b[name][at] = float("nan")
             keys.append(list(b["key"]))
         return b
 
