@@ -113,8 +113,10 @@ def griffinlim_torch(mags: np.ndarray, n_iter: int, seed: int, length: int, mome
     padding), in float32 on torch's threads. Returns [B, length] float32 audio."""
     S = torch.from_numpy(np.ascontiguousarray(mags, dtype=np.float32))
     window = torch.hann_window(WIN)
-    g = torch.Generator().manual_seed(seed)
-    angles = torch.polar(torch.ones_like(S), 2 * np.pi * torch.rand(S.shape, generator=g))
+    # Each item's initial phase from its own generator with the same seed: an item gets the
+    # same audio whatever else is in the batch.
+    phase = torch.stack([torch.rand(S.shape[1:], generator=torch.Generator().manual_seed(seed)) for _ in S])
+    angles = torch.polar(torch.ones_like(S), 2 * np.pi * phase)
     rebuilt = torch.zeros_like(angles)
     # torch.stft cannot take a frame longer than its (padded) input: very short clips get
     # a zero tail for the iterations, cut again at the end (their output is still valid).
