@@ -24,6 +24,41 @@ from momu_data.timebase import FMAX, FMIN, FPS, HOP, LOG_FLOOR, N_FFT, N_MELS, O
 DEFAULT_BINS = 8
 
 
+_LIBROSA_READY = False
+
+
+def _librosa():
+    """librosa, with the functions it compiles with numba (the mel filter bank, onset
+    strength, the peak picker) compiled or loaded once per process under a file lock in
+    NUMBA_CACHE_DIR. Two processes compiling into an empty cache at once can read each
+    other's half-written entries and crash (a segfault in the peak picker, reproduced with
+    two extraction workers on a fresh clone); with the lock one compiles and the other waits,
+    then loads the finished cache."""
+    global _LIBROSA_READY
+    import librosa
+
+    if _LIBROSA_READY:
+        return librosa
+    import fcntl
+    import os
+    import tempfile
+    from pathlib import Path
+
+    folder = Path(os.environ.get("NUMBA_CACHE_DIR") or tempfile.gettempdir())
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".momu-numba.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            y = np.random.default_rng(0).standard_normal(SR).astype(np.float32)
+            S = librosa.feature.melspectrogram(y=y, sr=SR, n_fft=N_FFT, hop_length=HOP, n_mels=N_MELS)
+            env = librosa.onset.onset_strength(S=librosa.power_to_db(S), sr=SR)
+            librosa.onset.onset_detect(onset_envelope=env, sr=SR, units="time", **ONSET_KWARGS)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    _LIBROSA_READY = True
+    return librosa
+
+
 def directogram(pose: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     """Motion directogram [T, bins] of a pose sequence [T, J, 2] (eq. 1).
 
@@ -133,7 +168,7 @@ def beats_from_envelope(envelope: np.ndarray, fps: float = FPS, onset_sr: int = 
     """Peak times (s) of an envelope sampled at fps, with the paper's onset peak picker, its
     windows as long in seconds as for music onsets detected at onset_sr (picker_settings):
     the rate of the music the beats are compared with (the data's onsets: 16 kHz)."""
-    import librosa
+    librosa = _librosa()
 
     env = np.asarray(envelope, dtype=np.float32)
     if env.size < 2 or float(env.max() - env.min()) <= 1e-12:
@@ -215,7 +250,7 @@ def log_mel(y: np.ndarray, sr: int = SR) -> np.ndarray:
 
 
 def _log_mel(y: np.ndarray) -> np.ndarray:
-    import librosa
+    librosa = _librosa()
 
     mel = librosa.feature.melspectrogram(
         y=y,
@@ -238,7 +273,7 @@ def _log_mel(y: np.ndarray) -> np.ndarray:
 
 def onsets(y: np.ndarray, sr: int = SR) -> np.ndarray:
     """Music onset times in seconds, exactly as appendix B.4 computes them."""
-    import librosa
+    librosa = _librosa()
 
     y = np.asarray(y, dtype=np.float32)
     if y.size == 0:

@@ -218,3 +218,32 @@ def test_assess_clip():
     interp[:, :5] = True
     q = assess_clip(interp, np.ones(10, bool), 0.3, 0.2)
     assert q["status"] == "rejected" and q["interp_frac"] == pytest.approx(5 / 14)
+
+
+@pytest.mark.slow
+def test_two_processes_on_an_empty_numba_cache(tmp_path):
+    """Two extraction workers on a fresh clone compile librosa's numba functions into one
+    empty cache at once; without features._librosa's lock one of them read the other's
+    half-written entries and segfaulted in the peak picker (reproduced 2 of 2 before)."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import numpy as np\n"
+        "from momu_data import features\n"
+        "y = np.random.default_rng(0).standard_normal(16000 * 3).astype(np.float32)\n"
+        "pose = np.random.default_rng(1).standard_normal((190, 14, 2)).astype(np.float32)\n"
+        "b = features.clip_beats(pose, y)\n"
+        "print(len(b['onsets']), len(b['kinematic']))\n"
+    )
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "numba")}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(2)
+    ]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e[-500:] for _, e in outs]
+    assert outs[0][0] == outs[1][0] and outs[0][0].strip()  # same beats from both
