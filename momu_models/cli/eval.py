@@ -384,6 +384,9 @@ def heldout(
     ),
     guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the guided samples."),
     tolerance: str = typer.Option("0.1s", "--tolerance", help="Beats within this many seconds match."),
+    samples: int = typer.Option(
+        1, "--samples", help="Samples per clip and condition (more average out the sampling noise)."
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
 ):
     """Does the condition work? On each held-out clip, generate with guidance and without the
@@ -414,6 +417,7 @@ def heldout(
                 tolerance=tol,
                 progress=step,
                 solver=solver,
+                samples=samples,
             )
     except GenerateError as e:  # no trained model in --checkpoints
         fail(str(e), 1)

@@ -91,6 +91,7 @@ def evaluate_heldout(
     vocoder: str = "griffinlim",
     progress: Callable[[int, int], None] | None = None,
     solver: str | None = None,
+    samples: int = 1,
 ) -> dict:
     """Beat scores of the trained runs in `runs` (vae/ plus the diffusion `tasks`) on the
     held-out clips of `shards`, guided ("*_cond") and unconditional ("*_uncond", scale 0,
@@ -103,7 +104,9 @@ def evaluate_heldout(
     ceiling_vs_dance (the real music vs the dance), d2m_cond / d2m_uncond (generated music vs
     the real music). progress(done, total) is called once the models are loaded (done 0)
     and after each clip. steps / solver: None = what momu-generate samples these runs with
-    (pipeline.default_steps / default_solver)."""
+    (pipeline.default_steps / default_solver). samples: generated samples per clip and
+    condition (one batch, seed = the clip's index), each scored as a pair: more samples
+    average out the sampling noise of the guided-vs-unconditional difference."""
     from momu_models.diffusion.process import SOLVERS
     from momu_models.generate.pipeline import (
         default_solver,
@@ -121,6 +124,8 @@ def evaluate_heldout(
     clips = heldout_clips(shards, splits)
     if not clips:
         raise ValueError(f"no clips in the {'/'.join(splits)} split(s) of {shards}")
+    if samples < 1:
+        raise ValueError(f"samples must be at least 1, not {samples}")
     models = load_models(Path(runs), tasks)
     steps = default_steps(models.cfgs) if steps is None else steps
     solver = default_solver(models.cfgs) if solver is None else solver
@@ -151,16 +156,16 @@ def evaluate_heldout(
             sync["ceiling_vs_dance"].append(sync["ceiling"][-1])
         for tag, scale in (("cond", guidance), ("uncond", 0.0)):
             if "music2motion" in tasks:
-                pose = generate_motion(models, c["mel"], 1, i, steps, scale, solver=solver).poses[0]
-                score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
-                sync[f"m2d_{tag}"].append(sync_correlation(kinematic_amplitude(pose), onset_env, A.FPS))
+                for pose in generate_motion(models, c["mel"], samples, i, steps, scale, solver=solver).poses:
+                    score(f"m2d_{tag}", motion_beats(pose, A.FPS), c["onsets"], dur)
+                    sync[f"m2d_{tag}"].append(sync_correlation(kinematic_amplitude(pose), onset_env, A.FPS))
             if "motion2music" in tasks:
-                mel = generate_music(models, c["pose"], 1, i, steps, scale, solver=solver).mels[0]
-                on = music_beats(voc(mel))
-                score(f"d2m_{tag}", on, c["onsets"], dur)
-                score(f"d2m_{tag}_vs_dance", on, c["kin"], dur)
-                sync[f"d2m_{tag}"].append(sync_correlation(mel_flux(mel), onset_env, A.FPS))
-                sync[f"d2m_{tag}_vs_dance"].append(sync_correlation(mel_flux(mel), kin_env, A.FPS))
+                for mel in generate_music(models, c["pose"], samples, i, steps, scale, solver=solver).mels:
+                    on = music_beats(voc(mel))
+                    score(f"d2m_{tag}", on, c["onsets"], dur)
+                    score(f"d2m_{tag}_vs_dance", on, c["kin"], dur)
+                    sync[f"d2m_{tag}"].append(sync_correlation(mel_flux(mel), onset_env, A.FPS))
+                    sync[f"d2m_{tag}_vs_dance"].append(sync_correlation(mel_flux(mel), kin_env, A.FPS))
         if progress is not None:
             progress(i + 1, len(clips))
     res = {f"{k}/{m}": aggregate(v) for (k, m), v in rows.items()}
@@ -169,6 +174,7 @@ def evaluate_heldout(
     res["settings"] = {
         "steps": steps,
         "solver": solver,
+        "samples": samples,
         "guidance": guidance,
         "tolerance": tolerance,
         "splits": list(splits),
@@ -181,6 +187,8 @@ def summary_lines(res: dict) -> list[str]:
     ceiling, e.g. "music-to-dance: F1 57.3 guided vs 41.1 without the condition ..."."""
     tol = res["settings"]["tolerance"]
     n = res["clips"]
+    k = res["settings"].get("samples", 1)
+    per_clip = f" x {k} samples" if k > 1 else ""
     out = []
     for key, title, against, ceiling in (
         ("m2d", "music-to-dance", "the dance's kinematic beats vs the music's onsets", "ceiling"),
@@ -193,6 +201,6 @@ def summary_lines(res: dict) -> list[str]:
         c = res[f"{ceiling}/tol"]["F1"]
         out.append(
             f"{title}: beat F1 (±{tol:g} s) {g:.1f} guided vs {u:.1f} without the condition "
-            f"({g - u:+.1f}; real pairs {c:.1f}), {against}, {n} held-out clips"
+            f"({g - u:+.1f}; real pairs {c:.1f}), {against}, {n} held-out clips{per_clip}"
         )
     return out

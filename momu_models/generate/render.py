@@ -13,7 +13,8 @@ The figure is fitted once to the extent of the whole clip (one scale and offset 
 frame), so travel across the floor and jumps show as movement in the frame instead of being
 cancelled by a per-frame fit.
 
-mp4 files: H.264 (libx264, yuv420p, CRF 20, a fast preset) and AAC mono at the audio's own
+mp4 files: H.264 (libx264, yuv420p, CRF 20, preset superfast: 1.1 s less than veryfast for a
+30 s sample at twice the size, about 2 MB) and AAC mono at the audio's own
 rate; video frame k at k / out_fps; the file lasts as long as the shorter of motion and audio
 (±1 video frame, the video being whole frames). Every output is written to a temporary file
 next to its destination and renamed into place, so a crash or a reader never sees half a file.
@@ -307,7 +308,7 @@ def _encode_mp4(
     sr: int,
     audio_end: float | None = None,
     crf: int = 20,
-    preset: str = "veryfast",
+    preset: str = "superfast",
     threads: int = 0,
 ) -> int:
     """Encode RGB frames (frame k at k / rate) and mono audio to an mp4; return the frame count.
@@ -372,7 +373,7 @@ def render_skeleton_video(
     title: str | None = None,
     beats: bool = True,
     threads: int = 0,
-    preset: str = "veryfast",
+    preset: str = "superfast",
 ) -> Path:
     """Write an mp4 of the skeleton of `pose` [T, 14, 2] (at `fps`) with `audio` [n] (at `sr`).
 
@@ -415,7 +416,7 @@ def render_side_by_side(
     title: str | None = None,
     beats: bool = True,
     threads: int = 0,
-    preset: str = "veryfast",
+    preset: str = "superfast",
 ) -> Path:
     """Dance-to-music: the source video (left) next to the skeleton of `pose` (right, a
     height x height panel), with `audio` as the only sound.
