@@ -384,6 +384,8 @@ def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy
             "2",
             "--guidance",
             "0",
+            "--samples",
+            "2",
             "--json",
             str(out),
         ],
@@ -391,6 +393,9 @@ def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy
     assert res.exit_code == 0, res.output
     fig = json.loads(out.read_text())
     assert fig["clips"] == 4 and fig["settings"]["tolerance"] == 0.1
+    # two samples per clip and condition, each scored as a pair; the runs' default solver
+    assert fig["m2d_cond/tol"]["n"] == 8 and fig["settings"]["samples"] == 2
+    assert fig["settings"]["solver"] == "dpm++2m" and fig["ceiling/tol"]["n"] == 4
     ceiling = aggregate(
         [tolerance_scores(motion_beats(c["pose"], A.FPS), c["onsets"], c["pose"].shape[0] / A.FPS, 0.1) for c in clips]
     )
