@@ -155,12 +155,35 @@ def estimate_video(
     )
 
 
-def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts, scores) -> None:
+def save_checkpoint(path, key: str, seg: float, **arrays) -> None:
+    """Write a pose-estimation checkpoint (npz, atomically): the video's identity key, the
+    segment length it was cut with, and the arrays of the part done so far."""
     buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        segment_seconds=np.float64(seg),
+    np.savez(buf, key=np.array(key), segment_seconds=np.float64(seg), **arrays)
+    write_bytes(path, buf.getbuffer())
+
+
+def read_checkpoint(path, key: str, seg: float, names: tuple[str, ...]) -> dict | None:
+    """The arrays `names` of a checkpoint `save_checkpoint` wrote for this video and segment
+    length; None when there is none, it is of another video, settings or segment length, or
+    it is unreadable or lacks one of them (logged: the work is redone)."""
+    if path is None or not Path(path).is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            if str(z["key"]) != key or float(z["segment_seconds"]) != seg:
+                return None
+            return {k: z[k] for k in names}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: start over
+        log.warning("%s: ignoring an unreadable pose checkpoint (%s)", path, e)
+        return None
+
+
+def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts, scores) -> None:
+    save_checkpoint(
+        path,
+        key,
+        seg,
         segment=np.int64(segment),
         xy=np.asarray(xs, np.float32).reshape(-1, 14, 2),
         conf=np.asarray(cs, np.float32).reshape(-1, 14),
@@ -168,27 +191,19 @@ def _save_checkpoint(path, key: str, seg: float, segment: int, xs, cs, ps, ts, s
         times=np.asarray(ts, np.float64),
         shot_score=np.asarray(scores, np.float64),
     )
-    write_bytes(path, buf.getbuffer())
 
 
 def _load_checkpoint(path, key: str, seg: float) -> dict:
     """The saved part of the track as lists (empty, segment 0, when there is none or it is
     of another video, settings or segment length, or unreadable)."""
-    empty = {"xy": [], "conf": [], "person": [], "times": [], "shot_score": [], "segment": 0}
-    if path is None or not Path(path).is_file():
-        return empty
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or float(z["segment_seconds"]) != seg:
-                return empty
-            return {
-                "xy": list(z["xy"]),
-                "conf": list(z["conf"]),
-                "person": z["person"].tolist(),
-                "times": z["times"].tolist(),
-                "shot_score": z["shot_score"].tolist(),
-                "segment": int(z["segment"]),
-            }
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # damaged: start over
-        log.warning("%s: ignoring an unreadable pose checkpoint (%s)", path, e)
-        return empty
+    z = read_checkpoint(path, key, seg, ("xy", "conf", "person", "times", "shot_score", "segment"))
+    if z is None:
+        return {"xy": [], "conf": [], "person": [], "times": [], "shot_score": [], "segment": 0}
+    return {
+        "xy": list(z["xy"]),
+        "conf": list(z["conf"]),
+        "person": z["person"].tolist(),
+        "times": z["times"].tolist(),
+        "shot_score": z["shot_score"].tolist(),
+        "segment": int(z["segment"]),
+    }

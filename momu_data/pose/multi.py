@@ -16,19 +16,16 @@ of an uninterrupted run.
 
 from __future__ import annotations
 
-import io
 import logging
 import math
-import zipfile
 from pathlib import Path
 
 import numpy as np
 
 from momu_data import shots
-from momu_data.io import write_bytes
 from momu_data.media import MediaError, iter_frames, probe_video
 from momu_data.native_logs import quiet_native_logs
-from momu_data.pose.mediapipe_pose import DEFAULT_MAX_SIDE, SEGMENT_SECONDS
+from momu_data.pose.mediapipe_pose import DEFAULT_MAX_SIDE, SEGMENT_SECONDS, read_checkpoint, save_checkpoint
 from momu_data.pose.track import PoseTrack
 from momu_data.pose.tracking import MultiPoseTracker
 
@@ -169,11 +166,10 @@ def _tracks(st: dict, info, min_seconds: float) -> list[PoseTrack]:
 
 
 def _save_checkpoint(path, key: str, seg: float, st: dict) -> None:
-    buf = io.BytesIO()
-    np.savez(
-        buf,
-        key=np.array(key),
-        segment_seconds=np.float64(seg),
+    save_checkpoint(
+        path,
+        key,
+        seg,
         segment=np.int64(st["segment"]),
         next_id=np.int64(st["next_id"]),
         times=np.asarray(st["times"], np.float64),
@@ -183,27 +179,28 @@ def _save_checkpoint(path, key: str, seg: float, st: dict) -> None:
         xy=np.asarray(st["xy"], np.float32).reshape(-1, 14, 2),
         conf=np.asarray(st["conf"], np.float32).reshape(-1, 14),
     )
-    write_bytes(path, buf.getbuffer())
 
 
 def _load_checkpoint(path, key: str, seg: float) -> dict:
-    empty = {"times": [], "shot_score": [], "tid": [], "frame": [], "xy": [], "conf": [], "segment": 0, "next_id": 0}
-    if path is None or not Path(path).is_file():
-        return empty
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            if str(z["key"]) != key or float(z["segment_seconds"]) != seg:
-                return empty
-            return {
-                "times": z["times"].tolist(),
-                "shot_score": z["shot_score"].tolist(),
-                "tid": z["tid"].tolist(),
-                "frame": z["frame"].tolist(),
-                "xy": list(z["xy"]),
-                "conf": list(z["conf"]),
-                "segment": int(z["segment"]),
-                "next_id": int(z["next_id"]),
-            }
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:
-        log.warning("%s: ignoring an unreadable pose checkpoint (%s)", path, e)
-        return empty
+    z = read_checkpoint(path, key, seg, ("times", "shot_score", "tid", "frame", "xy", "conf", "segment", "next_id"))
+    if z is None:
+        return {
+            "times": [],
+            "shot_score": [],
+            "tid": [],
+            "frame": [],
+            "xy": [],
+            "conf": [],
+            "segment": 0,
+            "next_id": 0,
+        }
+    return {
+        "times": z["times"].tolist(),
+        "shot_score": z["shot_score"].tolist(),
+        "tid": z["tid"].tolist(),
+        "frame": z["frame"].tolist(),
+        "xy": list(z["xy"]),
+        "conf": list(z["conf"]),
+        "segment": int(z["segment"]),
+        "next_id": int(z["next_id"]),
+    }

@@ -176,7 +176,8 @@ def _params(seconds, fps, width, height, seed, index):
     }
 
 
-def _is_done(mp4: Path, gt: Path, params: dict) -> bool:
+def is_done(mp4: Path, gt: Path, params: dict) -> bool:
+    """Whether mp4 and its sidecar gt exist and the sidecar records these params."""
     if not (mp4.is_file() and gt.is_file()):
         return False
     try:
@@ -190,6 +191,35 @@ def _tmp(path: Path) -> Path:
     # Same folder (os.replace is atomic only within a file system), hidden, unique per
     # process so parallel writers of different ids never collide.
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def write_clip(mp4: Path, gt_path: Path, frames, song: Song, fps: float, width: int, height: int, gt: dict) -> None:
+    """Write a video (frames and the song's audio) and its ground-truth sidecar, each to a
+    hidden per-process temporary renamed into place, the video first (a sidecar never
+    describes a missing video); the temporaries are removed if anything fails."""
+    tmp_mp4, tmp_gt = _tmp(mp4), _tmp(gt_path)
+    try:
+        write_mp4(tmp_mp4, frames, song.audio, song.sr, fps, width, height)
+        os.replace(tmp_mp4, mp4)
+        tmp_gt.write_text(json.dumps(gt, separators=(",", ":")))
+        os.replace(tmp_gt, gt_path)
+    finally:
+        for t in (tmp_mp4, tmp_gt):
+            if t.exists():
+                t.unlink()
+
+
+def synthesize_indices(
+    fn: Callable[[int], Path], n: int, jobs: int = 1, progress: Callable[[int, int, Path], None] | None = None
+) -> list[Path]:
+    """fn(0) ... fn(n - 1) on `jobs` workers (parallel.map_unordered), progress(done, n, path)
+    after each; the paths in index order."""
+    paths = []
+    for path in map_unordered(fn, range(n), jobs):
+        paths.append(path)
+        if progress is not None:
+            progress(len(paths), n, path)
+    return sorted(paths)
 
 
 def synthesize_one(
@@ -208,19 +238,10 @@ def synthesize_one(
     mp4 = out / f"synth_{index:03d}.mp4"
     gt = out / f"synth_{index:03d}.gt.json"
     params = _params(seconds, fps, width, height, seed, index)
-    if not overwrite and _is_done(mp4, gt, params):
+    if not overwrite and is_done(mp4, gt, params):
         return mp4
     clip = make_clip(index, seconds, seed=seed, fps=fps, width=width, height=height)
-    tmp_mp4, tmp_gt = _tmp(mp4), _tmp(gt)
-    try:
-        write_mp4(tmp_mp4, render_frames(clip), clip.song.audio, clip.song.sr, fps, width, height)
-        os.replace(tmp_mp4, mp4)
-        tmp_gt.write_text(json.dumps(clip.ground_truth(), separators=(",", ":")))
-        os.replace(tmp_gt, gt)
-    finally:
-        for t in (tmp_mp4, tmp_gt):
-            if t.exists():
-                t.unlink()
+    write_clip(mp4, gt, render_frames(clip), clip.song, fps, width, height, clip.ground_truth())
     return mp4
 
 
@@ -245,12 +266,7 @@ def synthesize(
     fn = partial(
         synthesize_one, seconds=seconds, out=out, seed=seed, fps=fps, width=width, height=height, overwrite=overwrite
     )
-    paths = []
-    for path in map_unordered(fn, range(n), jobs):
-        paths.append(path)
-        if progress is not None:
-            progress(len(paths), n, path)
-    return sorted(paths)
+    return synthesize_indices(fn, n, jobs, progress)
 
 
 def load_gt(path) -> dict:

@@ -13,14 +13,11 @@ never cut a clip across one.
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 
 import numpy as np
 
-from momu_data.synth import DEFAULT_FPS, make_clip, render_frames
-from momu_data.synth.render import write_mp4
+from momu_data.synth import DEFAULT_FPS, make_clip, render_frames, write_clip
 
 # (zoom, dx, dy): dx, dy in fractions of the frame's width and height. Shots alternate
 # between the two: a wide shot and a closer one, off centre.
@@ -73,12 +70,6 @@ def synthesize_with_cuts(
     frames = (reframe(img, mats[shot[i]]) for i, img in enumerate(render_frames(clip)))
     stem = name or f"synth_cuts_{index:03d}"
     mp4, gt_path = out / f"{stem}.mp4", out / f"{stem}.gt.json"
-    tmp = out / f".{stem}.{os.getpid()}.tmp.mp4"
-    try:
-        write_mp4(tmp, frames, clip.song.audio, clip.song.sr, clip.fps, w, h)
-        os.replace(tmp, mp4)
-    finally:
-        tmp.unlink(missing_ok=True)
     gt = clip.ground_truth()
     kp = np.asarray(clip.dance.keypoints, dtype=np.float64)  # [N, 14, 2]
     m = np.stack([mats[k] for k in shot])  # [N, 2, 3]
@@ -89,7 +80,5 @@ def synthesize_with_cuts(
         cuts=[round(c, 6) for c in first],
         framings=[list(map(float, framings[k % len(framings)])) for k in range(len(cuts) + 1)],
     )
-    tmp_gt = out / f".{stem}.{os.getpid()}.tmp.json"
-    tmp_gt.write_text(json.dumps(gt, separators=(",", ":")))
-    os.replace(tmp_gt, gt_path)
+    write_clip(mp4, gt_path, frames, clip.song, clip.fps, w, h, gt)
     return mp4

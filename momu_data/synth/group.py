@@ -14,18 +14,17 @@ atomically (video first, then the sidecar) and a rerun skips finished pairs.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
 import numpy as np
 
-from momu_data.parallel import map_unordered
 from momu_data.skeleton import JOINTS, torso_size
+from momu_data.synth import is_done, synthesize_indices, write_clip
 from momu_data.synth.choreography import Dance, P, choreograph, pose_from_params, random_body
 from momu_data.synth.music import DEFAULT_SR, STYLES, Song, make_song
-from momu_data.synth.render import FigureRenderer, Look, make_background, random_look, write_mp4
+from momu_data.synth.render import FigureRenderer, Look, make_background, random_look
 
 GROUP_VERSION = 1
 # Three dancers side by side: 768x384 gives each a third of the width, 3.3 torso units.
@@ -208,24 +207,10 @@ def synthesize_group_one(
     out.mkdir(parents=True, exist_ok=True)
     mp4, gt = out / f"group_{index:03d}.mp4", out / f"group_{index:03d}.gt.json"
     params = _params(seconds, n_dancers, crossing, fps, width, height, seed, index)
-    if not overwrite and mp4.is_file() and gt.is_file():
-        try:
-            have = json.loads(gt.read_text())
-        except (OSError, ValueError):
-            have = {}
-        if all(have.get(k) == v for k, v in params.items()):
-            return mp4
+    if not overwrite and is_done(mp4, gt, params):
+        return mp4
     clip = make_group_clip(index, seconds, n_dancers, seed, fps, width, height, crossing)
-    tmp_mp4, tmp_gt = (p.with_name(f".{p.name}.{os.getpid()}.tmp") for p in (mp4, gt))
-    try:
-        write_mp4(tmp_mp4, render_group_frames(clip), clip.song.audio, clip.song.sr, fps, width, height)
-        os.replace(tmp_mp4, mp4)
-        tmp_gt.write_text(json.dumps({**clip.ground_truth(), **params}, separators=(",", ":")))
-        os.replace(tmp_gt, gt)
-    finally:
-        for t in (tmp_mp4, tmp_gt):
-            if t.exists():
-                t.unlink()
+    write_clip(mp4, gt, render_group_frames(clip), clip.song, fps, width, height, {**clip.ground_truth(), **params})
     return mp4
 
 
@@ -237,12 +222,7 @@ def synthesize_group(
     fn = partial(
         synthesize_group_one, seconds=seconds, out=out, n_dancers=n_dancers, seed=seed, crossing=crossing, **kw
     )
-    paths = []
-    for path in map_unordered(fn, range(n), jobs):
-        paths.append(path)
-        if progress is not None:
-            progress(len(paths), n, path)
-    return sorted(paths)
+    return synthesize_indices(fn, n, jobs, progress)
 
 
 def load_group_gt(path) -> dict:
