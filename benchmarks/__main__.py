@@ -8,16 +8,24 @@ os.environ.setdefault("GLOG_minloglevel", "2")
 
 
 ALL = ("extraction", "multi_dancer", "loader", "training", "generation", "vocoder")
+# Run on its own, with its own options (`python -m benchmarks gpu --help`): not part of ALL.
+GPU = "gpu"
 
 
 def main(argv=None):
     """`python -m benchmarks [extraction] [multi_dancer] [loader] [training] [generation] [vocoder] [--cuda]
     [--quick]`: --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
     --paper-steps=N times the paper preset's generation with N DDIM steps, scaled to 50;
-    --shards=DIR also times the loader on a shard root of your own (e.g. the demo's)."""
+    --shards=DIR also times the loader on a shard root of your own (e.g. the demo's).
+    `python -m benchmarks gpu [--out DIR] [--tiny] [--budget S] [--device cuda|cpu]`: the prepared
+    GPU check (benchmarks/gpu.py, docs/gpu.md), which takes its own options."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args and args[0] == GPU:
+        from benchmarks import gpu
+
+        return gpu.main(args[1:])
     import torch
 
-    args = list(sys.argv[1:] if argv is None else argv)
     quick = "--quick" in args
     cuda = "--cuda" in args or torch.cuda.is_available()
     which = [a for a in args if not a.startswith("--")] or list(ALL)
@@ -53,7 +61,7 @@ def main(argv=None):
 
             print(vocoder.run())
         else:
-            raise SystemExit(f"unknown benchmark {name!r}: choose from {', '.join(ALL)}")
+            raise SystemExit(f"unknown benchmark {name!r}: choose from {', '.join(ALL)} (or `gpu` alone)")
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ from pathlib import Path
 import numpy as np
 
 from momu_data.io import atomic_path, write_bytes, write_json
+from momu_data.optional import import_optional
 from momu_data.pose.interpolate import resample
 from momu_data.skeleton import BODY25_TO_14, JOINTS, NUM_JOINTS, J
 from momu_data.timebase import FPS
@@ -280,7 +281,7 @@ def draw_openpose(xy: np.ndarray, width: int, height: int) -> np.ndarray:
     is an ellipse from joint to joint (half-width STICK_WIDTH) filled with LIMB_SHADE of its
     colour, in OPENPOSE_LIMBS order; then each joint a disc of JOINT_RADIUS in its full colour.
     Positions are truncated to whole pixels as the annotator does."""
-    import cv2
+    cv2 = import_optional("cv2", purpose="drawing control frames (pose-frames, pose-video)")
 
     img = np.zeros((height, width, 3), dtype=np.uint8)
     p = np.clip(np.asarray(xy, dtype=np.float64), -4 * max(width, height), 5 * max(width, height))
@@ -329,7 +330,7 @@ def write_openpose(folder: Path, stem: str, px: np.ndarray, width: int, height: 
 
 def write_pose_frames(folder: Path, stem: str, px: np.ndarray, width: int, height: int) -> Path:
     """PNG control frames <stem>_<frame:06d>.png in `folder` (replaced whole), lossless."""
-    import cv2
+    cv2 = import_optional("cv2", purpose="writing control frames (pose-frames)")
 
     with _atomic_dir(Path(folder)) as tmp:
         for k, xy in enumerate(px):
@@ -342,7 +343,7 @@ def write_pose_frames(folder: Path, stem: str, px: np.ndarray, width: int, heigh
 
 def write_pose_video(path: Path, px: np.ndarray, width: int, height: int, fps: float, crf: int = 16) -> Path:
     """The control frames as H.264 mp4 (yuv420p, no audio), frame k at k / fps."""
-    import av
+    av = import_optional("av", purpose="writing the pose video (pose-video)")
 
     rate = Fraction(fps).limit_denominator(1001)
     with atomic_path(path) as tmp:

@@ -35,6 +35,7 @@ from momu_data.clips import assess_clip, shot_clips
 from momu_data.features import amplitude_from_flux, beats_from_envelope, clip_beats, directogram, kinematic_flux
 from momu_data.io import ENVIRONMENT_ERRNOS, environment_error, sha256_file, write_bytes, write_json
 from momu_data.media import MediaError, load_audio, probe_video
+from momu_data.optional import MissingPackage
 from momu_data.pose.importers import load_keypoints
 from momu_data.pose.interpolate import fill_missing, missing_mask, nearest_index, normalisation, resample
 from momu_data.pose.mediapipe_pose import SEGMENT_SECONDS, estimate_video
@@ -242,6 +243,8 @@ def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
         return _run_job(job, cfg, out)
     except EnvironmentFailure:
         raise
+    except MissingPackage as e:  # this install cannot extract (a models-only one): stop, record nothing
+        raise EnvironmentFailure(str(e)) from None
     except Exception as e:
         env = environment_error(e)
         if env is None:
@@ -270,7 +273,7 @@ def _run_job(job: Job, cfg: ExtractConfig, out: Path) -> dict:
     except MediaError as e:
         rec = {**base, "status": "failed", "reason": str(e), "views": []}
     except Exception as e:  # a bug or an unexpected library error: record it, keep going
-        if environment_error(e):
+        if isinstance(e, MissingPackage) or environment_error(e):
             raise  # not the input's fault: no record, the job stays to do
         tb = traceback.format_exc(limit=3).strip().splitlines()[-1]
         rec = {**base, "status": "failed", "reason": f"error: {type(e).__name__}: {e} ({tb})", "views": []}

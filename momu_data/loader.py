@@ -625,12 +625,32 @@ def collate(samples: list[dict]) -> dict:
     return out
 
 
-def torch_loader(batches, num_workers: int = 0):
+def torch_loader(
+    batches,
+    num_workers: int = 0,
+    pin_memory: bool = False,
+    persistent_workers: bool = False,
+    prefetch_factor: int | None = None,
+):
     """A torch DataLoader over a pipeline of collated batches, handing them on as they are
-    (torch's default conversion would walk every batch's keys and meta dicts again)."""
+    (torch's default conversion would walk every batch's keys and meta dicts again).
+
+    pin_memory: put each batch's tensors in page-locked memory (in a thread of this
+    process), so a trainer's `.to("cuda", non_blocking=True)` is a true asynchronous copy;
+    for training on CUDA. persistent_workers and prefetch_factor (batches each worker keeps
+    ready; None: torch's default, 2) only apply with num_workers > 0."""
     import torch
 
-    return torch.utils.data.DataLoader(batches, batch_size=None, collate_fn=_as_is, num_workers=num_workers)
+    workers = num_workers > 0
+    return torch.utils.data.DataLoader(
+        batches,
+        batch_size=None,
+        collate_fn=_as_is,
+        num_workers=num_workers,
+        pin_memory=pin_memory,
+        persistent_workers=persistent_workers and workers,
+        prefetch_factor=prefetch_factor if workers else None,
+    )
 
 
 def _as_is(batch):

@@ -3,6 +3,11 @@
 Frames are yielded one at a time (never the whole video in memory) with their
 presentation time, so variable frame rate needs no special case. Rotation metadata
 (portrait phone video) is applied so that frames are upright, as a player shows them.
+
+PyAV is imported on first use. Without it (a models-only machine that could not fetch it),
+load_audio and audio_sample_rate still read the files libsndfile reads (WAV, FLAC, OGG),
+through soundfile and librosa's default resampler (soxr_hq), and anything else names the
+package to install (momu_data.optional).
 """
 
 from __future__ import annotations
@@ -15,10 +20,14 @@ from pathlib import Path
 import numpy as np
 
 from momu_data.io import environment_error
+from momu_data.optional import MissingPackage, import_optional, missing_message
 from momu_data.timebase import SR
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg", ".oga", ".opus", ".m4a", ".aac", ".wma")
+# What load_audio reads without PyAV (soundfile; libsndfile's formats we rely on).
+SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga")
+PURPOSE = "reading audio and video files"
 
 
 class MediaError(Exception):
@@ -37,8 +46,7 @@ class VideoInfo:
 
 
 def _open(path):
-    import av
-
+    av = import_optional("av", purpose=f"reading {Path(path).name}")
     try:
         return av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:  # unreadable, not a media file, missing
@@ -54,8 +62,7 @@ def _rotation_of(stream, first_frame) -> int:
 
 def probe_video(path) -> VideoInfo:
     """Stream facts, reading only the first frame (for its rotation)."""
-    import av
-
+    av = import_optional("av", purpose=PURPOSE)
     with _open(path) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
@@ -97,8 +104,7 @@ def iter_frames(path, max_side: int | None = None, start: float = 0.0) -> Iterat
 
 
 def _iter_frames(path, max_side, start: float, seek: bool):
-    import av
-
+    av = import_optional("av", purpose=PURPOSE)
     with _open(path) as c:
         if not c.streams.video:
             raise MediaError("no video stream")
@@ -144,10 +150,13 @@ def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float
     """Decode the first audio stream, resample to sr, downmix to mono by channel mean.
 
     Returns (samples float32 [n] (or [C, n] if not mono), start_time_s of the first sample
-    on the container's clock, so the caller can align audio with video timestamps).
+    on the container's clock, so the caller can align audio with video timestamps). Without
+    PyAV, a WAV, FLAC or OGG file is read with soundfile instead (start 0).
     """
-    import av
-
+    try:
+        av = import_optional("av", purpose=PURPOSE)
+    except MissingPackage:
+        return _load_audio_soundfile(path, sr, mono), 0.0
     with _open(path) as c:
         if not c.streams.audio:
             raise MediaError("no audio stream")
@@ -184,6 +193,10 @@ def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float
 def audio_sample_rate(path) -> int:
     """The sample rate of the first audio stream, as decoded (load_audio at it only converts
     the samples to float: no resampling)."""
+    try:
+        import_optional("av", purpose=PURPOSE)
+    except MissingPackage:
+        return int(_soundfile_info(path).samplerate)
     with _open(path) as c:
         if not c.streams.audio:
             raise MediaError("no audio stream")
@@ -191,6 +204,43 @@ def audio_sample_rate(path) -> int:
     if not rate:
         raise MediaError("audio stream has no sample rate")
     return int(rate)
+
+
+def _soundfile_info(path):
+    """soundfile's info of a file load_audio may read without PyAV; MissingPackage (PyAV) for any
+    other file, MediaError for one libsndfile cannot read."""
+    import soundfile as sf
+
+    path = Path(path)
+    if path.suffix.lower() not in SOUNDFILE_EXTENSIONS:
+        raise MissingPackage(missing_message(f"reading {path.name} (without PyAV only WAV, FLAC and OGG)", ["av"]))
+    try:
+        return sf.info(str(path))
+    except sf.LibsndfileError as e:
+        raise MediaError(f"unreadable: {e}") from None
+    except OSError as e:
+        if environment_error(e):
+            raise
+        raise MediaError(f"unreadable: {type(e).__name__}: {e}") from None
+
+
+def _load_audio_soundfile(path, sr: int, mono: bool) -> np.ndarray:
+    """load_audio without PyAV: libsndfile decodes, channels averaged (mono), resampled to sr
+    with librosa's default (soxr_hq)."""
+    import librosa
+    import soundfile as sf
+
+    native = int(_soundfile_info(path).samplerate)
+    try:
+        y, _ = sf.read(str(path), dtype="float32", always_2d=True)  # [n, C]
+    except sf.LibsndfileError as e:
+        raise MediaError(f"truncated or corrupt audio: {e}") from None
+    if y.size == 0:
+        raise MediaError("audio stream has no decodable samples")
+    y = y.mean(axis=1, dtype=np.float32)[:, None] if mono else y
+    if native != sr:
+        y = librosa.resample(y, orig_sr=native, target_sr=sr, res_type="soxr_hq", axis=0)
+    return np.ascontiguousarray(y[:, 0] if mono else y.T, dtype=np.float32)
 
 
 def find_videos(paths) -> list[tuple[Path, Path]]:
@@ -231,8 +281,7 @@ class AudioMuxer:
     def feed(self, until: int) -> None:
         from fractions import Fraction
 
-        import av
-
+        av = import_optional("av", purpose="writing the mp4")
         until = min(int(until), self.audio.size)
         while self.pos < until:
             n = min(self.chunk, until - self.pos)

@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Iterator
 
+from momu_data.optional import import_optional
+
 
 def default_jobs() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
@@ -34,7 +36,8 @@ def map_unordered(
             delayed(fn)(x) for x in items
         )
     elif backend == "dask":
-        from distributed import Client, LocalCluster, as_completed
+        distributed = import_optional("distributed", purpose="--backend dask")
+        Client, LocalCluster, as_completed = distributed.Client, distributed.LocalCluster, distributed.as_completed
 
         cluster = None
         if scheduler:

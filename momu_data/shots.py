@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from momu_data.optional import import_optional
+
 THUMB_WIDTH = 64  # frames are compared as thumbnails this wide
 HSV_BINS = (16, 4, 4)  # hue, saturation, value bins of the joint histogram
 LUMA_BINS = 32
@@ -36,7 +38,7 @@ def frame_signature(rgb: np.ndarray) -> np.ndarray:
     """A frame's colour histograms, float32 [HSV_BINS product + LUMA_BINS]: the joint
     hue-saturation-value histogram and the value histogram of its THUMB_WIDTH-wide
     thumbnail (area-averaged), each summing to 1."""
-    import cv2
+    cv2 = import_optional("cv2", purpose="finding camera cuts", install="'momu[data]'")
 
     h, w = rgb.shape[:2]
     tw = min(THUMB_WIDTH, w)

@@ -11,6 +11,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 SHARED = ROOT.parent / "shared" / "data"
 
+# `make models-ci`: run as on a models-only install, the dataset builder's packages absent
+# (they may be installed here: hidden from this process, as tests/test_optional_deps.py does
+# in its child processes). Tests that need one skip, saying so, or must pass without it.
+HIDDEN = ("av", "cv2", "mediapipe", "dask", "distributed", "ai_edge_litert")
+
+
+class _HideOptional:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in HIDDEN:
+            raise ModuleNotFoundError(f"No module named {name!r} (hidden: MOMU_HIDE_OPTIONAL)", name=name)
+        return None
+
+
+if os.environ.get("MOMU_HIDE_OPTIONAL"):
+    import sys
+
+    sys.meta_path.insert(0, _HideOptional())
+
 
 def pytest_runtest_setup(item):
     """Tests marked `shared` use ../shared/data: skip them, saying why, where it is absent."""
@@ -21,38 +39,17 @@ def pytest_runtest_setup(item):
 @pytest.fixture(scope="session")
 def toy_shards(tmp_path_factory):
     """Shards of 8 keypoint-file 'dances' (COCO-17 + click tracks): 16 clips of 4 s,
-    train/val/test = 12/2/2 clips in shards of at most 4 clips. Cheap: no pose model."""
-    from media import make_coco_item
-    from typer.testing import CliRunner
+    train/val/test = 12/2/2 clips in shards of at most 4 clips. Cheap: no pose model.
 
-    from momu_data.cli.data import app
+    With $MOMU_TOY_SHARDS set, those shards instead (`python tests/media.py toy-shards OUT`
+    writes them): for a machine that cannot extract, such as a models-only install without
+    PyAV (`make models-check`, the GPU machine). Tests must not write into them."""
+    from media import check_toy_shards, make_toy_shards
 
-    root = tmp_path_factory.mktemp("toy")
-    for k in range(8):
-        make_coco_item(root / "src", f"d{k}", seconds=8.0, bpm=90 + 8 * k, seed=k)
-    r = CliRunner()
-    res = r.invoke(
-        app,
-        [
-            "extract",
-            str(root / "src"),
-            "--pose-source",
-            "coco",
-            "--audio",
-            str(root / "src"),
-            "--fps",
-            "30",
-            "--out",
-            str(root / "data"),
-            "--clip-seconds",
-            "4",
-            "-j",
-            "1",
-        ],
-    )
-    assert res.exit_code == 0, res.output
-    res = r.invoke(
-        app, ["shard", str(root / "data"), "--out", str(root / "shards"), "--split", "6/1/1", "--shard-size", "4"]
-    )
-    assert res.exit_code == 0, res.output
-    return root / "shards"
+    given = os.environ.get("MOMU_TOY_SHARDS")
+    if given:
+        try:
+            return check_toy_shards(given)
+        except ValueError as e:
+            pytest.fail(str(e), pytrace=False)
+    return make_toy_shards(tmp_path_factory.mktemp("toy"))

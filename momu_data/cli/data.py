@@ -20,11 +20,10 @@ from momu_data.extract import POSE_SOURCES, EnvironmentFailure, ExtractConfig
 from momu_data.inspect import plot_clip, summarise, verify_shards
 from momu_data.jobs import JobError, extract_dataset
 from momu_data.native_logs import show_native_logs
+from momu_data.optional import MissingPackage, import_optional
 from momu_data.pose.multi import parse_dancers
 from momu_data.recipes import RecipeError, Runner, load_recipe
 from momu_data.shards import parse_split, write_shards
-from momu_data.synth import synthesize
-from momu_data.synth.group import synthesize_group
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -52,6 +51,13 @@ def synth(
         fail("--dancers must be 1 or more")
     if crossing and dancers < 2:
         fail("--crossing needs --dancers 2 or more")
+    try:  # the renderer imports OpenCV at import: name what to install instead of a traceback
+        import_optional("av", "cv2", purpose="rendering synthetic videos", install="'momu[data]'")
+    except MissingPackage as e:
+        fail(str(e))
+    from momu_data.synth import synthesize
+    from momu_data.synth.group import synthesize_group
+
     t = time.perf_counter()
     with progress() as pb:
         task = pb.add_task("synthesizing", total=n)
@@ -210,7 +216,7 @@ def extract(
             on_plan=planned,
             on_record=finished,
         )
-    except (JobError, FileNotFoundError) as e:
+    except (JobError, FileNotFoundError, MissingPackage) as e:
         fail(str(e))
     except EnvironmentFailure as e:
         fail(str(e), 1)
@@ -385,7 +391,7 @@ def export(
         for src in sources:
             w = export_motion(src.pose, out, src.name, settings, fps_in=src.fps, frame=src.frame)
             console.print(f"{src.name}: {w['frames']} frames at {settings.fps:g} fps -> {w['export']}")
-    except ExportError as e:
+    except (ExportError, MissingPackage) as e:
         fail(str(e))
     except OSError as e:  # disk full, permissions: the environment, not the data
         fail(f"cannot write to {out}: {e.strerror or e}" + (f" ({e.filename})" if e.filename else ""), 1)

@@ -29,10 +29,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 
+from momu_data.optional import import_optional
 from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
+
+# What the pose models need and how a models-only install gets it (momu_data.optional).
+PURPOSE = "tracking several dancers (--dancers)"
+INSTALL = "'momu[data]'"
 
 DETECTOR_SIZE = 224
 LANDMARK_SIZE = 256
@@ -55,8 +59,7 @@ NUM_LANDMARKS = 39  # 33 body landmarks, then auxiliary ones (33: hips' centre, 
 def model_path(name: str) -> Path:
     """A model file inside the installed mediapipe package ("pose_detection" or
     "pose_landmark_full")."""
-    import mediapipe
-
+    mediapipe = import_optional("mediapipe", purpose=PURPOSE, install=INSTALL)
     folder = "pose_detection" if name == "pose_detection" else "pose_landmark"
     p = Path(mediapipe.__file__).parent / "modules" / folder / f"{name}.tflite"
     if not p.is_file():
@@ -188,6 +191,7 @@ def roi_from_points(centre, scale_point, scale: float = ROI_SCALE) -> Roi:
 def letterbox(rgb: np.ndarray, size: int = DETECTOR_SIZE):
     """The frame fitted into size x size, keeping its aspect (zero border, centred) ->
     (float tensor [size, size, 3] in [-1, 1], (scale, pad_x, pad_y) in input pixels)."""
+    cv2 = import_optional("cv2", purpose=PURPOSE, install=INSTALL)
     h, w = rgb.shape[:2]
     s = size / max(h, w)
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
@@ -215,6 +219,7 @@ def detection_tiles(width: int, height: int, min_aspect: float = 1.25) -> list[t
 
 def crop_roi(rgb: np.ndarray, roi: Roi, size: int = LANDMARK_SIZE) -> np.ndarray:
     """The rotated square ROI of the frame as a float tensor [size, size, 3] in [0, 1]."""
+    cv2 = import_optional("cv2", purpose=PURPOSE, install=INSTALL)
     src = roi.corners().astype(np.float32)
     dst = np.array([[0, 0], [size, 0], [0, size]], np.float32)
     m = cv2.getAffineTransform(src, dst)
@@ -254,8 +259,7 @@ class BlazePose:
 
     def __init__(self, num_threads: int = 1, min_score: float = MIN_SCORE):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        from ai_edge_litert.interpreter import Interpreter
-
+        Interpreter = import_optional("ai_edge_litert.interpreter", purpose=PURPOSE, install=INSTALL).Interpreter
         self.min_score = min_score
         self.anchors = ssd_anchors()
         self._det = Interpreter(model_path=str(model_path("pose_detection")), num_threads=num_threads)

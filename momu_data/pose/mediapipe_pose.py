@@ -23,6 +23,7 @@ from momu_data import shots
 from momu_data.io import write_bytes
 from momu_data.media import MediaError, iter_frames, probe_video
 from momu_data.native_logs import quiet_native_logs
+from momu_data.optional import import_optional
 from momu_data.pose.track import PoseTrack
 from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
 
@@ -46,7 +47,7 @@ class MediapipePose:
         # mediapipe's C++ side logs several warnings per process; keep the progress bars readable.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        import mediapipe as mp
+        mp = import_optional("mediapipe", purpose="extracting poses", install="'momu[data]'")
 
         self._pose = mp.solutions.pose.Pose(
             static_image_mode=False,

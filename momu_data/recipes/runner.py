@@ -54,7 +54,6 @@ from momu_data.recipes.splits import (
 )
 from momu_data.recipes.stamps import STAMPS, digest, fingerprint, table_digest
 from momu_data.shards import parse_split, write_shards
-from momu_data.synth import synthesize
 
 
 @dataclass
@@ -261,6 +260,8 @@ class Runner:
 
     # ---- synth
     def _run_synth(self, prev: dict) -> dict:
+        from momu_data.synth import synthesize  # OpenCV and PyAV: only for this stage
+
         s = self.recipe["synth"]
         self.source.mkdir(parents=True, exist_ok=True)
         made = {Path(p).name for p in synthesize(s["n"], s["seconds"], self.source, seed=s["seed"], jobs=self.jobs)}

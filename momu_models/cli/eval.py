@@ -36,6 +36,7 @@ from rich.console import Console
 
 from momu_data import io
 from momu_data.cli.common import fail, progress, setup_logging
+from momu_data.optional import MissingPackage
 from momu_models.evaluate import report
 from momu_models.evaluate.alignment import evaluate_beats
 from momu_models.evaluate.ceiling import beat_report_markdown, ceiling_report
@@ -60,7 +61,7 @@ def _one_line_errors():
     """A problem with the inputs ends the command with its one-line reason, not a traceback."""
     try:
         yield
-    except (EvalError, F.EmbedderError, ValueError, OSError) as e:
+    except (EvalError, F.EmbedderError, ValueError, OSError, MissingPackage) as e:
         fail(str(e), 1)
 
 

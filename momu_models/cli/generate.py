@@ -8,6 +8,8 @@ Writes to --out (default outputs/): <name>.mp4 (skeleton with the music; for --v
 original video with the new music beside the extracted skeleton), <name>.wav (16 kHz),
 <name>.npy (keypoints [T, 14, 2]) with <name>.json (fps) and <name>_beats.png; with
 --export, the motion also for pose-guided video tools (OpenPose JSON, control frames; docs/export.md).
+--no-render leaves out the mp4, the one file that needs PyAV and OpenCV (a models-only install,
+docs/install.md).
 
 The same from Python: `momu_models.generate.pipeline.MoMuPipeline` (this command validates the
 options, calls one of its methods and saves the result).
@@ -128,10 +130,18 @@ def generate(
         help="Place and size the exported skeleton as the dancer of this video (pose extracted with mediapipe) "
         "or extracted item (DATA/items/ID.npz).",
     ),
+    render: bool = typer.Option(
+        True,
+        "--render/--no-render",
+        help="Write the mp4 (skeleton with the music). --no-render writes the rest (wav, npy, json, beat plot) "
+        "without PyAV and OpenCV, e.g. on a models-only GPU machine.",
+    ),
 ):
     """Generate music for a dance, dance for a music, or both together."""
     # torch: loaded when a command runs, not for --help
+    from momu_data.optional import MissingPackage, import_optional
     from momu_models.generate.pipeline import MODE_TASKS, GenerateError, MoMuPipeline
+    from momu_models.generate.render import RENDER_NEEDS, RENDER_PURPOSE
     from momu_models.generate.vocoders import VocoderError
 
     modes = [m for m, on in (("joint", joint), ("music", music is not None), ("video", video is not None)) if on]
@@ -190,6 +200,8 @@ def generate(
             vocoder_checkpoint=vocoder_checkpoint,
             smooth=smooth,
         )
+        if render:  # before sampling: fail fast, naming --no-render
+            import_optional(*RENDER_NEEDS, purpose=RENDER_PURPOSE)
         t0 = time.perf_counter()
         common = dict(
             num_samples=num_samples, seed=seed, steps=steps, guidance_scale=guidance_scale, edit=edit, solver=solver
@@ -200,13 +212,16 @@ def generate(
             result = pipe.dance_for_music(music, frames, **common)
         else:
             result = pipe.music_for_dance(video, frames, **common)
-        written = result.save(out, export=exports)
-    # vocoder problems (missing package / checkpoint) are one line too
-    except (GenerateError, VocoderError, ExportError) as e:
+        written = result.save(out, export=exports, render=render)
+    # vocoder problems (missing package / checkpoint) and a missing PyAV or OpenCV are one line too
+    except (GenerateError, VocoderError, ExportError, MissingPackage) as e:
         fail(str(e))
     total = time.perf_counter() - t0
     for w in written:
-        console.print(f"wrote {w['mp4']} (+ .wav, .npy, .json, _beats.png)")
+        if w["mp4"] is not None:
+            console.print(f"wrote {w['mp4']} (+ .wav, .npy, .json, _beats.png)")
+        else:
+            console.print(f"wrote {w['wav']} (+ .npy, .json, _beats.png; no mp4: --no-render)")
         if w["exported"]:
             files = ", ".join(v for k, v in w["exported"].items() if k != "frames")
             console.print(f"exported {w['exported']['frames']} frames at {exports.fps:g} fps: {files}")

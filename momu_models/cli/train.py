@@ -89,7 +89,14 @@ Seed = Annotated[
     int, typer.Option("--seed", help="Seed of the initial weights, the data order and every random draw.")
 ]
 Device = Annotated[str, typer.Option("--device", help="auto, cpu or cuda (bf16 autocast on CUDA).")]
-Workers = Annotated[int, typer.Option("--workers", help="DataLoader worker processes.")]
+Workers = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="DataLoader worker processes (0: read in the training process). Default: 0 on the CPU, 4 on CUDA.",
+        show_default=False,
+    ),
+]
 ValEvery = Annotated[int, typer.Option("--val-every", help="Validate every N steps.")]
 CkptEvery = Annotated[int, typer.Option("--ckpt-every", help="Checkpoint every N steps.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue from the last checkpoint in --run-dir.")]
@@ -147,7 +154,7 @@ def vae(
     ),
     seed: Seed = 0,
     device: Device = "auto",
-    workers: Workers = 0,
+    workers: Workers = None,
     val_every: ValEvery = 250,
     ckpt_every: CkptEvery = 250,
     resume: Resume = False,
@@ -203,7 +210,7 @@ def diffusion(
     ema: float = typer.Option(0.999, "--ema", help="EMA decay of the saved weights."),
     seed: Seed = 0,
     device: Device = "auto",
-    workers: Workers = 0,
+    workers: Workers = None,
     val_every: ValEvery = 500,
     ckpt_every: CkptEvery = 500,
     resume: Resume = False,
@@ -271,7 +278,7 @@ def classifier(
     lr: Lr = 1e-3,
     seed: Seed = 0,
     device: Device = "auto",
-    workers: Workers = 0,
+    workers: Workers = None,
     val_every: ValEvery = 200,
     ckpt_every: CkptEvery = 200,
     resume: Resume = False,

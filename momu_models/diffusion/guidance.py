@@ -24,27 +24,45 @@ def guided_eps(
     guidance_scale: float,
     x_mask: torch.Tensor | None = None,
     cond_mask: torch.Tensor | None = None,
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
-    """Classifier-free guided noise prediction (eq. 7). cond None: the unconditional model."""
+    """Classifier-free guided noise prediction (eq. 7). cond None: the unconditional model.
+
+    Every tensor it makes is made on x_t's device (no host-to-device copy per step).
+    autocast: None runs the network in x_t's precision; a dtype (torch.bfloat16 on a GPU)
+    runs it under torch.autocast with that dtype, its output cast back to x_t's dtype, so
+    the guidance arithmetic and the solver stay in full precision."""
     B = x_t.shape[0]
-    t = torch.as_tensor(t, device=x_t.device).expand(B)
+    if isinstance(t, torch.Tensor):
+        t = t.to(x_t.device).expand(B)
+    else:
+        t = torch.full((B,), t, device=x_t.device)
     if cond is None:
-        return model(x_t, t, None, cond_mask=cond_mask, x_mask=x_mask)
+        return _network(model, autocast, x_t, t, None, cond_mask=cond_mask, x_mask=x_mask)
     if guidance_scale == 1:  # only the conditional term survives: skip the null pass
-        return model(x_t, t, cond, cond_mask=cond_mask, x_mask=x_mask)
+        return _network(model, autocast, x_t, t, cond, cond_mask=cond_mask, x_mask=x_mask)
     if guidance_scale == 0:  # only the unconditional term survives
         drop = torch.ones(B, dtype=torch.bool, device=x_t.device)
-        return model(x_t, t, cond, cond_mask=cond_mask, x_mask=x_mask, drop_cond=drop)
+        return _network(model, autocast, x_t, t, cond, cond_mask=cond_mask, x_mask=x_mask, drop_cond=drop)
 
     def two(m):
         return None if m is None else torch.cat([m, m])
 
     # One batched pass: the first half sees the condition, the second half the null embedding.
-    drop = torch.cat([torch.zeros(B, dtype=torch.bool), torch.ones(B, dtype=torch.bool)]).to(x_t.device)
-    eps_c, eps_u = model(
-        two(x_t), two(t), two(cond), cond_mask=two(cond_mask), x_mask=two(x_mask), drop_cond=drop
+    drop = torch.arange(2 * B, device=x_t.device) >= B
+    eps_c, eps_u = _network(
+        model, autocast, two(x_t), two(t), two(cond), cond_mask=two(cond_mask), x_mask=two(x_mask), drop_cond=drop
     ).chunk(2)
     return eps_u + guidance_scale * (eps_c - eps_u)
+
+
+def _network(model: nn.Module, autocast: torch.dtype | None, x_t: torch.Tensor, *args, **kwargs) -> torch.Tensor:
+    """model(x_t, ...), under torch.autocast(autocast) if given, in x_t's dtype."""
+    if autocast is None:
+        return model(x_t, *args, **kwargs)
+    with torch.autocast(x_t.device.type, dtype=autocast):
+        eps = model(x_t, *args, **kwargs)
+    return eps.to(x_t.dtype)
 
 
 def cross_guidance_start(steps: int, cross_start: float) -> int:

@@ -17,10 +17,18 @@ as an argument. Conventions:
 
 Every tensor of random numbers is drawn from the optional ``generator``, which must live on
 the same device as the latents.
+
+On a GPU the sampling loop never waits for the device: the timesteps of a chain are Python
+ints, so every schedule coefficient of a step is a Python float computed on the host (no
+table lookup on the device, no copy to it, no ``.item()``), and the kernels of the next
+steps queue up while the GPU works (docs/diffusion.md, "On the GPU"). Training draws one
+timestep per sample, a tensor: those look up a copy of the schedule kept on the latents'
+device (made once per device and dtype).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -62,30 +70,54 @@ class Diffusion:
     ):
         self.num_timesteps = num_timesteps
         self.betas = make_betas(num_timesteps, beta_schedule, beta_start, beta_end)
-        # float64 on the CPU; values are looked up per step and cast to the latents' dtype.
+        # float64 on the CPU. Sampling reads it as Python floats (_abar_host), training through
+        # a copy on the latents' device and dtype (_abar_table), so no step copies it.
         self.alphas_cumprod = torch.cumprod(1.0 - self.betas, dim=0)
+        self._abar_host: list[float] = self.alphas_cumprod.tolist()
+        self._abar_tables: dict[tuple[torch.device, torch.dtype], torch.Tensor] = {}
 
     @classmethod
     def from_config(cls, cfg) -> Diffusion:
         """The process a DiTConfig (or anything with the same four fields) was trained with."""
         return cls(cfg.num_timesteps, cfg.beta_schedule, cfg.beta_start, cfg.beta_end)
 
-    def abar(self, t, like: torch.Tensor) -> torch.Tensor:
-        """abar_t broadcastable against `like` [B, ...]; t an int, or a [B] tensor. t = -1 -> 1
-        (the clean end of a DDIM chain)."""
-        t = torch.as_tensor(t, dtype=torch.long).cpu()
-        a = torch.where(t >= 0, self.alphas_cumprod[t.clamp(min=0)], torch.ones((), dtype=torch.float64))
-        a = a.to(device=like.device, dtype=like.dtype)
+    def abar(self, t, like: torch.Tensor) -> torch.Tensor | float:
+        """abar_t; t = -1 -> 1 (the clean end of a DDIM chain).
+
+        t a Python int (a sampling step): a Python float, computed on the host. t a tensor
+        ([B] steps of a training batch, or 0-dim): a tensor on `like`'s device and dtype,
+        broadcastable against `like` [B, ...], looked up in a copy of the schedule kept on
+        that device, so no step copies anything between host and device."""
+        if not isinstance(t, torch.Tensor):
+            t = int(t)
+            if t >= self.num_timesteps:
+                raise IndexError(f"timestep {t} is out of range for {self.num_timesteps} steps")
+            return 1.0 if t < 0 else self._abar_host[t]
+        table = self._abar_table(like.device, like.dtype)
+        t = t.to(like.device)
+        a = torch.where(t >= 0, table[t.clamp(min=0)], table.new_ones(()))
         return a.reshape(a.shape + (1,) * (like.ndim - a.ndim)) if a.ndim else a
+
+    def _abar_table(self, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+        """alphas_cumprod on `device` in `dtype`, copied there once (the first training step)."""
+        key = (torch.device(device), dtype)
+        table = self._abar_tables.get(key)
+        if table is None:
+            table = self._abar_tables[key] = self.alphas_cumprod.to(device=device, dtype=dtype)
+        return table
 
     def q_sample(self, x0: torch.Tensor, t, noise: torch.Tensor) -> torch.Tensor:
         """x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) noise (eq. 5)."""
         a = self.abar(t, x0)
+        if isinstance(a, float):
+            return math.sqrt(a) * x0 + math.sqrt(1 - a) * noise
         return a.sqrt() * x0 + (1 - a).sqrt() * noise
 
     def predict_x0(self, x_t: torch.Tensor, t, eps: torch.Tensor) -> torch.Tensor:
         """The clean latent implied by a noise prediction: (x_t - sqrt(1 - abar) eps) / sqrt(abar)."""
         a = self.abar(t, x_t)
+        if isinstance(a, float):
+            return (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
         return (x_t - (1 - a).sqrt() * eps) / a.sqrt()
 
     def training_loss(
@@ -143,11 +175,18 @@ class Diffusion:
         """One DDIM update x_t -> x_{t_prev} (t_prev = -1: the clean latent).
 
         Returns (x_prev, x0_hat). eta = 0 is deterministic; eta = 1 matches DDPM's variance.
+        With int timesteps (sampling) every coefficient is a Python float (see abar).
         """
         a, a_prev = self.abar(t, x_t), self.abar(t_prev, x_t)
-        x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
-        sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
-        x_prev = a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
+        if isinstance(a, float) and isinstance(a_prev, float):
+            x0_hat = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
+            sigma = eta * math.sqrt((1 - a_prev) / (1 - a) * (1 - a / a_prev))
+            x_prev = math.sqrt(a_prev) * x0_hat + math.sqrt(max(1 - a_prev - sigma**2, 0.0)) * eps
+        else:
+            a, a_prev = (v if isinstance(v, torch.Tensor) else x_t.new_tensor(v) for v in (a, a_prev))
+            x0_hat = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+            sigma = eta * ((1 - a_prev) / (1 - a) * (1 - a / a_prev)).sqrt()
+            x_prev = a_prev.sqrt() * x0_hat + (1 - a_prev - sigma**2).clamp(min=0).sqrt() * eps
         if eta > 0 and t_prev >= 0:
             x_prev = x_prev + sigma * randn(x_t.shape, generator, x_t)
         return x_prev, x0_hat
@@ -235,20 +274,20 @@ class Solver:
     def step(self, x_t: torch.Tensor, t: int, t_prev: int, eps: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self.kind == "ddim":
             return self.diffusion.ddim_step(x_t, t, t_prev, eps, self.eta, self.generator)
-        d = self.diffusion
-        a, a_prev = d.abar(t, x_t), d.abar(t_prev, x_t)
-        x0 = (x_t - (1 - a).sqrt() * eps) / a.sqrt()
+        # Python floats throughout (t, t_prev are ints): no tensor is read back to the host.
+        a, a_prev = self.diffusion.abar(int(t), x_t), self.diffusion.abar(int(t_prev), x_t)
+        x0 = (x_t - math.sqrt(1 - a) * eps) / math.sqrt(a)
         if t_prev < 0:  # sigma = 0: the chain ends at the prediction
             return x0, x0
-        lam = 0.5 * (torch.log(a) - torch.log1p(-a))
-        lam_prev = 0.5 * (torch.log(a_prev) - torch.log1p(-a_prev))
-        h = float((lam_prev - lam).flatten()[0])
+        lam = 0.5 * (math.log(a) - math.log1p(-a))
+        lam_prev = 0.5 * (math.log(a_prev) - math.log1p(-a_prev))
+        h = lam_prev - lam
         d0 = x0
         if self._last is not None:
             x0_last, h_last = self._last
             r = h_last / h
             d0 = (1 + 1 / (2 * r)) * x0 - (1 / (2 * r)) * x0_last
         self._last = (x0, h)
-        sigma_ratio = ((1 - a_prev) / (1 - a)).sqrt()
-        x_prev = sigma_ratio * x_t + a_prev.sqrt() * (-torch.expm1(torch.tensor(-h, dtype=x_t.dtype))) * d0
+        sigma_ratio = math.sqrt((1 - a_prev) / (1 - a))
+        x_prev = sigma_ratio * x_t + (math.sqrt(a_prev) * -math.expm1(-h)) * d0
         return x_prev, x0

@@ -22,14 +22,22 @@ import torch.nn as nn
 
 from momu_models.diffusion.guidance import cross_guidance_start, guided_eps
 from momu_models.diffusion.process import Diffusion, Solver
-from momu_models.diffusion.windows import WindowCallback, sliding_windows, window_slice
+from momu_models.diffusion.windows import WindowCallback, held_frames, sliding_windows, window_slice
 
 
 def _fixed(
-    known: torch.Tensor | None, mask: torch.Tensor | None, B: int, length: int, name: str = "known"
-) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(latents [B, C, length], bool mask [B, length]) from known [1 or B, C, length] and a
-    mask [length] or [1 or B, length]; None when there is nothing to hold."""
+    known: torch.Tensor | None,
+    mask: torch.Tensor | None,
+    B: int,
+    length: int,
+    device: torch.device,
+    name: str = "known",
+) -> tuple[tuple[torch.Tensor, torch.Tensor], list[bool]] | None:
+    """((latents [B, C, length], bool mask [B, length]) on `device`, held_frames of the mask)
+    from known [1 or B, C, length] and a mask [length] or [1 or B, length]; None when there
+    is nothing to hold. The one host-side look at the mask happens here, before any step: a
+    mask given on the CPU (as a caller builds it) costs nothing, one on a GPU one read back.
+    An all-False mask is kept (it holds nothing; the windows find that out on the host)."""
     if known is None and mask is None:
         return None
     if known is None or mask is None:
@@ -39,9 +47,10 @@ def _fixed(
         mask = mask[None]
     if known.ndim != 3 or known.shape[-1] != length or mask.shape[-1] != length:
         raise ValueError(f"{name} must be [B, C, {length}] and its mask [{length}] or [B, {length}]")
-    if not mask.any():
-        return None
-    return known.expand(B, -1, -1), mask.expand(B, -1)
+    held = held_frames(mask)
+    # non_blocking: from the host, the copy is queued without waiting for the device
+    known = known.to(device, non_blocking=True).expand(B, -1, -1)
+    return (known, mask.to(device, non_blocking=True).expand(B, -1)), held
 
 
 def _device(model: nn.Module, fallback: torch.Tensor | None = None) -> torch.device:
@@ -72,6 +81,7 @@ def sample(
     known: torch.Tensor | None = None,
     known_mask: torch.Tensor | None = None,
     solver: str = "ddim",
+    autocast: torch.dtype | None = None,
 ) -> torch.Tensor:
     """Generate latents [B, out_channels, length] with `model` conditioned on `cond`.
 
@@ -82,8 +92,10 @@ def sample(
     max_len // 4; see windows.py). known [1 or B, out_channels, length] with known_mask
     [length] or [1 or B, length] (True: fixed): in-painting, the model generates the other
     frames around those, which come back exactly. solver: the update rule of each chain,
-    "ddim" or "dpm++2m" (process.Solver). Put the model in eval() mode first (its
-    dropout is otherwise active); sampling runs without gradients.
+    "ddim" or "dpm++2m" (process.Solver). autocast: None runs the network in full precision;
+    torch.bfloat16 runs it under autocast while the latents, guidance and solver stay float32
+    (guided_eps). Put the model in eval() mode first (its dropout is otherwise active);
+    sampling runs without gradients. No step reads anything back from the device.
     """
     cfg = model.config
     diffusion = diffusion or Diffusion.from_config(cfg)
@@ -96,13 +108,13 @@ def sample(
             raise ValueError("unconditional sampling needs length and batch_size")
         B = batch_size
     dev = _device(model, cond)
-    fixed = _fixed(known, known_mask, B, length)
+    fixed = _fixed(known, known_mask, B, length, dev)
 
     def run_window(k, s, e, known, km):
         c, xm = window_slice(cond, s, e), window_slice(x_mask, s, e)
 
         def eps_fn(x, t, i):
-            return guided_eps(model, x, t, c, guidance_scale, x_mask=xm)
+            return guided_eps(model, x, t, c, guidance_scale, x_mask=xm, autocast=autocast)
 
         return [
             diffusion.ddim_sample(
@@ -120,7 +132,14 @@ def sample(
         ]
 
     (x,) = sliding_windows(
-        length, cfg.max_len, overlap, blend, run_window, on_window, None if fixed is None else [fixed]
+        length,
+        cfg.max_len,
+        overlap,
+        blend,
+        run_window,
+        on_window,
+        None if fixed is None else [fixed[0]],
+        None if fixed is None else [fixed[1]],
     )
     return x if x_mask is None else x * x_mask[:, None].to(x.dtype)
 
@@ -158,6 +177,7 @@ def _joint_window(
     window: int,
     keep_estimates: bool,
     solver: str = "ddim",
+    autocast: torch.dtype | None = None,
 ) -> list[torch.Tensor]:
     k_mo, k_mu = (None, None) if known is None else known
     m_mo, m_mu = (None, None) if known_mask is None else known_mask
@@ -174,8 +194,9 @@ def _joint_window(
         # Before i_c both models run with the null condition (eq. 8-9); after it, each is
         # guided (eq. 7) by the other's x0 estimate from the previous step (both chains
         # advance in lockstep, so neither modality leads).
-        eps_mu = guided_eps(motion2music, x_mu, t, x0_mo if conditioned else None, guidance_scale, x_mask, x_mask)
-        eps_mo = guided_eps(music2motion, x_mo, t, x0_mu if conditioned else None, guidance_scale, x_mask, x_mask)
+        c_mu, c_mo = (x0_mo, x0_mu) if conditioned else (None, None)
+        eps_mu = guided_eps(motion2music, x_mu, t, c_mu, guidance_scale, x_mask, x_mask, autocast)
+        eps_mo = guided_eps(music2motion, x_mo, t, c_mo, guidance_scale, x_mask, x_mask, autocast)
         x_mu, x0_mu = chain_mu.step(x_mu, t, t_prev, eps_mu)
         x_mo, x0_mo = chain_mo.step(x_mo, t, t_prev, eps_mo)
         # Known frames (carried over from the previous window, or fixed) are known exactly:
@@ -215,6 +236,7 @@ def joint_sample(
     known_music: torch.Tensor | None = None,
     known_music_mask: torch.Tensor | None = None,
     solver: str = "ddim",
+    autocast: torch.dtype | None = None,
 ) -> JointSample:
     """Generate frame-aligned motion and music latents together by cross-guidance.
 
@@ -225,7 +247,7 @@ def joint_sample(
     known_motion / known_music with their masks: frames of either latent to hold fixed (see
     sample; each modality has its own mask, e.g. a kept dance under newly generated music).
     The trace's conditioned flags are always recorded; return_trace adds every step's x0
-    estimates (memory: 2 latents per step).
+    estimates (memory: 2 latents per step). autocast: the networks' precision (see sample).
     """
     c_mu, c_mo = motion2music.config, music2motion.config
     if c_mu.num_timesteps != c_mo.num_timesteps:
@@ -259,12 +281,14 @@ def joint_sample(
             k,
             return_trace,
             solver,
+            autocast,
         )
 
     fixed = [
-        _fixed(known_motion, known_motion_mask, B, length, "known_motion"),
-        _fixed(known_music, known_music_mask, B, length, "known_music"),
+        _fixed(known_motion, known_motion_mask, B, length, dev, "known_motion"),
+        _fixed(known_music, known_music_mask, B, length, dev, "known_music"),
     ]
+    none = all(f is None for f in fixed)
     motion, music = sliding_windows(
         length,
         min(c_mu.max_len, c_mo.max_len),
@@ -272,7 +296,8 @@ def joint_sample(
         blend,
         run_window,
         on_window,
-        None if all(f is None for f in fixed) else fixed,
+        None if none else [None if f is None else f[0] for f in fixed],
+        None if none else [None if f is None else f[1] for f in fixed],
     )
     if x_mask is not None:
         m = x_mask[:, None].to(motion.dtype)

@@ -6,6 +6,9 @@ new window holds its first frames to the previous result by inpainting at every 
 (``blend_overlap``). ``sliding_windows`` runs that loop for any per-window sampler; with
 ``fixed`` latents (temporal editing: any frame mask, not only a window's first frames) every
 window also knows the fixed frames that fall in it, and the output is set to them exactly.
+
+Which windows hold fixed frames is decided on the host from one copy of the fixed masks made
+before the first window (``held_frames``), so no window or step waits on the device.
 """
 
 from __future__ import annotations
@@ -60,18 +63,30 @@ WindowCallback = Callable[[int, int, int, list[torch.Tensor]], None]
 Fixed = tuple[torch.Tensor, torch.Tensor]  # (latents [B, C, total], mask [B, total] bool)
 
 
+def held_frames(mask: torch.Tensor) -> list[bool]:
+    """Per frame, whether any batch item holds it: a host copy of a fixed mask [B, total]
+    (one device-to-host transfer, made once before the windows; no-op on the CPU)."""
+    return mask.any(dim=0).tolist()
+
+
 def _window_known(
-    outs: list[torch.Tensor], fixed: list[Fixed | None], s: int, e: int, n_known: int
+    outs: list[torch.Tensor],
+    fixed: list[Fixed | None],
+    held: list[list[bool] | None],
+    s: int,
+    e: int,
+    n_known: int,
 ) -> tuple[list | None, list | None]:
     """Each output's known latents and mask over window [s, e): its first n_known frames (the
-    output so far) and the fixed frames inside it. (None, None) when nothing is known."""
+    output so far) and the fixed frames inside it (held: held_frames of each fixed mask).
+    (None, None) when nothing is known."""
     known, masks = [], []
     for i, f in enumerate(fixed):
         m = v = None
         if n_known > 0:
             v = outs[i][..., s:e]
             m = (torch.arange(e - s, device=v.device) < n_known).expand(v.shape[0], -1)
-        if f is not None and bool(f[1][:, s:e].any()):
+        if f is not None and any(held[i][s:e]):
             fv, fm = f[0][..., s:e], f[1][:, s:e]
             v = fv if v is None else torch.where(fm[:, None], fv, v)
             m = fm if m is None else m | fm
@@ -90,6 +105,7 @@ def sliding_windows(
     run_window: WindowFn,
     on_window: WindowCallback | None,
     fixed: list[Fixed | None] | None = None,
+    held: list[list[bool] | None] | None = None,
 ) -> list[torch.Tensor]:
     """Generate [.., total] outputs (one per modality) window by window.
 
@@ -101,6 +117,7 @@ def sliding_windows(
     fixed: one entry per output, None or (latents [B, C, total], mask [B, total] bool): frames
     held to those latents (in-painting); the returned outputs equal them exactly there.
     on_window(start, end, n_known, latents) sees each window's own result before blending.
+    held: held_frames of each fixed mask, when the caller has it (None: computed here, once).
     """
     if total < 1:
         raise ValueError(f"length must be at least 1 frame, got {total}")
@@ -109,12 +126,15 @@ def sliding_windows(
     for f in fixed or []:
         if f is not None and (f[0].shape[-1] != total or f[1].shape[-1] != total or f[1].dtype != torch.bool):
             raise ValueError(f"fixed latents and masks must cover the {total} frames, the masks bool")
+    if fixed is not None and held is None:
+        held = [None if f is None else held_frames(f[1]) for f in fixed]
     outs: list[torch.Tensor] = []
     prev_end = 0
     for k, s in enumerate(window_starts(total, window, overlap)):
         e = min(s + window, total)
         n_known = prev_end - s if k else 0
-        known, km = _window_known(outs, fixed if fixed is not None else [None] * len(outs), s, e, n_known)
+        nothing = [None] * len(outs)
+        known, km = _window_known(outs, fixed or nothing, held or nothing, s, e, n_known)
         res = run_window(k, s, e, known, km)
         if on_window is not None:
             on_window(s, e, n_known, res)

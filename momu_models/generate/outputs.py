@@ -1,6 +1,7 @@
 """A generation's result and its files: <stem>.mp4 (skeleton with the music; for music made for a
 video, the video beside the skeleton), <stem>.wav (16 kHz), <stem>.npy (keypoints [T, 14, 2]) with
-<stem>.json (fps, sample rate, length) and <stem>_beats.png (music onsets against kinematic beats)."""
+<stem>.json (fps, sample rate, length) and <stem>_beats.png (music onsets against kinematic beats).
+The mp4 alone needs PyAV and OpenCV; with render=False everything else is written without them."""
 
 from __future__ import annotations
 
@@ -25,20 +26,22 @@ def write_outputs(
     video: Path | None = None,
     title: str | None = None,
     export: ExportSettings | None = None,
+    render: bool = True,
 ) -> dict:
     """The sample's files: mp4 (skeleton + music; side by side with the source video for
     dance-to-music), 16 kHz wav, keypoints .npy [T, 14, 2] with a .json sidecar (fps), and a
     PNG of music onsets against kinematic beats; with `export`, the motion also in the formats
-    of pose-guided video tools (momu_data.export, docs/export.md). Returns paths and timings."""
+    of pose-guided video tools (momu_data.export, docs/export.md). render=False: no mp4 (its
+    path is None), which needs neither PyAV nor OpenCV. Returns paths and timings."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     n = min(len(pose), len(wav) // A.HOP)
     pose, wav = pose[:n], wav[: n * A.HOP]
     t = time.perf_counter()
-    mp4 = out / f"{stem}.mp4"
-    if video is not None:
+    mp4 = out / f"{stem}.mp4" if render else None
+    if mp4 is not None and video is not None:
         render_side_by_side(mp4, video, pose, wav, fps=A.FPS, sr=A.SR)
-    else:
+    elif mp4 is not None:
         render_skeleton_video(mp4, pose, wav, fps=A.FPS, sr=A.SR, title=title)
     t_render = time.perf_counter() - t
     with atomic_path(out / f"{stem}.wav") as tmp:
@@ -59,7 +62,8 @@ def write_outputs(
     onsets, kin = plot_beats(out / f"{stem}_beats.png", wav, pose, fps=A.FPS, sr=A.SR, title=title)
     exported = export_motion(pose, out, stem, export, fps_in=A.FPS) if export is not None else {}
     return {
-        "mp4": str(mp4),
+        "mp4": str(mp4) if mp4 is not None else None,
+        "wav": str(out / f"{stem}.wav"),
         "render": t_render,
         "onsets": len(onsets),
         "kinematic_beats": len(kin),
@@ -103,17 +107,27 @@ class GenerationResult:
         name = self.source.name if self.source is not None else self.condition
         return f"{'dance' if self.mode == 'dance_for_music' else 'music'} for {name}"
 
-    def save(self, out, stem: str | None = None, export: ExportSettings | None = None) -> list[dict]:
+    def save(
+        self, out, stem: str | None = None, export: ExportSettings | None = None, render: bool = True
+    ) -> list[dict]:
         """Write every sample's files as <stem>_<k>.{mp4,wav,npy,json} and <stem>_<k>_beats.png in
         `out` (stem: `default_stem()` unless given), and with `export` the motion's exports
-        (<stem>_<k>_openpose/, ...). Returns write_outputs' dict per sample and records the time
-        taken in timings["render_and_write"]."""
+        (<stem>_<k>_openpose/, ...); render=False leaves out the mp4 (no PyAV or OpenCV needed).
+        Returns write_outputs' dict per sample and records the time taken in
+        timings["render_and_write"]."""
         stem = stem or self.default_stem()
         video = self.source if self.mode == "music_for_dance" else None
         t = time.perf_counter()
         written = [
             write_outputs(
-                Path(out), f"{stem}_{k}", self.poses[k], self.waveforms[k], video, self.title(k), export=export
+                Path(out),
+                f"{stem}_{k}",
+                self.poses[k],
+                self.waveforms[k],
+                video,
+                self.title(k),
+                export=export,
+                render=render,
             )
             for k in range(len(self))
         ]

@@ -74,6 +74,7 @@ class Models:
     cfgs: dict = field(default_factory=dict)  # task -> run config
     device: torch.device = torch.device("cpu")
     smooth_seconds: float = SMOOTH_SECONDS  # Gaussian sigma for generated motion; 0: off
+    autocast: torch.dtype | None = None  # the denoisers' autocast dtype (network_autocast); None: float32
 
     def scale(self, modality: str) -> float:
         cfg = next(iter(self.cfgs.values()))
@@ -117,9 +118,34 @@ def default_solver(cfgs: dict) -> str:
     return PAPER_SOLVER if paper_runs(cfgs) else CPU_SOLVER
 
 
-def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float | None = None) -> Models:
+# The denoisers' precision: "bf16" runs them under torch.autocast(bfloat16) while the latents,
+# guidance and the solver stay float32 (sampling.sample); "fp32" runs everything in float32;
+# "auto": bf16 on CUDA (the paper preset's 50-step joint generation is ~90 TFLOP of DiT work),
+# fp32 on the CPU (no bf16 matrix units there: slower, and no gain). The VAE decode and the
+# vocoder stay float32 (a few hundred GFLOP).
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def network_autocast(precision: str, device) -> torch.dtype | None:
+    """The autocast dtype of the denoisers for a precision on a device (None: float32)."""
+    if precision not in PRECISIONS:
+        raise GenerateError(f"unknown precision {precision!r}: choose {', '.join(PRECISIONS)}")
+    if precision == "auto":
+        precision = "bf16" if torch.device(device).type == "cuda" else "fp32"
+    return torch.bfloat16 if precision == "bf16" else None
+
+
+def _wait(device: torch.device) -> None:
+    """Let queued GPU work finish, so a stage's wall time is its own (the sampler never waits)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def load_models(
+    root, tasks: tuple[str, ...], device: str = "cpu", smooth_seconds: float | None = None, precision: str = "auto"
+) -> Models:
     """Load the VAE and the diffusion runs `tasks` from `root` (e.g. runs/). smooth_seconds:
-    None = by the runs' preset (`default_smooth_seconds`)."""
+    None = by the runs' preset (`default_smooth_seconds`). precision: the denoisers' (PRECISIONS)."""
     root = Path(root)
     missing = [n for n in ("vae", *tasks) if not (root / n / "model.safetensors").exists()]
     if missing:
@@ -127,8 +153,10 @@ def load_models(root, tasks: tuple[str, ...], device: str = "cpu", smooth_second
         hint = f" (or pass --checkpoints DIR holding {', '.join(missing)})" if root != Path("runs") else ""
         raise GenerateError(f"no trained {n} model in {root / n}: train it with `{TRAIN_COMMANDS[n]}`" + hint)
     dev = torch.device(device)
+    amp = network_autocast(precision, dev)
     vae = BiCoRVAE.from_pretrained(root / "vae").to(dev)
     m = Models(vae=vae, device=dev, smooth_seconds=SMOOTH_SECONDS if smooth_seconds is None else smooth_seconds)
+    m.autocast = amp
     for t in tasks:
         dit, cfg = load_diffusion(root / t)
         if VAEConfig.from_dict(cfg["vae_config"]) != vae.cfg:
@@ -199,9 +227,11 @@ def generate_joint(
         cross_start=cross_start,
         batch_size=n,
         solver=solver,
+        autocast=models.autocast,
         **_known(fixed_motion, "known_motion"),
         **_known(fixed_music, "known_music"),
     )
+    _wait(models.device)
     t_s = time.perf_counter() - t
     t = time.perf_counter()
     mels = _paste(fixed_music, _decode_music(models, js.music, frames), axis=2)
@@ -227,8 +257,9 @@ def _conditional(
     cond = _encode(models, source, x).expand(n, -1, -1)
     g = torch.Generator(device=models.device).manual_seed(seed)
     t = time.perf_counter()
-    kw = dict(steps=steps, guidance_scale=guidance_scale, generator=g, solver=solver)
+    kw = dict(steps=steps, guidance_scale=guidance_scale, generator=g, solver=solver, autocast=models.autocast)
     z = sample(models.dits[task], cond, **kw, **_known(fixed))
+    _wait(models.device)
     t_s = time.perf_counter() - t
     t = time.perf_counter()
     if task == "music2motion":
@@ -328,7 +359,9 @@ class Constraint:
     target: np.ndarray  # pose [T, 14, 2] or mel [80, T]: the input on the kept frames (0 elsewhere)
     frames: np.ndarray  # bool [T]: the kept frames
     latent: torch.Tensor  # [1, C, L] the kept part's scaled latents
-    latent_mask: torch.Tensor  # bool [1, L]: the latent frames held fixed while sampling
+    # bool [1, L]: the latent frames held fixed while sampling; on the CPU, where the sampler
+    # reads which windows hold frames without waiting for the GPU (it copies the mask over)
+    latent_mask: torch.Tensor
     ramp: int | None = None  # frames of the paste's fade; None: no paste
     waveform: np.ndarray | None = None  # music: the input's 16 kHz audio (crossfaded in after vocoding)
 
@@ -413,7 +446,7 @@ def motion_constraint(
             frames[p], target[p] = True, k.pose
             latent[0, :, p // f] = zk[:, zk.shape[-1] // 2]
             lmask[p // f] = True
-    return Constraint(target, frames, latent, torch.from_numpy(lmask)[None].to(models.device), _ramp(edit))
+    return Constraint(target, frames, latent, torch.from_numpy(lmask)[None], _ramp(edit))
 
 
 def music_constraint(models: Models, T: int, y: np.ndarray, edit: Edit, name="the music") -> Constraint:
@@ -429,7 +462,7 @@ def music_constraint(models: Models, T: int, y: np.ndarray, edit: Edit, name="th
     L = models.vae.latent_length(T)
     lmask = editing.latent_frames(frames, models.vae.factor)
     latent = _place(models, "music", mel, n, L)
-    return Constraint(target, frames, latent, torch.from_numpy(lmask)[None].to(models.device), _ramp(edit), y)
+    return Constraint(target, frames, latent, torch.from_numpy(lmask)[None], _ramp(edit), y)
 
 
 def _editing_inputs(edit: Edit | None, allowed: tuple[str, ...], method: str):
@@ -547,16 +580,18 @@ class MoMuPipeline:
         vocoder: str | Vocoder = "auto",
         vocoder_checkpoint=None,
         smooth: float | None = None,
+        precision: str = "auto",
     ) -> MoMuPipeline:
         """Load runs/vae and the diffusion runs `tasks` (default both; MODE_TASKS says which one
         each method needs) from `root`. device: "auto" (cuda when available), "cpu", "cuda".
         vocoder: a name for `get_vocoder` (built on first use, with `vocoder_checkpoint`) or a
         `Vocoder`. smooth: Gaussian sigma in seconds for generated motion (0: off; None: off for
-        paper-preset runs, SMOOTH_SECONDS otherwise)."""
+        paper-preset runs, SMOOTH_SECONDS otherwise). precision: the denoisers' arithmetic,
+        "auto" (bf16 autocast on CUDA, float32 on the CPU), "fp32" or "bf16" (PRECISIONS)."""
         if smooth is not None and smooth < 0:
             raise ValueError("smooth must be 0 (off) or a positive number of seconds")
         dev = resolve_device(device)
-        models = load_models(root, tuple(tasks), dev, smooth_seconds=smooth)
+        models = load_models(root, tuple(tasks), dev, smooth_seconds=smooth, precision=precision)
         log.info("loaded vae + %s from %s on %s", ", ".join(tasks), root, dev)
         return cls(models, vocoder, vocoder_checkpoint)
 

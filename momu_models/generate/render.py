@@ -30,12 +30,12 @@ from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from momu_data import features
 from momu_data import timebase as _audio
 from momu_data.media import AudioMuxer, iter_frames, probe_video
+from momu_data.optional import import_optional
 from momu_data.skeleton import BONES, JOINTS, NUM_JOINTS, J
 
 # ---------------------------------------------------------------------------------------
@@ -62,7 +62,10 @@ SHIFT = 4  # fractional bits of cv2 coordinates: sub-pixel motion stays smooth
 ONE = 1 << SHIFT
 HEAD_RADIUS = 0.22  # torso units; the nose is taken as the centre of the head
 MARGIN = 0.06  # fraction of the panel kept free around the fitted figure
-_FONT = cv2.FONT_HERSHEY_SIMPLEX
+# The mp4s need PyAV and OpenCV, imported on first use: plot_beats and everything else here
+# work without them (`momu-generate --no-render` on a models-only install, docs/install.md).
+RENDER_NEEDS = ("av", "cv2")
+RENDER_PURPOSE = "rendering the video (skip it with --no-render)"
 
 # Read once: mkstemp creates files 0600, and the renamed output should get the permissions
 # an ordinary open() would have given it. (os.umask can only be read by setting it.)
@@ -216,19 +219,21 @@ class SkeletonPainter:
     def _background(self, title, top) -> np.ndarray:
         img = np.empty((self.height, self.width, 3), np.uint8)
         img[:] = BACKGROUND
+        cv2 = import_optional("cv2", purpose=RENDER_PURPOSE)
+        font = cv2.FONT_HERSHEY_SIMPLEX
         fs, th = self.font_scale, max(1, int(round(self.font_scale * 2)))
         base = int(round(self.text_h * 0.72))
         if title:
-            cv2.putText(img, str(title), (8, base), _FONT, fs, TEXT, th, cv2.LINE_AA)
+            cv2.putText(img, str(title), (8, base), font, fs, TEXT, th, cv2.LINE_AA)
         if self.show_beats:
             # Legend: "music" and "dance" labels with unlit rings that light up on beats.
             r = max(4, int(round(self.text_h * 0.28)))
             x = self.width - 8
             self._markers = []
             for label, colour in (("dance", DANCE_COLOUR), ("music", MUSIC_COLOUR)):
-                (tw, _), _ = cv2.getTextSize(label, _FONT, fs * 0.85, th)
+                (tw, _), _ = cv2.getTextSize(label, font, fs * 0.85, th)
                 x -= tw
-                cv2.putText(img, label, (x, base), _FONT, fs * 0.85, DIM, th, cv2.LINE_AA)
+                cv2.putText(img, label, (x, base), font, fs * 0.85, DIM, th, cv2.LINE_AA)
                 x -= r + 6
                 centre = (x, base - int(round(self.text_h * 0.25)))
                 cv2.circle(img, centre, r, DIM, 1, cv2.LINE_AA)
@@ -254,6 +259,7 @@ class SkeletonPainter:
 
     def frame(self, t: float, out: np.ndarray | None = None, frame_dt: float = 0.0) -> np.ndarray:
         """The panel at time t as RGB uint8 [H, W, 3] (into `out` when given)."""
+        cv2 = import_optional("cv2", purpose=RENDER_PURPOSE)
         img = out if out is not None else np.empty_like(self.background)
         img[:] = self.background
         px = self.pose_at(t) * self.scale + self.offset
@@ -318,8 +324,7 @@ def _encode_mp4(
     or at the end of the last video frame when None, so both streams end together even when
     the number of frames is only known once `frames` is exhausted.
     """
-    import av
-
+    av, cv2 = import_optional(*RENDER_NEEDS, purpose=RENDER_PURPOSE)
     with av.open(path, "w", format="mp4", options={"movflags": "+faststart"}) as c:
         vs = c.add_stream("libx264", rate=rate, options={"preset": preset, "crf": str(crf)})
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
@@ -383,6 +388,7 @@ def render_skeleton_video(
     beats (momu_data.features.kinematic_beats), the events the beat metrics compare.
     `size` is (width, height), rounded to even numbers for yuv420p. Returns the path.
     """
+    import_optional(*RENDER_NEEDS, purpose=RENDER_PURPOSE)  # before any work: fail fast
     pose = _check_pose(pose)
     y = _check_audio(audio) if audio is not None else None
     if y is not None and y.size == 0:
@@ -430,6 +436,7 @@ def render_side_by_side(
     frame rate, at most 30). The pose is held at its last frame if it is shorter.
     Returns the path.
     """
+    cv2 = import_optional(*RENDER_NEEDS, purpose=RENDER_PURPOSE)[1]  # before any work: fail fast
     pose = _check_pose(pose)
     y = _check_audio(audio)
     if start < 0:

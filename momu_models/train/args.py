@@ -41,7 +41,8 @@ class TrainArgs:
     grad_clip: float = 1.0  # global gradient norm clipping
     seed: int = 0
     device: str = "auto"  # auto, cpu or cuda (bf16 autocast on CUDA)
-    num_workers: int = 0  # DataLoader worker processes
+    # DataLoader worker processes; None: 0 on the CPU, 4 on CUDA (train/loop.py loader_settings)
+    num_workers: int | None = None
     shuffle_buffer: int = 256  # samples of the train stream's shuffle buffer
     val_every: int = 250  # steps between validations
     ckpt_every: int = 250  # steps between checkpoints

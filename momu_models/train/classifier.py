@@ -53,6 +53,7 @@ from momu_models.train.loop import (
     grad_sync_hooks,
     to_device,
 )
+from momu_models.train.optim import adamw
 from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,9 @@ def augment(pose: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 
 
 def targets(batch: dict, label: str, index: dict, device) -> torch.Tensor:
-    return torch.tensor([index[str(m.get(label) or "")] for m in batch["meta"]], device=device)
+    # built on the host, then queued to the device without waiting for it (as to_device)
+    y = torch.tensor([index[str(m.get(label) or "")] for m in batch["meta"]])
+    return y.to(device, non_blocking=True)
 
 
 @torch.no_grad()
@@ -195,7 +198,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
     torch.manual_seed(cfg.seed)
     mcfg = PRESETS[cfg.preset]
     model = MotionClassifier(mcfg, classes, cfg.label).to(device)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = adamw(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, cfg.steps))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)  # augmentation draws
     step, epoch, consumed = 0, 0, 0
@@ -244,6 +247,7 @@ def train(cfg: ClassifierTrainConfig, progress: bool = True) -> dict:
         consumed,
         select=HasLabel(cfg.label, classes),
         fields=LOADER_FIELDS,
+        device=device,
     )
     autocast = torch.bfloat16 if device.type == "cuda" else None
     metrics: dict = {}

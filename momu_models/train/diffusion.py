@@ -10,6 +10,7 @@ those of the VAE trainer.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
@@ -48,6 +49,7 @@ from momu_models.train.loop import (
     grad_sync_hooks,
     to_device,
 )
+from momu_models.train.optim import adamw
 from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -95,11 +97,20 @@ def load_vae(path) -> BiCoRVAE:
 
 
 @torch.no_grad()
-def encode_pair(vae: BiCoRVAE, batch: dict, scales: dict) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(music latent, motion latent, latent mask), scaled to about unit variance."""
+def encode_pair(
+    vae: BiCoRVAE, batch: dict, scales: dict, autocast: torch.dtype | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(music latent, motion latent, latent mask), scaled to about unit variance, float32.
+
+    autocast (bf16 on CUDA): the frozen encoders run under torch.autocast. They cost a tenth
+    of a `paper` DiT training step's FLOPs (183 vs 1,828 GFLOP per 30.7 s clip), twice that
+    share of its time in float32; bf16's rounding of a unit-variance latent (~0.004) is well
+    under the smallest noise the DiT is trained at (sqrt(1 - abar_0) = 0.029)."""
     mask = batch["mask"]
-    mu = vae.encode_music(batch["mel"], mask).mean * scales["music"]
-    mo = vae.encode_motion(batch["pose"], mask).mean * scales["motion"]
+    ctx = torch.autocast(mask.device.type, dtype=autocast) if autocast is not None else contextlib.nullcontext()
+    with ctx:
+        mu = vae.encode_music(batch["mel"], mask).mean.float() * scales["music"]
+        mo = vae.encode_motion(batch["pose"], mask).mean.float() * scales["motion"]
     return mu, mo, vae.latent_mask(mask)
 
 
@@ -111,7 +122,7 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
     non-finite value (a damaged clip) is left out with a warning naming its clips."""
     fixed = copy.copy(cfg)
     fixed.seed, fixed.shuffle_buffer, fixed.num_workers = 0, 0, 0
-    stream = BatchStream(fixed, frames, 0, 1, fields=LOADER_FIELDS)
+    stream = BatchStream(fixed, frames, 0, 1, fields=LOADER_FIELDS, device=device)
     sums = {"music": [0.0, 0.0, 0.0], "motion": [0.0, 0.0, 0.0]}
     poses = []
     for _ in range(cfg.stats_batches):
@@ -147,8 +158,12 @@ def data_statistics(vae: BiCoRVAE, cfg: DiffusionTrainConfig, device, frames: in
 
 def _ema_update(ema: torch.nn.Module, model: torch.nn.Module, decay: float) -> None:
     with torch.no_grad():
-        for e, p in zip(ema.parameters(), model.parameters()):
-            e.lerp_(p, 1.0 - decay)
+        e, p = list(ema.parameters()), list(model.parameters())
+        if hasattr(torch, "_foreach_lerp_"):  # one multi-tensor kernel instead of one per parameter
+            torch._foreach_lerp_(e, p, 1.0 - decay)
+        else:
+            for a, b in zip(e, p):
+                a.lerp_(b, 1.0 - decay)
 
 
 @torch.no_grad()
@@ -246,7 +261,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     lr, warm = PRESET_LR[cfg.preset]
     lr = cfg.lr or lr
     warm = cfg.warmup_steps if cfg.warmup_steps is not None else warm
-    opt = torch.optim.AdamW(dit.parameters(), lr=lr, weight_decay=cfg.weight_decay)
+    opt = adamw(dit.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
     max_frames = dcfg.max_len * vae.factor
@@ -281,15 +296,16 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     guard = NonFiniteGuard(runlog=runlog, state=skipped_state)
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
-    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS)
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else None
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS, device=device)
+    amp = torch.bfloat16 if device.type == "cuda" else None
+    autocast = torch.autocast("cuda", dtype=amp) if amp is not None else None
     bar = Bar(cfg.steps, step, enabled=progress and D.is_main(), name=cfg.task)
     metrics: dict = {}
     t_last, clips_since = time.perf_counter(), 0
     try:
         while step < cfg.steps:
             b = to_device(next(stream), device)
-            mu, mo, lm = encode_pair(vae, b, stats["latent_scales"])
+            mu, mo, lm = encode_pair(vae, b, stats["latent_scales"], amp)
             x0, cond = (mu, mo) if cfg.task == "motion2music" else (mo, mu)
             dit.train()
             if autocast is not None:

@@ -1,7 +1,11 @@
 """Training plumbing shared by the trainers: an endless, resumable batch stream over the
 train shards, shard checks with one-line errors, steps per epoch, gradient averaging under
 torchrun, optimiser updates that skip non-finite losses and gradients, and a progress bar.
-The trainers themselves stay one readable loop each."""
+The trainers themselves stay one readable loop each.
+
+On CUDA the stream feeds the GPU without making it wait (loader_settings): worker processes
+by default, batches in pinned memory so that `to_device`'s non_blocking copies overlap the
+step, and the next epoch's workers started while this epoch is consumed."""
 
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ class BatchStream:
         consumed: int = 0,
         select=None,
         fields=None,
+        device="cpu",
     ):
         self.cfg, self.frames, self.rank, self.world = cfg, frames, rank, world
         self.epoch, self.consumed = epoch, consumed
@@ -57,14 +62,22 @@ class BatchStream:
         self.select = select
         # the loader fields the trainer uses (None: all): only their tar members are read
         self.fields = fields
+        self.loader_kw = loader_settings(device, cfg.num_workers)
         self._it = None
+        self._ahead = None  # the next epoch's batches, its workers already started
 
-    def _epoch_loader(self):
+    # With worker processes, start the next epoch's loader as soon as an epoch's first batch
+    # is out: its workers fork, open their shards and fill their shuffle buffers while this
+    # epoch trains, so no epoch starts with the GPU waiting (each epoch is its own DataLoader,
+    # with its own seeds, so persistent_workers alone would not carry workers across epochs).
+    lookahead = True
+
+    def _epoch_loader(self, epoch: int):
         import webdataset as wds
 
         urls = shard_urls(self.cfg.shards, "train")
         # Shard order is seeded per epoch and equal on every rank, then split by rank.
-        order = np.random.default_rng(self.cfg.seed + 1000 * self.epoch).permutation(len(urls))
+        order = np.random.default_rng(self.cfg.seed + 1000 * epoch).permutation(len(urls))
         by_node = len(urls) >= self.world
         ds = open_shards(
             [urls[i] for i in order],
@@ -77,7 +90,7 @@ class BatchStream:
         )
         if not by_node and self.world > 1:  # fewer shards than ranks: every world-th sample
             ds = ds.slice(self.rank, None, self.world)
-        seed = self.cfg.seed + 1000 * self.epoch + self.rank
+        seed = self.cfg.seed + 1000 * epoch + self.rank
         if self.cfg.shuffle_buffer:
             ds = ds.shuffle(self.cfg.shuffle_buffer, rng=_py_rng(seed))
         ds = decode_checked(ds)
@@ -86,7 +99,7 @@ class BatchStream:
         ds = ds.map(RandomCrop(self.frames, seed))
         # partial batches too: a split smaller than one batch still trains
         ds = ds.batched(self.cfg.batch_size, collation_fn=collate, partial=True)
-        return torch_loader(ds, self.cfg.num_workers)
+        return torch_loader(ds, **self.loader_kw)
 
     def __iter__(self):
         return self
@@ -94,7 +107,8 @@ class BatchStream:
     def __next__(self) -> dict:
         while True:
             if self._it is None:
-                self._it = iter(self._epoch_loader())
+                ahead, self._ahead = self._ahead, None
+                self._it = ahead if ahead is not None else iter(self._epoch_loader(self.epoch))
                 for _ in range(self.consumed):  # resume inside an epoch
                     next(self._it)
             try:
@@ -108,6 +122,8 @@ class BatchStream:
                 self.epoch, self.consumed, self._it = self.epoch + 1, 0, None
                 continue
             self.consumed += 1
+            if self._ahead is None and self.lookahead and self.loader_kw["num_workers"] > 0:
+                self._ahead = iter(self._epoch_loader(self.epoch + 1))
             return batch
 
 
@@ -118,6 +134,39 @@ def _all_shards(urls):
 
 def _py_rng(seed: int):
     return random.Random(seed)
+
+
+# Worker processes of a training loader on CUDA unless told (--workers): enough to decode
+# and batch ahead of a GPU step, few enough to leave cores to the main process.
+CUDA_WORKERS = 4
+
+
+def loader_settings(device, num_workers: int | None = None) -> dict:
+    """torch_loader's settings for training on `device`. num_workers None (the default,
+    "auto"): min(CUDA_WORKERS, the cores this process may use) on CUDA, where the GPU must
+    never wait for a batch; 0 on the CPU, where workers would take cores from the step itself.
+    On CUDA the batches come in pinned memory, so `to_device`'s non_blocking copies run
+    while the GPU computes. prefetch_factor: torch's 2 batches per worker (a few seconds of
+    steps of the paper presets; decoding a batch takes far less)."""
+    dev = torch.device(device)
+    if num_workers is None:
+        num_workers = min(CUDA_WORKERS, _cpu_count()) if dev.type == "cuda" else 0
+    if num_workers < 0:
+        raise TrainError(f"--workers must be 0 or more, not {num_workers}")
+    return {
+        "num_workers": num_workers,
+        "pin_memory": dev.type == "cuda",
+        # one DataLoader per epoch (BatchStream): the lookahead, not persistence, keeps workers warm
+        "persistent_workers": False,
+        "prefetch_factor": 2 if num_workers > 0 else None,
+    }
+
+
+def _cpu_count() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def to_device(batch: dict, device) -> dict:

@@ -45,6 +45,7 @@ from momu_models.train.loop import (
     grad_sync_hooks,
     to_device,
 )
+from momu_models.train.optim import adamw
 from momu_models.train.runlog import RunLog
 from momu_models.train.vae_steps import StageConfig, motion_stage_step, music_stage_step
 
@@ -142,11 +143,9 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     disc = MelDiscriminator.from_config(vcfg).to(device)
     stage_cfg = StageConfig(contrast_weight=cfg.contrast_weight)
     opts = {
-        "music": torch.optim.AdamW(
-            model.stage_parameters(1), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay
-        ),
-        "disc": torch.optim.AdamW(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
-        "motion": torch.optim.AdamW(
+        "music": adamw(model.stage_parameters(1), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
+        "disc": adamw(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.9), weight_decay=cfg.weight_decay),
+        "motion": adamw(
             model.stage_parameters(2), lr=cfg.motion_lr or MOTION_LR[cfg.preset], weight_decay=cfg.weight_decay
         ),
     }
@@ -208,7 +207,7 @@ def train(cfg: VAETrainConfig, progress: bool = True) -> dict:
     if D.is_main():
         write_json(run / "train_config.json", asdict(cfg))
     frames = crop_frames(cfg, model.factor)
-    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS)
+    stream = BatchStream(cfg, frames, rank, world, epoch, consumed, fields=LOADER_FIELDS, device=device)
     autocast = torch.bfloat16 if device.type == "cuda" else None
     total = sum(n for _, n in plan)
     metrics: dict = {}

@@ -44,6 +44,7 @@ import numpy as np
 
 from momu_data.features import directogram, kinematic_flux
 from momu_data.media import MediaError, load_audio
+from momu_data.optional import import_optional
 from momu_data.pose.importers.common import make_track
 from momu_data.pose.interpolate import resample
 from momu_data.pose.track import PoseTrack
@@ -217,7 +218,7 @@ def parse_views(views) -> list[str]:
 
 def audio_start(path) -> float:
     """Time of the first decoded audio sample on the container's clock (0.025 s for LAME mp3s)."""
-    import av
+    av = import_optional("av", purpose="importing Dance with Melody")
 
     try:
         with av.open(str(path)) as c:

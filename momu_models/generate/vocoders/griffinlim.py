@@ -36,7 +36,14 @@ class GriffinLimVocoder(Vocoder):
 
     name = "griffinlim"
 
-    def __init__(self, n_iter: int = GRIFFINLIM_N_ITER, seed: int = 0, inverse: str = "pinv", engine: str = "torch"):
+    def __init__(
+        self,
+        n_iter: int = GRIFFINLIM_N_ITER,
+        seed: int = 0,
+        inverse: str = "pinv",
+        engine: str = "torch",
+        device: str | torch.device = "cpu",
+    ):
         if inverse not in ("pinv", "nnls"):
             raise ValueError(f"inverse must be 'pinv' or 'nnls', got {inverse!r}")
         if engine not in ("torch", "librosa"):
@@ -47,6 +54,7 @@ class GriffinLimVocoder(Vocoder):
         self.n_iter = int(n_iter)
         self.seed = seed
         self.inverse = inverse
+        self.device = torch.device(device)  # where the torch engine iterates (the GPU of a CUDA generation)
         self._pinv = None
 
     def _magnitude(self, mel_lin: np.ndarray) -> np.ndarray:
@@ -79,7 +87,7 @@ class GriffinLimVocoder(Vocoder):
         mags = self._magnitudes(mel)
         length = mel.shape[-1] * HOP
         if self.engine == "torch":
-            return griffinlim_torch(mags, self.n_iter, self.seed, length)
+            return griffinlim_torch(mags, self.n_iter, self.seed, length, device=self.device)
         import librosa
 
         outs = []
@@ -106,28 +114,30 @@ class GriffinLimVocoder(Vocoder):
         return np.stack(outs)
 
 
-def griffinlim_torch(mags: np.ndarray, n_iter: int, seed: int, length: int, momentum: float = 0.99) -> np.ndarray:
+def griffinlim_torch(
+    mags: np.ndarray, n_iter: int, seed: int, length: int, momentum: float = 0.99, device="cpu"
+) -> np.ndarray:
     """Fast Griffin-Lim (the algorithm of `librosa.griffinlim`: random initial phase, then
     n_iter rounds of ISTFT -> STFT with momentum on the rebuilt spectrum) on magnitudes
     [B, N_FFT // 2 + 1, frames], with our STFT (Hann window WIN, hop HOP, centred, zero
-    padding), in float32 on torch's threads. Returns [B, length] float32 audio."""
-    S = torch.from_numpy(np.ascontiguousarray(mags, dtype=np.float32))
+    padding), in float32 on `device` (torch's threads on the CPU). Returns [B, length]
+    float32 audio."""
+    # non_blocking: copies from the host are queued, not waited for; the loop below reads
+    # nothing back from the device either (see _istft), so on a GPU the host waits only for
+    # the audio at the end.
+    S = torch.from_numpy(np.ascontiguousarray(mags, dtype=np.float32)).to(device, non_blocking=True)
     window = torch.hann_window(WIN)
-    # Each item's initial phase from its own generator with the same seed: an item gets the
-    # same audio whatever else is in the batch.
+    # torch.stft cannot take a frame longer than its (padded) input: very short clips get
+    # a zero tail for the iterations (at least N_FFT samples), cut again at the end (their
+    # output is still valid).
+    istft = _istft(window, S.device, S.shape[-1], max(length, N_FFT))
+    window = window.to(S.device, non_blocking=True)
+    # Each item's initial phase from its own generator with the same seed, drawn on the CPU:
+    # an item gets the same audio whatever else is in the batch and whatever the device.
     phase = torch.stack([torch.rand(S.shape[1:], generator=torch.Generator().manual_seed(seed)) for _ in S])
+    phase = phase.to(S.device, non_blocking=True)
     angles = torch.polar(torch.ones_like(S), 2 * np.pi * phase)
     rebuilt = torch.zeros_like(angles)
-    # torch.stft cannot take a frame longer than its (padded) input: very short clips get
-    # a zero tail for the iterations, cut again at the end (their output is still valid).
-    n = max(length, N_FFT)
-
-    def istft(spec):
-        with warnings.catch_warnings():
-            # the zero tail of clips under N_FFT samples (above); the output is still valid
-            warnings.filterwarnings("ignore", message="The length of signal is shorter")
-            return torch.istft(spec, N_FFT, HOP, WIN, window, center=True, length=n)
-
     with torch.no_grad():
         for _ in range(n_iter):
             previous = rebuilt
@@ -137,4 +147,33 @@ def griffinlim_torch(mags: np.ndarray, n_iter: int, seed: int, length: int, mome
             rebuilt = rebuilt[..., : S.shape[-1]]
             angles = rebuilt - (momentum / (1 + momentum)) * previous
             angles = angles / (angles.abs() + 1e-16)
-        return istft(S * angles)[..., :length].numpy()
+        return istft(S * angles)[..., :length].cpu().numpy()
+
+
+def _istft(window: torch.Tensor, device, frames: int, n: int):
+    """spec [B, N_FFT // 2 + 1, frames] on `device` -> audio [B, n]: torch.istft(spec, N_FFT,
+    HOP, WIN, window, center=True, length=n) as an overlap-add whose window envelope is
+    computed and checked (NOLA) once, from the CPU `window`. torch.istft checks it at every
+    call by reading a value back, which on a GPU would make each Griffin-Lim iteration wait."""
+    F = torch.nn.functional
+    total = N_FFT + HOP * (frames - 1)
+    start = N_FFT // 2
+    left = (N_FFT - WIN) // 2
+    window = F.pad(window, (left, N_FFT - WIN - left))  # centred in the frame, as torch.istft does
+
+    def overlap_add(cols: torch.Tensor) -> torch.Tensor:  # [B, frames, N_FFT] -> [B, total]
+        # the overlap-add torch.istft itself runs (the adjoint of Tensor.unfold)
+        return torch.ops.aten.unfold_backward(cols, [cols.shape[0], total], 1, N_FFT, HOP)
+
+    env = overlap_add((window * window).expand(1, frames, N_FFT).contiguous())[0, start : start + n]
+    if env.abs().min() < 1e-11:  # on the host, once
+        raise ValueError("the Griffin-Lim window does not overlap-add to a positive envelope (NOLA)")
+    # past the signal's end (clips under N_FFT samples): zeros, as torch.istft pads (and warns)
+    inv_env = F.pad(1 / env, (0, n - env.shape[0]), value=1.0).to(device, non_blocking=True)
+    window = window.to(device, non_blocking=True)
+
+    def istft(spec: torch.Tensor) -> torch.Tensor:
+        y = overlap_add(torch.fft.irfft(spec.transpose(1, 2), n=N_FFT, dim=-1) * window)[:, start : start + n]
+        return F.pad(y, (0, n - y.shape[-1])) * inv_env
+
+    return istft

@@ -38,7 +38,7 @@ def get_vocoder(name: str = "auto", checkpoint: str | None = None, device="cpu",
     if key == "griffinlim":
         if checkpoint is not None:
             raise VocoderError("griffinlim has no weights; checkpoint must be None")
-        return GriffinLimVocoder(**kwargs)
+        return GriffinLimVocoder(device=device, **kwargs)
     if key == "hifigan":
         return HiFiGANVocoder(checkpoint, device=device, **kwargs)
     if key == "bigvgan":
