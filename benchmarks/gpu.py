@@ -218,7 +218,11 @@ def environment(dev: torch.device, peak_tflops: float | None) -> dict:
     }
     packages = {}
     for mod, dist in PACKAGES.items():
-        if importlib.util.find_spec(mod) is None:
+        try:
+            found = importlib.util.find_spec(mod) is not None
+        except ImportError:  # a finder that hides it (tests/conftest.py, MOMU_HIDE_OPTIONAL)
+            found = False
+        if not found:
             packages[mod] = None
             continue
         try:
