@@ -7,16 +7,18 @@ os.environ.setdefault("NUMBA_CACHE_DIR", os.path.join(os.path.dirname(__file__),
 os.environ.setdefault("GLOG_minloglevel", "2")
 
 
-ALL = ("extraction", "multi_dancer", "loader", "training", "generation", "vocoder")
+ALL = ("extraction", "multi_dancer", "loader", "training", "generation", "vocoder", "hot_paths")
 # Run on its own, with its own options (`python -m benchmarks gpu --help`): not part of ALL.
 GPU = "gpu"
 
 
 def main(argv=None):
-    """`python -m benchmarks [extraction] [multi_dancer] [loader] [training] [generation] [vocoder] [--cuda]
-    [--quick]`: --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
+    """`python -m benchmarks [extraction] [multi_dancer] [loader] [training] [generation] [vocoder] [hot_paths]
+    [--cuda] [--quick]`: --quick skips the paper presets (minutes on a CPU); --cuda also runs on the GPU;
     --paper-steps=N times the paper preset's generation with N DDIM steps, scaled to 50;
     --shards=DIR also times the loader on a shard root of your own (e.g. the demo's).
+    hot_paths (the figures of docs/diffusion.md and docs/training.md, "On the GPU") runs on the CPU,
+    one thread, in process time, whatever --cuda / --quick say (about a minute).
     `python -m benchmarks gpu [--out DIR] [--tiny] [--budget S] [--device cuda|cpu]`: the prepared
     GPU check (benchmarks/gpu.py, docs/gpu.md), which takes its own options."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -60,6 +62,10 @@ def main(argv=None):
             from benchmarks import vocoder
 
             print(vocoder.run())
+        elif name == "hot_paths":
+            from benchmarks import hot_paths
+
+            print(hot_paths.run())
         else:
             raise SystemExit(f"unknown benchmark {name!r}: choose from {', '.join(ALL)} (or `gpu` alone)")
 

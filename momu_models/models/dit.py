@@ -164,10 +164,10 @@ def segment_taps(segments: tuple[int, ...], kernel: int, device=None) -> torch.T
 # How masked_conv computes a convolution. "matmul": one matrix product over the K shifted
 # copies of the tokens (im2col); "conv1d": torch's Conv1d over the segments laid end to end with
 # kernel // 2 zeros between them. Same values; "auto" picks matmul on the CPU, where it is the
-# faster (a `small` training step of 16 x 128 frames: 0.91 s against 1.00 s of process time on
+# faster (a `small` training step of 16 x 128 frames: 0.83 s against 0.93 s of process time on
 # one thread), and conv1d on a GPU, where im2col's K copies of every convolution input would
-# hold 22 GiB more activations for the backward pass of a `paper` batch of 64 (35 against 13
-# GiB in bf16; docs/diffusion.md, "On the GPU").
+# hold 21 GiB more FFN activations for the backward pass of a `paper` batch of 64 (30 against 9
+# GiB in bf16; `python -m benchmarks hot_paths`, docs/diffusion.md, "On the GPU").
 CONV_PATHS = ("auto", "matmul", "conv1d")
 
 
