@@ -59,19 +59,23 @@ def quiet(msg):  # the runner's log goes nowhere in tests
     pass
 
 
-def run_eval_in_process(monkeypatch) -> list:
-    """Run the recipe stages' `momu-eval` in this process, through the same CLI and error path
-    (a subprocess costs about 4 s of imports per report; test_demo_recipe_tiny_end_to_end
-    runs its first report in the real subprocess). Returns the argument lists it gets."""
+def run_eval_in_process(monkeypatch, commands=("momu-eval",)) -> list:
+    """Run the recipe stages' `momu-eval` (and `momu-train`, if in `commands`) in this process,
+    through the same CLI and error path (a subprocess costs about 4 s of imports per command;
+    test_demo_recipe_tiny_end_to_end runs its first report in the real subprocess, and
+    test_train_stage_runs_momu_train_with_a_config_file the runner's momu-train subprocess).
+    Returns the argument lists they get."""
     from momu_models.cli.eval import app as eval_app
+    from momu_models.cli.train import app as train_app
 
+    apps = {"momu-eval": eval_app, "momu-train": train_app}
     real, calls = runner_module.run_command, []
 
     def run_command(command, args, capture=True, stream=False):
-        if command != "momu-eval":
+        if command not in commands:
             return real(command, args, capture, stream)
         calls.append(list(args))
-        res = CliRunner().invoke(eval_app, [str(a) for a in args])
+        res = CliRunner().invoke(apps[command], [str(a) for a in args])
         if res.exit_code != 0:
             raise runner_module.CommandError(command, args, error_reason(res.output.splitlines(), res.exit_code))
 
@@ -456,7 +460,7 @@ def test_aistpp_recipe_manifest_grouping_and_up_to_date(aist_tree, tmp_path, eva
     assert statuses(res)["shard"] == "ran" and (out / "shards" / "train.wids.json").exists()
 
 
-def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path):
+def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path, monkeypatch):
     out = tmp_path / "out"
     r = CliRunner().invoke(
         app,
@@ -506,7 +510,9 @@ def test_aistpp_recipe_one_camera_from_the_cli(aist_tree, tmp_path):
         app, ["run", str(PIPELINES / "aistpp.toml"), "--out", str(out), "--source", str(aist_tree / "nope")]
     )
     assert r.exit_code == 2 and "no such input" in r.output
-    # Training runs only with --train, and its settings are checked against the trainer's.
+    # Training runs only with --train, and its settings are checked against the trainer's: the
+    # real momu-train command, in this process.
+    run_eval_in_process(monkeypatch, commands=("momu-train",))
     r = CliRunner().invoke(
         app,
         [
