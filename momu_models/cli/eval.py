@@ -15,6 +15,8 @@ samples, and all of them as paper-style tables (docs/metrics.md).
                     [--label L] [--json F] [--markdown F]
     momu-eval heldout SHARDS [--checkpoints RUNS] [--tasks ...] [--splits val,test] [--steps 50]
                     [--guidance 3] [--tolerance 0.1s] [--json F]
+    momu-eval guidance SHARDS [--checkpoints RUNS] [--tasks ...] [--split val] [--scales 1.5,3,5,7]
+                    [--dry-run] [--json F]
 
 GENERATED and REFERENCE are folders (files directly inside, not recursive) or single files.
 For beats and plot, generated and reference files pair by file stem; a single reference file
@@ -23,7 +25,7 @@ all read momu-generate's file names (condition ids, which file of a sample is ge
 see momu_models/evaluate/files.py. Each command is a thin layer over a function of
 momu_models.evaluate: alignment.evaluate_beats, metrics.fad.fad_from_files,
 suite.evaluate_motion / evaluate_diversity / evaluate_all, ceiling.ceiling_report,
-heldout.evaluate_heldout.
+heldout.evaluate_heldout, heldout.tune_guidance.
 """
 
 from __future__ import annotations
@@ -383,7 +385,13 @@ def heldout(
         help="ddim or dpm++2m. Default: as momu-generate (ddim for paper-preset runs, dpm++2m otherwise).",
         show_default=False,
     ),
-    guidance: float = typer.Option(3.0, "--guidance", help="Guidance scale of the guided samples."),
+    guidance: float | None = typer.Option(
+        None,
+        "--guidance",
+        help="Guidance scale of the guided samples. Default: each run's scale as `momu-eval guidance` chose it "
+        "(its guidance.json), else 3.",
+        show_default=False,
+    ),
     tolerance: str = typer.Option("0.1s", "--tolerance", help="Beats within this many seconds match."),
     samples: int = typer.Option(
         1, "--samples", help="Samples per clip and condition (more average out the sampling noise)."
@@ -424,6 +432,88 @@ def heldout(
         fail(str(e), 1)
     for line in summary_lines(res):
         typer.echo(line)
+    _save_json(res, json_out)
+
+
+@app.command()
+def guidance(
+    shards: Path = typer.Argument(
+        Path("shards"), help="A `momu-data shard` folder; the scales are compared on its --split."
+    ),
+    checkpoints: Path = typer.Option(
+        Path("runs"), "--checkpoints", help="Folder with vae/ and the diffusion runs (as momu-generate)."
+    ),
+    tasks: str = typer.Option(
+        "music2motion,motion2music", "--tasks", help="Runs to tune: music2motion, motion2music or both."
+    ),
+    split: str = typer.Option(
+        "val", "--split", help="Split the scales are compared on: one the models never trained on, not test."
+    ),
+    scales: str = typer.Option("1.5,3,5,7", "--scales", help="Guidance scales to try, comma-separated."),
+    steps: int | None = typer.Option(
+        None, "--steps", help="Sampling steps. Default: as momu-generate.", show_default=False
+    ),
+    solver: str | None = typer.Option(
+        None, "--solver", help="ddim or dpm++2m. Default: as momu-generate.", show_default=False
+    ),
+    tolerance: str = typer.Option("0.1s", "--tolerance", help="Beats within this many seconds match."),
+    samples: int = typer.Option(1, "--samples", help="Samples per clip and scale."),
+    write: bool = typer.Option(
+        True,
+        "--write/--dry-run",
+        help="Record each run's best scale in its folder (guidance.json): momu-generate and momu-eval heldout "
+        "then use it by default.",
+    ),
+    json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
+):
+    """Choose each run's guidance scale: generate on the --split clips at every scale, score the
+    beats (music-to-dance: the dance's kinematic beats vs the music's onsets; dance-to-music: the
+    music's onsets vs the dance's kinematic beats, F1 within --tolerance) and keep the best."""
+    tol = _tolerance(tolerance)
+    if tol is None:
+        fail("--tolerance is needed (e.g. 0.1s)")
+    try:
+        tried = [float(x) for x in scales.split(",") if x.strip()]
+    except ValueError:
+        fail(f"--scales must be numbers separated by commas, got {scales!r}")
+    if split.strip() == "test":
+        fail("--split test would choose the scale on the clips `momu-eval heldout` reports: use val")
+    from momu_models.evaluate.heldout import tune_guidance
+    from momu_models.generate.guidance import save_guidance
+    from momu_models.generate.pipeline import GenerateError
+
+    try:
+        with _one_line_errors(), progress() as bar:
+            task = []
+
+            def step(done, total):
+                if not task:
+                    task.append(bar.add_task("clips x scales", total=total))
+                bar.update(task[0], completed=done)
+
+            res = tune_guidance(
+                shards,
+                checkpoints,
+                tasks=[t.strip() for t in tasks.split(",") if t.strip()],
+                split=split.strip(),
+                scales=tried,
+                steps=steps,
+                tolerance=tol,
+                progress=step,
+                solver=solver,
+                samples=samples,
+            )
+    except GenerateError as e:
+        fail(str(e), 1)
+    for name, r in res.items():
+        row = ", ".join(f"{s:g}: {f:.1f}" for s, f in r["f1"].items())
+        where = ""
+        if write:
+            where = f" -> {save_guidance(checkpoints / name, r['guidance'], r['chosen_on'], r['f1'])}"
+        typer.echo(
+            f"{name}: beat F1 (±{tol:g} s) by guidance scale on {r['chosen_on']['clips']} {split} clips: "
+            f"{row}; chosen {r['guidance']:g}{where}"
+        )
     _save_json(res, json_out)
 
 

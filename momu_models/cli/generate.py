@@ -84,8 +84,12 @@ def generate(
         help="ddim or dpm++2m (DPM-Solver++(2M)). Default: ddim for paper-preset runs, dpm++2m for the CPU presets.",
         show_default=False,
     ),
-    guidance_scale: float = typer.Option(
-        3.0, "--guidance-scale", help="Classifier-free guidance scale (1: plain conditional model)."
+    guidance_scale: float | None = typer.Option(
+        None,
+        "--guidance-scale",
+        help="Classifier-free guidance scale (1: plain conditional model). Default: the scale `momu-eval guidance` "
+        "chose for each run (its guidance.json), else 3.",
+        show_default=False,
     ),
     cross_start: float = typer.Option(
         0.5,

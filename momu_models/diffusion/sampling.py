@@ -164,7 +164,7 @@ def _joint_window(
     shape_motion: tuple[int, int, int],
     shape_music: tuple[int, int, int],
     steps: int,
-    guidance_scale: float,
+    guidance_scale: tuple[float, float],
     i_c: int,
     eta: float,
     generator: torch.Generator | None,
@@ -195,8 +195,8 @@ def _joint_window(
         # guided (eq. 7) by the other's x0 estimate from the previous step (both chains
         # advance in lockstep, so neither modality leads).
         c_mu, c_mo = (x0_mo, x0_mu) if conditioned else (None, None)
-        eps_mu = guided_eps(motion2music, x_mu, t, c_mu, guidance_scale, x_mask, x_mask, autocast)
-        eps_mo = guided_eps(music2motion, x_mo, t, c_mo, guidance_scale, x_mask, x_mask, autocast)
+        eps_mu = guided_eps(motion2music, x_mu, t, c_mu, guidance_scale[0], x_mask, x_mask, autocast)
+        eps_mo = guided_eps(music2motion, x_mo, t, c_mo, guidance_scale[1], x_mask, x_mask, autocast)
         x_mu, x0_mu = chain_mu.step(x_mu, t, t_prev, eps_mu)
         x_mo, x0_mo = chain_mo.step(x_mo, t, t_prev, eps_mo)
         # Known frames (carried over from the previous window, or fixed) are known exactly:
@@ -218,7 +218,7 @@ def joint_sample(
     music2motion: nn.Module,
     length: int,
     steps: int = 50,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | tuple[float, float] = 3.0,
     generator: torch.Generator | None = None,
     *,
     cross_start: float = 0.5,
@@ -248,8 +248,12 @@ def joint_sample(
     sample; each modality has its own mask, e.g. a kept dance under newly generated music).
     The trace's conditioned flags are always recorded; return_trace adds every step's x0
     estimates (memory: 2 latents per step). autocast: the networks' precision (see sample).
+    guidance_scale: one scale for both models, or (motion2music's, music2motion's).
     """
     c_mu, c_mo = motion2music.config, music2motion.config
+    scales = (float(guidance_scale),) * 2 if isinstance(guidance_scale, (int, float)) else tuple(guidance_scale)
+    if len(scales) != 2:
+        raise ValueError(f"guidance_scale: one scale or two (motion2music's, music2motion's), not {guidance_scale!r}")
     if c_mu.num_timesteps != c_mo.num_timesteps:
         raise ValueError("the two models were trained with different numbers of diffusion steps")
     if c_mu.cond_channels != c_mo.out_channels or c_mo.cond_channels != c_mu.out_channels:
@@ -268,7 +272,7 @@ def joint_sample(
             (B, c_mo.out_channels, e - s),
             (B, c_mu.out_channels, e - s),
             steps,
-            guidance_scale,
+            scales,
             i_c,
             eta,
             generator,

@@ -38,6 +38,7 @@ from momu_models.diffusion.process import SOLVERS
 from momu_models.diffusion.sampling import joint_sample, sample
 from momu_models.generate import editing
 from momu_models.generate.editing import Keyframe
+from momu_models.generate.guidance import DEFAULT_GUIDANCE, tuned_guidance
 from momu_models.generate.length import parse_length
 from momu_models.generate.outputs import GenerationResult
 from momu_models.generate.postprocess import SMOOTH_SECONDS, finish_motion
@@ -75,6 +76,11 @@ class Models:
     device: torch.device = torch.device("cpu")
     smooth_seconds: float = SMOOTH_SECONDS  # Gaussian sigma for generated motion; 0: off
     autocast: torch.dtype | None = None  # the denoisers' autocast dtype (network_autocast); None: float32
+    guidance: dict = field(default_factory=dict)  # task -> the scale `momu-eval guidance` chose for it
+
+    def guidance_for(self, task: str, scale: float | None = None) -> float:
+        """`scale` if given, else the run's tuned scale (generate.guidance), else DEFAULT_GUIDANCE."""
+        return float(scale) if scale is not None else float(self.guidance.get(task, DEFAULT_GUIDANCE))
 
     def scale(self, modality: str) -> float:
         cfg = next(iter(self.cfgs.values()))
@@ -165,6 +171,9 @@ def load_models(
                 "point --checkpoints at a consistent set of runs"
             )
         m.dits[t], m.cfgs[t] = dit.to(dev), cfg
+        tuned = tuned_guidance(root / t)
+        if tuned is not None:
+            m.guidance[t] = tuned
     if smooth_seconds is None:
         m.smooth_seconds = default_smooth_seconds(m.cfgs)
     if len(tasks) == 2:
@@ -206,14 +215,15 @@ def generate_joint(
     n: int = 1,
     seed: int = 0,
     steps: int = 50,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | None = None,
     cross_start: float = 0.5,
     fixed_motion: Constraint | None = None,
     fixed_music: Constraint | None = None,
     solver: str = "ddim",
 ) -> Generated:
     """Music and dance together by cross-guidance; frames at 62.5 frames/s. fixed_motion /
-    fixed_music: parts of either to keep (temporal editing), each with its own frames."""
+    fixed_music: parts of either to keep (temporal editing), each with its own frames.
+    guidance_scale: None = each run's own (Models.guidance_for)."""
     L = models.vae.latent_length(frames)
     g = torch.Generator(device=models.device).manual_seed(seed)
     t = time.perf_counter()
@@ -222,7 +232,7 @@ def generate_joint(
         models.dits["music2motion"],
         L,
         steps,
-        guidance_scale,
+        (models.guidance_for("motion2music", guidance_scale), models.guidance_for("music2motion", guidance_scale)),
         g,
         cross_start=cross_start,
         batch_size=n,
@@ -248,7 +258,7 @@ def _conditional(
     n: int,
     seed: int,
     steps: int,
-    guidance_scale: float,
+    guidance_scale: float | None,
     fixed: Constraint | None = None,
     solver: str = "ddim",
 ) -> tuple[np.ndarray, dict]:
@@ -257,7 +267,8 @@ def _conditional(
     cond = _encode(models, source, x).expand(n, -1, -1)
     g = torch.Generator(device=models.device).manual_seed(seed)
     t = time.perf_counter()
-    kw = dict(steps=steps, guidance_scale=guidance_scale, generator=g, solver=solver, autocast=models.autocast)
+    scale = models.guidance_for(task, guidance_scale)
+    kw = dict(steps=steps, guidance_scale=scale, generator=g, solver=solver, autocast=models.autocast)
     z = sample(models.dits[task], cond, **kw, **_known(fixed))
     _wait(models.device)
     t_s = time.perf_counter() - t
@@ -275,7 +286,7 @@ def generate_motion(
     n: int = 1,
     seed: int = 0,
     steps: int = 50,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | None = None,
     fixed: Constraint | None = None,
     solver: str = "ddim",
 ) -> Generated:
@@ -294,7 +305,7 @@ def generate_music(
     n: int = 1,
     seed: int = 0,
     steps: int = 50,
-    guidance_scale: float = 3.0,
+    guidance_scale: float | None = None,
     fixed: Constraint | None = None,
     solver: str = "ddim",
 ) -> Generated:
@@ -651,7 +662,7 @@ class MoMuPipeline:
         num_samples: int = 1,
         seed: int = 0,
         steps: int | None = None,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         cross_start: float = 0.5,
         edit: Edit | None = None,
         solver: str | None = None,
@@ -660,7 +671,8 @@ class MoMuPipeline:
         unconditionally before cross-guidance starts (paper: 0.3-0.7 robust). edit: a dance and/or
         a music (and keyframes) to keep all or parts of; length None is then the inputs' length
         (the shorter) when the edit names ranges, else 10 s. steps / solver: None = the runs'
-        default (50 DDIM steps for paper-preset runs, 12 DPM-Solver++ steps otherwise)."""
+        default (50 DDIM steps for paper-preset runs, 12 DPM-Solver++ steps otherwise).
+        guidance_scale: None = each run's scale as `momu-eval guidance` chose it, else 3."""
         steps, solver = self._steps(steps), self._solver(solver)
         self._check("joint", num_samples, steps)
         torch.manual_seed(seed)
@@ -688,13 +700,14 @@ class MoMuPipeline:
         num_samples: int = 1,
         seed: int = 0,
         steps: int | None = None,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         edit: Edit | None = None,
         solver: str | None = None,
     ) -> GenerationResult:
         """Dance for a music: an audio/video file path or a 16 kHz mono waveform; length: the
         first part of it (default all of it). The result's waveforms are the input music.
-        edit: a dance to continue or keep parts of (Edit.motion), keyframes to in-between."""
+        edit: a dance to continue or keep parts of (Edit.motion), keyframes to in-between.
+        guidance_scale: None = the run's scale as `momu-eval guidance` chose it, else 3."""
         steps, solver = self._steps(steps), self._solver(solver)
         self._check("dance_for_music", num_samples, steps)
         frames = parse_length(length, A.FPS) if length is not None else None
@@ -733,13 +746,14 @@ class MoMuPipeline:
         num_samples: int = 1,
         seed: int = 0,
         steps: int | None = None,
-        guidance_scale: float = 3.0,
+        guidance_scale: float | None = None,
         edit: Edit | None = None,
         solver: str | None = None,
     ) -> GenerationResult:
         """Music for a dance: a video path (pose extracted with mediapipe), a keypoint file (.npy,
         .npz item) or keypoints [T, 14, 2] at 62.5 frames/s; length: the first part of it
-        (default all of it). edit: a music to continue or keep parts of (Edit.music)."""
+        (default all of it). edit: a music to continue or keep parts of (Edit.music).
+        guidance_scale: None = the run's scale as `momu-eval guidance` chose it, else 3."""
         steps, solver = self._steps(steps), self._solver(solver)
         self._check("music_for_dance", num_samples, steps)
         frames = parse_length(length, A.FPS) if length is not None else None
