@@ -11,7 +11,6 @@ implementation.
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -24,6 +23,7 @@ os.environ.setdefault("NUMBA_CACHE_DIR", str(Path.home() / ".cache" / "momu" / "
 # Bound now, not on first use: the function `loader` shares its name with its module, and the
 # first `import momu_data.loader` anywhere would otherwise leave the module under that name.
 # The module needs numpy alone at import.
+from momu_data.lazy import lazy_exports
 from momu_data.loader import ShardError, dataset, loader
 
 # public name -> (module, attribute in that module)
@@ -69,18 +69,7 @@ _EXPORTS = {
 __all__ = [*_EXPORTS, "ShardError", "dataset", "loader"]
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'momu_data' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # what static tools and IDEs see (the same names; tests/test_api.py checks)

@@ -14,8 +14,9 @@ train/ (trainers), generate/ (pipeline, post-processing, rendering, vocoders), e
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from momu_data.lazy import lazy_exports
 
 # public name -> (module, attribute in that module)
 _EXPORTS = {
@@ -60,18 +61,7 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name: str):
-    try:
-        module, attr = _EXPORTS[name]
-    except KeyError:
-        raise AttributeError(f"module 'momu_models' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # what static tools and IDEs see (the same names; tests/test_api.py checks)

@@ -27,6 +27,19 @@ def test_every_exported_name_resolves(pkg):
         pkg.no_such_name  # noqa: B018
 
 
+def test_lazy_exports_import_on_first_use_and_bind_the_name():
+    """The shared PEP 562 helper: nothing imported before the first lookup, the attribute of the
+    named module after it, bound in the namespace; an unknown name is the usual AttributeError."""
+    from momu_data.lazy import lazy_exports
+
+    ns = {"__all__": ["dumps"]}
+    getattr_, dir_ = lazy_exports("pkg", {"dumps": ("json", "dumps"), "Path": ("pathlib", "Path")}, ns)
+    assert "dumps" not in ns and dir_() == ["Path", "__all__", "dumps"]
+    assert getattr_("dumps") is json.dumps and ns["dumps"] is json.dumps
+    with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'loads'"):
+        getattr_("loads")
+
+
 def test_static_imports_name_the_lazy_exports():
     """The TYPE_CHECKING imports (what IDEs see) name exactly the lazily exported names."""
     tree = ast.parse((ROOT / "momu_models" / "__init__.py").read_text())
