@@ -99,7 +99,9 @@ def diffusion_runs(shards: Path, out: Path, steps: int) -> dict:
     return res
 
 
-def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0, splits=("val", "test"), tasks=TASKS):
+def beat_figures(
+    shards, runs: Path, steps: int = 50, guidance: float | None = None, splits=("val", "test"), tasks=TASKS
+):
     """Beat scores of the trained runs on the held-out clips, guided vs unconditional, next
     to the ceiling: momu_models.evaluate.heldout.evaluate_heldout (what `momu-eval heldout`
     prints) at +-0.1 s, its "NAME/tol" rows named "NAME/tol0.1" as in the results files."""
@@ -108,7 +110,12 @@ def beat_figures(shards, runs: Path, steps: int = 50, guidance: float = 3.0, spl
 
 
 def joint_figures(
-    runs: Path, n: int = 16, seconds: float = 6.0, steps: int = 50, guidance: float = 3.0, cross_start: float = 0.5
+    runs: Path,
+    n: int = 16,
+    seconds: float = 6.0,
+    steps: int = 50,
+    guidance: float | None = None,
+    cross_start: float = 0.5,
 ) -> dict:
     """Are jointly generated music and dance in sync? For seeds 0..n-1, the onsets of the
     generated music (Griffin-Lim) against the kinematic beats of the dance generated with it,

@@ -1,7 +1,7 @@
 """Dance for real music the models never saw: beat F1 of guided and unconditional dances
 against the music's onsets, next to a time-shifted floor (docs/results.md, "make demo"):
 
-  python -m benchmarks.real_music MUSIC_DIR RUNS OUT.json [--seconds 20] [--steps 25] [--guidance 3]
+  python -m benchmarks.real_music MUSIC_DIR RUNS OUT.json [--seconds 20] [--steps 25] [--guidance S]
 
 Every audio file directly in MUSIC_DIR (the `.hq.ogg` copies of ../shared/data/music are
 skipped: the same tracks at a higher bitrate) is decoded at 16 kHz, cut to its first
@@ -43,7 +43,7 @@ def main(argv=None):
     ap.add_argument("out", type=Path)
     ap.add_argument("--seconds", type=float, default=20.0)
     ap.add_argument("--steps", type=int, default=25)
-    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance", type=float, default=None, help="default: the run's tuned scale, else 3")
     a = ap.parse_args(argv)
     torch.set_num_threads(2)
     t0 = time.perf_counter()
@@ -60,7 +60,7 @@ def main(argv=None):
         dur = mel.shape[1] / A.FPS
         onsets = music_beats(y)
         track = {"file": path.name, "seconds": round(dur, 2), "onsets": len(onsets)}
-        for name, scale in (("guided", a.guidance), ("unconditional", 0.0)):
+        for name, scale in (("guided", models.guidance_for("music2motion", a.guidance)), ("unconditional", 0.0)):
             pose = generate_motion(models, mel, 1, seed=i, steps=a.steps, guidance_scale=scale).poses[0]
             kin = motion_beats(pose, A.FPS)
             s = tolerance_scores(kin, onsets, dur, 0.1)
@@ -74,6 +74,7 @@ def main(argv=None):
     res = {k: aggregate(v) for k, v in rows.items()}
     res["tracks"] = per_track
     res["settings"] = vars(a) | {"music": str(a.music), "runs": str(a.runs), "out": str(a.out)}
+    res["settings"]["guidance"] = models.guidance_for("music2motion", a.guidance)
     res["seconds_taken"] = time.perf_counter() - t0
     a.out.write_text(json.dumps(res, indent=1))
     for k in rows:

@@ -1,7 +1,7 @@
 """Beat scores of trained runs on a shard folder's held-out clips, next to the ceiling:
 
   python -m benchmarks.recipe_beats SHARDS RUNS OUT.json [--tasks music2motion,motion2music]
-                                    [--splits test] [--steps 50] [--guidance 3.0] [--joint N]
+                                    [--splits test] [--steps 50] [--guidance S] [--joint N]
 
 RUNS holds vae/ and the diffusion runs named in --tasks (e.g. a recipe's OUT/runs after
 `momu-data run pipelines/NAME.toml --train`). For each clip of --splits it generates with
@@ -31,7 +31,7 @@ def main(argv=None):
     ap.add_argument("--tasks", default="music2motion")
     ap.add_argument("--splits", default="test")
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--guidance", type=float, default=3.0)
+    ap.add_argument("--guidance", type=float, default=None, help="default: each run's tuned scale, else 3")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument(
         "--joint", type=int, default=0, help="also N joint samples (cross-guidance vs independent), needs both tasks"
