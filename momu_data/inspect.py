@@ -199,7 +199,8 @@ def _verify_tar(root: Path, name: str, entry: dict, keys: set | None, out: Verif
     out.bytes += tar.stat().st_size
     # Without a manifest entry, count against the index; with one, name the missing keys below.
     expected = {url: int(want)} if keys is None and want is not None else {}
-    check = ShardCheck([url], skip_corrupt=True, expected=expected, keep=None, warn=False)
+    # verified=None: every member hashed, even of a tar this process found sound before
+    check = ShardCheck([url], skip_corrupt=True, expected=expected, keep=None, warn=False, verified=None)
     ds = open_shards([url], check=check, shardshuffle=False, empty_check=False, nodesplitter=None, workersplitter=None)
     good = {s["key"] for s in decode_checked(ds)}
     out.intact += len(good)

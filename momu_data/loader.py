@@ -20,6 +20,14 @@ the sample and the member. With `skip_corrupt=True` such samples are dropped ins
 on the pipeline's `ShardCheck` (`.check`) and logged as a warning at the end of each pass.
 Shards written before checksums existed (no `sha256.json` member) still load: they get every
 check but the checksum one.
+
+Training reads the same shards many times over, and the checks are most of a pass: a local
+tar that a pass read to its end and found sound is remembered by this process (VERIFIED, a
+VerifiedTars, keyed on the tar's path and its file's inode, size and modification and
+status-change times), and later passes over it, unchanged, skip the checks its bytes have
+passed: the checksums of the members read then, the values of the fields decoded then (the
+same bytes give the same results). Its sample count is checked every pass; a tar rewritten
+or replaced is checked in full again. `momu-data inspect --verify` never skips a check.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ import io
 import json
 import logging
 import math
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -205,20 +214,23 @@ def _npy(data) -> np.ndarray:
             raise ValueError("Object arrays cannot be loaded when allow_pickle=False")
         if f.tell() != end:
             raise ValueError("malformed .npy header")
-        spec = (dtype, shape, "F" if fortran else "C")
+        count = math.prod(shape)
+        spec = (dtype, shape, "F" if fortran else "C", count, count * dtype.itemsize)
         if len(_npy_headers) < 256:
             _npy_headers[header] = spec
-    dtype, shape, order = spec
-    count = math.prod(shape)
-    if len(data) - end != count * dtype.itemsize:
-        raise ValueError(f"array data of {len(data) - end} bytes, the header says {count * dtype.itemsize}")
+    dtype, shape, order, count, nbytes = spec
+    if len(data) - end != nbytes:
+        raise ValueError(f"array data of {len(data) - end} bytes, the header says {nbytes}")
     a = np.frombuffer(data, dtype, count, end).reshape(shape, order=order)
     return a if a.flags.writeable else a.copy()
 
 
 def _check_values(url: str, key: str, out: dict, meta: dict) -> None:
     """Raise ShardError if the arrays' shapes disagree or a value cannot come from extraction
-    (the arrays of `out` that are there; meta: the clip's meta.json, for the frame size)."""
+    (the arrays of `out` that are there; meta: the clip's meta.json, for the frame size).
+
+    Per sample and array this is a few numpy calls whose fixed cost (microseconds each) is
+    most of it: one min and one max per array, whatever its size."""
 
     def bad(member, reason):
         raise _damage(Damage(url, key, member, reason))
@@ -229,38 +241,57 @@ def _check_values(url: str, key: str, out: dict, meta: dict) -> None:
     ref = arrays[0]  # frames: counted on pose when it is there
     x, want = out[ref], FRAME_SHAPES[ref]
     T = x.shape[want.index("T")] if x.ndim == len(want) else -1
-    shape = lambda f: [T if d == "T" else d for d in FRAME_SHAPES[f]]  # noqa: E731
     if T < 1:
         bad(FIELDS[ref], f"shape {list(x.shape)}, expected [{', '.join(map(str, want))}] with T >= 1")
     for f in arrays:
-        if list(out[f].shape) != shape(f):
-            bad(FIELDS[f], f"shape {list(out[f].shape)}, expected {shape(f)} (as {FIELDS[ref]})")
+        shape = _SHAPE_OF[f](T)
+        if out[f].shape != shape:
+            bad(FIELDS[f], f"shape {list(out[f].shape)}, expected {list(shape)} (as {FIELDS[ref]})")
     # One min and one max per array serve every value check: NaN propagates through both and
     # inf reaches one, so they are finite only if all values are.
-    lo = {f: float(out[f].min()) for f in arrays}
-    hi = {f: float(out[f].max()) for f in arrays}
+    lo = {f: float(_MIN(out[f], None)) for f in arrays}
+    hi = {f: float(_MAX(out[f], None)) for f in arrays}
     for f in arrays:
         if not (math.isfinite(lo[f]) and math.isfinite(hi[f])):
             bad(FIELDS[f], f"{int(np.size(out[f]) - np.isfinite(out[f]).sum())} non-finite values (NaN or inf)")
-    if "mel" in out:
+    if "mel" in lo:
         if lo["mel"] < MEL_FLOOR - 1e-3 or hi["mel"] > MEL_CEILING + MEL_MARGIN:
             possible = f"[{MEL_FLOOR:.2f}, {MEL_CEILING:.2f}]"
             bad("mel.npy", f"log-mel in [{lo['mel']:.4g}, {hi['mel']:.4g}], outside the possible {possible}")
-    if "amp" in out:
+    if "amp" in lo:
         if lo["amp"] < -1e-3 or hi["amp"] > 1 + 1e-3:
             bad("amp.npy", f"amplitude in [{lo['amp']:.4g}, {hi['amp']:.4g}], outside [0, 1]")
-    if "pose" in out:
+    if "pose" in lo:
         _check_pose(out["pose"], lo["pose"], hi["pose"], meta, bad)
+
+
+_MIN, _MAX = np.minimum.reduce, np.maximum.reduce  # as ndarray.min / max, less a Python call each
+# field -> its shape (a tuple) for T frames
+_SHAPE_OF = {
+    "pose": lambda T: (T, 14, 2),
+    "conf": lambda T: (T, 14),
+    "mel": lambda T: (A.N_MELS, T),
+    "amp": lambda T: (T,),
+}
+
+
+def _frame(meta: dict) -> tuple | None:
+    """((cx, cy), scale, width, height) as floats from meta.json, or None if unusable."""
+    centre, scale, w, h = meta.get("centre"), meta.get("scale"), meta.get("width"), meta.get("height")
+    try:
+        if type(centre) is list and len(centre) == 2 and type(centre[0]) is float and type(centre[1]) is float:
+            c = (centre[0], centre[1])  # as written by extraction: what np.asarray gives, without it
+        else:
+            c = tuple(np.asarray(centre, float).reshape(2).tolist())
+        return c, float(scale), float(w), float(h)
+    except (TypeError, ValueError):
+        return None
 
 
 def _check_pose(pose: np.ndarray, lo: float, hi: float, meta: dict, bad) -> None:
     """Joints far outside the clip's frame (or, without a frame size, far from the centre);
     lo, hi: the smallest and largest coordinate of any joint (torso units)."""
-    centre, scale, w, h = (meta.get(k) for k in ("centre", "scale", "width", "height"))
-    try:
-        frame = np.asarray(centre, float).reshape(2), float(scale), float(w), float(h)
-    except (TypeError, ValueError):
-        frame = None
+    frame = _frame(meta)
     if frame and frame[1] > 0 and frame[2] > 0 and frame[3] > 0:
         (cx, cy), s, w, h = frame
         m = POSE_FRAME_MARGIN
@@ -347,6 +378,18 @@ def to_arrays(sample: dict, fields=None) -> dict:
     return out
 
 
+def _decoded(sample: dict, fields: tuple) -> dict:
+    """to_arrays's result for a sample whose values passed its checks before (the same
+    bytes): the fields decoded, nothing checked (meta.json only when asked for)."""
+    out = {"key": sample.get("__key__")}
+    for f in fields:
+        value = decode_member(FIELDS[f], sample.get(FIELDS[f]))
+        out[f] = (value or {}) if f == "meta" else np.asarray(value, np.float32)
+    if "meta" in out and not isinstance(out["meta"], dict):
+        raise ValueError("meta.json is not a JSON object")
+    return out
+
+
 def _damage(d: Damage) -> ShardError:
     return ShardError(str(d), d)
 
@@ -368,6 +411,88 @@ def expected_counts(urls) -> dict[str, int]:
     return {u: listed[Path(u)] for u in local if Path(u) in listed}
 
 
+class VerifiedTars:
+    """The local tars this process has read to their end and found sound, and what that
+    covered: the members checked against their checksum records (every sample's members that
+    were read matching its record, none missing or unlisted, as many samples as the wids index
+    lists), and the fields whose values every sample passed (to_arrays). A later pass over an
+    unchanged tar that reads no other members needs no second checksum check, and one that
+    asks for no other fields no second value check: the same bytes give the same results.
+    Training reads the same shards many times over; hashing and checking them is most of a
+    pass.
+
+    A tar is known by its path and its file's identity and state (device, inode, size,
+    modification and status-change times, in ns): a tar rewritten in place or replaced gets a
+    new identity, and is checked again in full. A tar is remembered only if it had not
+    changed for RACY_NS before its pass began: a file changed within its timestamps'
+    granularity of that could change again keeping them (as git's racily clean index
+    entries). Remote tars and pipes are never remembered. At most `limit` tars; the oldest
+    are forgotten first. Each process keeps its own: a DataLoader worker's ends with it."""
+
+    RACY_NS = 2_000_000_000
+
+    def __init__(self, limit: int = 100_000):
+        self.enabled = True  # False: remember nothing, trust nothing (every pass a first pass)
+        self.limit = limit
+        # identity -> (members checked against their checksums (None: all), fields whose values passed)
+        self._sound: dict[tuple, tuple[frozenset | None, frozenset]] = {}
+
+    @staticmethod
+    def identity(url: str, st) -> tuple | None:
+        """A tar's key: its URL and its file's os.stat_result (None: not a local file)."""
+        if st is None:
+            return None
+        return (str(url), st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+    def covers(self, identity: tuple | None, members: frozenset | None) -> bool:
+        """Whether a pass reading `members` (None: all) of the tar needs no checksum checks."""
+        if not self.enabled or identity not in self._sound:
+            return False
+        done = self._sound[identity][0]
+        return done is None or (members is not None and members <= done)
+
+    def values_cover(self, identity: tuple | None, fields: tuple) -> bool:
+        """Whether a pass decoding `fields` of the tar needs no value checks (to_arrays)."""
+        return self.enabled and identity in self._sound and set(fields) <= self._sound[identity][1]
+
+    def add(self, identity: tuple | None, members: frozenset | None, started_ns: int, fields=()) -> bool:
+        """Remember a tar found sound by a pass that began at `started_ns` (time.time_ns()):
+        `members` checked against their checksums (None: all; frozenset(): none), and the
+        values of `fields`. False if it is not remembered (see RACY_NS)."""
+        if not self.enabled or identity is None or started_ns - max(identity[4], identity[5]) < self.RACY_NS:
+            return False
+        done, valued = self._sound.pop(identity, (frozenset(), frozenset()))
+        done = None if done is None or members is None else done | members
+        self._sound[identity] = done, valued | frozenset(fields)
+        while len(self._sound) > self.limit:
+            del self._sound[next(iter(self._sound))]
+        return True
+
+    def clear(self) -> None:
+        self._sound.clear()
+
+    def __len__(self) -> int:
+        return len(self._sound)
+
+
+# This process's record, used by every ShardCheck unless given another (or None).
+VERIFIED = VerifiedTars()
+
+
+@dataclass(eq=False)
+class _OpenTar:
+    """One opening of a tar by the loader's reader; its samples carry it as "__tar__"."""
+
+    url: str
+    identity: tuple | None
+    started_ns: int
+    trusted: bool  # found sound before, unchanged since: its samples' checksums are not checked again
+    valued: bool  # and its values (of the check's fields): not checked again either
+    samples: int | None = None  # samples it had, once read to its end without damage
+    passed: set = field(default_factory=set)  # keys of the samples whose values passed
+    spoiled: bool = False  # a sample's values were damaged (or its count, or checksums)
+
+
 class ShardCheck:
     """The checks of one shard pipeline, and what they found.
 
@@ -380,7 +505,11 @@ class ShardCheck:
     problem raises ShardError; with it the damaged samples are dropped and counted:
     `skipped` (samples), `damaged_tars`, `damage` (the first `keep` problems; None keeps
     all), and (warn) a warning is logged at the end of each pass. Counts live in the process
-    that reads: with DataLoader workers each worker logs its own."""
+    that reads: with DataLoader workers each worker logs its own.
+
+    `verified` (a VerifiedTars; default VERIFIED, this process's; None: none) remembers the
+    tars a pass found sound, and spares later passes over them, unchanged, the checksum and
+    value checks their bytes passed (a tar's sample count is checked every pass)."""
 
     def __init__(
         self,
@@ -390,8 +519,10 @@ class ShardCheck:
         keep: int | None = 100,
         warn: bool = True,
         fields=None,
+        verified: VerifiedTars | None = VERIFIED,
     ):
         self.urls = [str(u) for u in urls]
+        self.verified = verified
         self.fields = None if fields is None else check_fields(fields)
         self.members = members_of(self.fields)
         self.skip_corrupt, self.warn = skip_corrupt, warn
@@ -431,27 +562,42 @@ class ShardCheck:
             self.found(Damage(url, None, None, what, samples=0))
         return True
 
+    def opened(self, url: str, stat) -> _OpenTar:
+        """The reader opened `url` (stat: its file's os.stat_result, None if not a local file)."""
+        started = time.time_ns()
+        identity = VerifiedTars.identity(url, stat)
+        v = self.verified
+        trusted = v is not None and v.covers(identity, self.members)
+        valued = trusted and v.values_cover(identity, self.fields or ALL_FIELDS)
+        return _OpenTar(str(url), identity, started, trusted, valued)
+
     def raw(self, samples):
-        """Stage: undecoded samples, those whose members match their checksums."""
-        url, n, with_sums, seen = None, 0, False, set()
+        """Stage: undecoded samples, those whose members match their checksums (samples of a
+        tar `verified` covers: all, unchecked)."""
+        tar, url, n, with_sums, sound, seen = None, None, 0, False, True, set()
         self._errored, self._pass = set(), []
         for sample in samples:
             u = str(sample.get("__url__"))
-            if u != url:
+            opening = sample.get("__tar__")  # _OpenTar of the reader's opening (a tar read twice: two)
+            if u != url or opening is not tar:
                 if url is not None:
-                    self._tar_end(url, n)
-                url, n, with_sums = u, 0, CHECKSUMS in sample
+                    self._tar_end(url, n, tar if sound else None)
+                tar, url, n, with_sums, sound = opening, u, 0, CHECKSUMS in sample, True
                 seen.add(u)
             n += 1
+            if tar is not None and tar.trusted:
+                yield sample
+                continue
             damage = sample_damage(sample, require_checksums=with_sums)
             if damage:
+                sound = False
                 self.found(damage[0])
                 for d in damage[1:]:  # same sample: named, not counted again
                     self.found(Damage(d.url, d.key, d.member, d.reason, samples=0))
                 continue
             yield sample
         if url is not None:
-            self._tar_end(url, n)
+            self._tar_end(url, n, tar if sound else None)
         for u in sorted(self._errored - seen):  # tars that failed before their first sample
             self._tar_end(u, 0)
         if self._pass and self.warn:
@@ -465,14 +611,38 @@ class ShardCheck:
             )
 
     def arrays(self, sample: dict) -> dict | None:
-        """Map: to_arrays, or None (dropped by webdataset's map) for a damaged sample."""
+        """Map: to_arrays, or None (dropped by webdataset's map) for a damaged sample; the
+        arrays only, unchecked, for a sample of a tar whose values `verified` covers."""
+        tar = sample.get("__tar__")
+        if tar is not None and tar.valued:
+            try:
+                return _decoded(sample, self.fields or ALL_FIELDS)
+            except Exception:  # not for the bytes that passed; the checks below name the damage
+                pass
         try:
-            return to_arrays(sample, self.fields)
+            out = to_arrays(sample, self.fields)
         except ShardError as e:
+            if tar is not None:
+                tar.spoiled = True
             self.found(e.damage)
             return None
+        if tar is not None:
+            tar.passed.add(sample.get("__key__"))
+            self._values_end(tar)
+        return out
 
-    def _tar_end(self, url: str, n: int) -> None:
+    def _values_end(self, tar: _OpenTar) -> None:
+        """Remember the values of a tar as passed once all its samples have (to_arrays), by
+        key; a sample dropped between the reader and here (a slice, a stop), or a key twice in
+        the tar, leaves them unremembered."""
+        if tar.samples is not None and len(tar.passed) == tar.samples and not tar.spoiled and not tar.valued:
+            tar.valued = True  # for this opening: remembered once
+            if self.verified is not None:
+                self.verified.add(tar.identity, frozenset(), tar.started_ns, self.fields or ALL_FIELDS)
+
+    def _tar_end(self, url: str, n: int, sound: _OpenTar | None = None) -> None:
+        """A tar's last sample has passed: n samples; sound: its opening, if none was damaged
+        (then remembered as verified, if it was read to its end, whole)."""
         want = self.expected.get(url)
         if want is not None and n < want:
             self.found(
@@ -484,6 +654,11 @@ class ShardCheck:
                     samples=want - n,
                 )
             )
+        elif sound is not None and url not in self._errored:
+            if not sound.trusted and self.verified is not None:
+                self.verified.add(sound.identity, self.members, sound.started_ns)
+            sound.samples = n
+            self._values_end(sound)
 
     def _url_of(self, exn: Exception) -> str:
         """The tar an error of webdataset's reader is about: it appends the URL to the
@@ -511,7 +686,7 @@ def open_shards(urls, skip_corrupt: bool = False, check: ShardCheck | None = Non
     if len(openers) != 1:
         raise RuntimeError(f"webdataset {wds.__version__}: no tar opener found in its pipeline to read after")
     del ds.pipeline[openers[0] + 1 :]  # webdataset's own tar reader and grouper
-    ds.append(_TarStage(check.tar_error, check.members))
+    ds.append(_TarStage(check))
     if empty_check:
         ds.append(_not_empty)
     ds = ds.compose(check.raw)
@@ -520,26 +695,31 @@ def open_shards(urls, skip_corrupt: bool = False, check: ShardCheck | None = Non
 
 
 class _TarStage:
-    """Pipeline stage: opened tars ({"url", "stream"}) -> their samples (TarSamples), errors
-    to `handler` with the URL appended to their args (as webdataset's reader does); the
+    """Pipeline stage: opened tars ({"url", "stream"}) -> their samples (TarSamples, the
+    check's members), each carrying its tar's opening (check.opened) as "__tar__"; errors to
+    check.tar_error with the URL appended to their args (as webdataset's reader does); the
     sample an error broke off is passed on after it, so the checks name its missing members."""
 
-    def __init__(self, handler, members):
-        self.handler, self.members = handler, members
+    def __init__(self, check: ShardCheck):
+        self.check = check
 
     def __call__(self, sources):
         from momu_data.tar_reader import TarSamples
 
         for source in sources:
             url, stream = source["url"], source["stream"]
-            reader = TarSamples(stream, url, self.members)
-            go_on = True
+            go_on, reader, opening = True, None, None
             try:
-                yield from reader
+                reader = TarSamples(stream, url, self.check.members)
+                opening = self.check.opened(url, reader.stat)
+                for sample in reader:
+                    sample["__tar__"] = opening
+                    yield sample
             except Exception as exn:
                 exn.args = (*exn.args, url)
-                go_on = self.handler(exn)
-                if reader.partial is not None:
+                go_on = self.check.tar_error(exn)
+                if reader is not None and reader.partial is not None:
+                    reader.partial["__tar__"] = opening
                     yield reader.partial
             finally:
                 stream.close()
@@ -600,16 +780,22 @@ def collate(samples: list[dict]) -> dict:
 
     B = len(samples)
     first = samples[0]
-    lengths = np.array([frames_of(s) for s in samples])
-    T = int(lengths.max())
+    sizes = [frames_of(s) for s in samples]
+    T = max(sizes)
+    lengths = np.array(sizes, np.int64)
+    whole = min(sizes) == T  # no padding (random crops of clips at least that long): a stack per array
     out = {"key": [s["key"] for s in samples]}
     for f, shape in FRAME_SHAPES.items():
         if f not in first:
             continue
         batch = np.empty((B, *[T if d == "T" else d for d in shape]), np.float32)
+        if whole:
+            np.stack([s[f] for s in samples], out=batch, casting="unsafe")  # as assignment casts
+            out[f] = torch.from_numpy(batch)
+            continue
         pad = MEL_FLOOR if f == "mel" else 0.0
         for i, s in enumerate(samples):
-            n = lengths[i]
+            n = sizes[i]
             if f == "mel":
                 batch[i, :, :n] = s[f]
                 batch[i, :, n:] = pad
@@ -617,9 +803,9 @@ def collate(samples: list[dict]) -> dict:
                 batch[i, :n] = s[f]
                 batch[i, n:] = pad
         out[f] = torch.from_numpy(batch)
-    mask = np.arange(T)[None, :] < lengths[:, None]
+    mask = np.ones((B, T), bool) if whole else np.arange(T)[None, :] < lengths[:, None]
     out["mask"] = torch.from_numpy(mask)
-    out["length"] = torch.from_numpy(lengths.astype(np.int64))
+    out["length"] = torch.from_numpy(lengths)
     if "meta" in first:
         out["meta"] = [s.get("meta", {}) for s in samples]
     return out

@@ -27,6 +27,7 @@ from __future__ import annotations
 import mmap
 import os
 import re
+import stat as statmod
 import struct
 import tarfile
 import zlib
@@ -36,6 +37,7 @@ BLOCK = 512
 _ZEROS = bytes(BLOCK)
 _REGULAR = (b"0", b"\0", b"7")  # file, old-style file, contiguous file
 _GNU_TYPES = (b"L", b"K", b"S")  # GNU long name / long link name of the next header, sparse file
+_EXTENDED = (b"x", b"g", b"L", b"K")  # pax headers (local, global), GNU long names: read, not members
 # webdataset's rules: names matching this are metadata, skipped; key = up to the first dot.
 _META = re.compile(r"__[^/]*__($|/)")
 _SIGNED = struct.Struct("148b8x356b")
@@ -48,7 +50,18 @@ class _BadHeader(Exception):
 
 
 def _number(field: bytes) -> int:
-    """A header's octal (or GNU base-256) number field, as tarfile's nti reads it."""
+    """A header's octal (or GNU base-256) number field, as tarfile's nti reads it. A shard's
+    headers repeat a few sizes: the fields seen are looked up (parsing one costs about a
+    microsecond, and a sample has nine headers)."""
+    n = _numbers.get(field)
+    if n is None:
+        n = _parse_number(field)
+        if len(_numbers) < _LOOKUP_LIMIT:
+            _numbers[field] = n
+    return n
+
+
+def _parse_number(field: bytes) -> int:
     if field[0] & 0x80:
         if field[0] not in (0x80, 0xFF):
             raise _BadHeader("invalid header")
@@ -58,6 +71,23 @@ def _number(field: bytes) -> int:
         return int(field.split(b"\0", 1)[0].strip() or b"0", 8)
     except ValueError:
         raise _BadHeader("invalid header") from None
+
+
+def _checksum(field: bytes) -> tuple[int, int]:
+    """A header's checksum field -> (the checksum, what adler32's low half of a header with
+    that field must be: 1 + its byte sum modulo 65521, see _header); looked up as _number."""
+    c = _checksums.get(field)
+    if c is None:
+        chk = _parse_number(field)
+        c = chk, (chk - 256 + sum(field) + 1) % 65521
+        if len(_checksums) < _LOOKUP_LIMIT:
+            _checksums[field] = c
+    return c
+
+
+_LOOKUP_LIMIT = 1 << 16  # fields remembered (of 12 and 8 bytes: a few MB at most)
+_numbers: dict[bytes, int] = {}
+_checksums: dict[bytes, tuple[int, int]] = {}
 
 
 def _header(h: bytes) -> tuple[str, int, bytes]:
@@ -70,13 +100,13 @@ def _header(h: bytes) -> tuple[str, int, bytes]:
     way with a wrong sum only if its byte sum changed by a multiple of 65521, which takes
     at least 257 changed bytes."""
     name, size, field, kind, prefix = _FIELDS.unpack(h)
-    chk = _number(field)
-    if (zlib.adler32(h) & 0xFFFF) != (chk - 256 + sum(field) + 1) % 65521:
+    chk, low = _checksum(field)
+    if zlib.adler32(h) & 0xFFFF != low:
         if chk != 256 + sum(h) - sum(field) and chk != 256 + sum(_SIGNED.unpack(h)):
             raise _BadHeader("bad checksum")
-    name = name.split(b"\0", 1)[0]
+    name = name.partition(b"\0")[0]
     if prefix[0] and kind not in _GNU_TYPES:  # a ustar long name (tarfile reads it so whatever the magic)
-        name = prefix.split(b"\0", 1)[0] + b"/" + name
+        name = prefix.partition(b"\0")[0] + b"/" + name
     size = _number(size)
     if size < 0:
         raise _BadHeader("invalid header")
@@ -118,6 +148,9 @@ class TarSamples:
         # known (skips seek, and a member that would end past the end is known to be cut
         # before reading it). Otherwise _end is None and skips read.
         self._map = self._view = None
+        # os.stat_result of the tar when it is a local file read from its start (what the
+        # loader's record of verified tars is keyed on), else None
+        self.stat: os.stat_result | None = None
         self._pos, self._end = self._extent(stream)
 
     def _extent(self, stream) -> tuple[int, int | None]:
@@ -131,7 +164,10 @@ class TarSamples:
                 end = stream.seek(0, os.SEEK_END)
                 stream.seek(here)
                 return here, end
-            end = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            end = st.st_size
+            if here == 0 and statmod.S_ISREG(st.st_mode):
+                self.stat = st
             if end > here:
                 self._map = mmap.mmap(fd, 0, access=mmap.ACCESS_COPY)  # holds its own descriptor
                 self._view = memoryview(self._map)
@@ -183,11 +219,19 @@ class TarSamples:
             left -= len(chunk)
 
     def __iter__(self) -> Iterator[dict]:
-        members = self.members
+        members, url = self.members, self.url
+        # A mapped tar is read here in line (its headers are most of the reader's time); the
+        # methods above read other streams, and a mapped tar's damaged end.
+        mapped, view, end = self._map, self._view, self._end
         first, pending = True, {}  # pending: the name/size a pax or GNU header sets for the next
-        sample = None
+        sample = skipped = None
         while True:
-            h = self._block()
+            if mapped is not None:
+                pos = self._pos
+                h = mapped[pos : pos + BLOCK]
+                self._pos = pos + len(h)
+            else:
+                h = self._block()
             if len(h) < BLOCK or h == _ZEROS:
                 if first and len(h) < BLOCK:
                     raise tarfile.ReadError("empty file" if not h else "truncated header")
@@ -202,7 +246,7 @@ class TarSamples:
                 break  # tarfile ends a tar here without an error
             first = False
             pad = -size % BLOCK
-            if kind in (b"x", b"g", b"L", b"K"):
+            if kind in _EXTENDED:
                 data = bytes(self._read(size))
                 self._skip(0, pad)
                 if kind == b"x":
@@ -221,12 +265,7 @@ class TarSamples:
                 pending = {}
             # webdataset's key: the name up to the first dot of its last part; the rest, the member
             dot = name.find(".", name.rfind("/") + 1)
-            if (
-                kind not in _REGULAR
-                or dot < 0
-                or name[dot - 1 : dot] in ("", "/")
-                or (name[:2] == "__" and _META.match(name))
-            ):
+            if kind not in _REGULAR or dot < 1 or name[dot - 1] == "/" or (name[:2] == "__" and _META.match(name)):
                 self._skip(size, pad)  # directories, links, metadata, names without a key
                 continue
             key, member = name[:dot], name[dot + 1 :].lower()
@@ -234,15 +273,26 @@ class TarSamples:
                 if sample is not None:
                     self.partial = None
                     yield sample
-                sample = self.partial = {"__key__": key, "__url__": self.url}
-            if member in sample or member in sample.get("__skipped__", ()):
+                sample = self.partial = {"__key__": key, "__url__": url}
+                skipped = None
+            if member in sample or (skipped is not None and member in skipped):
                 raise ValueError(f"{name}: duplicate file name in tar file {member}")
+            pos = self._pos
             if members is None or member in members:
-                sample[member] = self._read(size)
-                self._skip(0, pad)
+                if view is not None and pos + size <= end:
+                    sample[member] = view[pos : pos + size]
+                    self._pos = pos + size + pad
+                else:
+                    sample[member] = self._read(size)
+                    self._skip(0, pad)
             else:
-                self._skip(size, pad)
-                sample.setdefault("__skipped__", []).append(member)
+                if mapped is not None and pos + size <= end:
+                    self._pos = pos + size + pad
+                else:
+                    self._skip(size, pad)
+                if skipped is None:
+                    skipped = sample["__skipped__"] = []
+                skipped.append(member)
         self.partial = None
         if sample is not None:
             yield sample
