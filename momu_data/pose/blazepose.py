@@ -21,10 +21,18 @@ mediapipe package) with `ai-edge-litert` and decode them as mediapipe's graphs d
   x 5 values (x, y in crop pixels, z, visibility and presence logits, sigmoid), plus a pose
   presence score; landmarks 33 and 34 (hips' centre and scale point) give the next frame's
   ROI, as in mediapipe's tracking mode.
+
+The landmark model also computes a segmentation mask (256x256), 39 heatmaps (64x64) and world
+landmarks, which we never read; LiteRT runs every operator of a model whatever outputs one
+reads, and the mask's and heatmaps' decoder is over a third of the network's work. So the
+model is loaded pruned (prune_model: only the operators that compute the landmarks and the
+presence score, in memory, from the wheel's file): the same numbers bit for bit, about 0.7x
+the CPU time of a landmark pass (benchmarks/multi_dancer.py).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +62,10 @@ SAME_PERSON_IOU = 0.5  # our own: body squares of two regions' detections that a
 ROI_SCALE = 1.25  # RectTransformationCalculator scale_x, scale_y (both graphs)
 ROI_TARGET_ANGLE = np.pi / 2  # rotation_vector_target_angle_degrees: 90
 NUM_LANDMARKS = 39  # 33 body landmarks, then auxiliary ones (33: hips' centre, 34: scale point)
+# The landmark model's outputs we read: the 39 landmarks and the pose presence score (the others:
+# Identity_2 segmentation mask, Identity_3 heatmaps, Identity_4 world landmarks).
+LANDMARK_OUTPUTS = ("Identity", "Identity_1")
+TFLITE_FILE_ID = b"TFL3"
 
 
 def model_path(name: str) -> Path:
@@ -65,6 +77,46 @@ def model_path(name: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"{p}: not in the installed mediapipe wheel (mediapipe==0.10.21 ships it)")
     return p
+
+
+def prune_model(content: bytes, outputs) -> bytes:
+    """A .tflite model (its bytes) reduced to the operators its output tensors named `outputs`
+    depend on; those become its only outputs, in the model's order. Tensors, weights and
+    operators that remain are unchanged, so these outputs are the same numbers as before.
+    Raises ValueError for a model with several subgraphs or external (offset) buffers, or
+    when an output is not found."""
+    schema, flatbuffers = import_optional(
+        "ai_edge_litert.schema_py_generated", "flatbuffers", purpose=PURPOSE, install=INSTALL
+    )
+    model = schema.ModelT.InitFromObj(schema.Model.GetRootAs(content, 0))
+    if len(model.subgraphs) != 1:
+        raise ValueError(f"prune_model handles one subgraph, not {len(model.subgraphs)}")
+    if any(b.offset for b in model.buffers or []):
+        raise ValueError("prune_model does not handle buffers stored after the flatbuffer (offset)")
+    g = model.subgraphs[0]
+    name = lambda i: g.tensors[i].name.decode()  # noqa: E731
+    keep = [int(i) for i in g.outputs if name(i) in outputs]
+    missing = set(outputs) - {name(i) for i in keep}
+    if missing:
+        raise ValueError(f"no output tensor named {sorted(missing)} (the model has {[name(i) for i in g.outputs]})")
+    needed, ops = set(keep), []
+    for op in reversed(g.operators):  # operators are stored in execution order
+        if any(int(o) in needed for o in op.outputs):
+            ops.append(op)
+            needed.update(int(i) for i in op.inputs if i >= 0)
+    g.operators, g.outputs = ops[::-1], keep
+    for sig in model.signatureDefs or []:
+        sig.outputs = [t for t in sig.outputs or [] if t.tensorIndex in keep]
+    builder = flatbuffers.Builder(len(content) + 1024)
+    builder.Finish(model.Pack(builder), file_identifier=TFLITE_FILE_ID)
+    return bytes(builder.Output())
+
+
+@functools.lru_cache(maxsize=1)
+def landmark_model() -> bytes:
+    """pose_landmark_full.tflite pruned to the landmarks and the presence score (LANDMARK_OUTPUTS),
+    made once per process from the wheel's file."""
+    return prune_model(model_path("pose_landmark_full").read_bytes(), LANDMARK_OUTPUTS)
 
 
 def ssd_anchors() -> np.ndarray:
@@ -255,15 +307,20 @@ def decode_landmarks(raw: np.ndarray, flag: float, roi: Roi, size: int = LANDMAR
 class BlazePose:
     """The detector and the landmark model of mediapipe's wheel on LiteRT (CPU, XNNPACK).
 
-    detect(rgb) -> [Detection] (pixels, best first); landmarks(rgb, roi) -> Landmarks."""
+    detect(rgb) -> [Detection] (pixels, best first); landmarks(rgb, roi) -> Landmarks.
+    prune=False runs the landmark model as the wheel ships it (the same landmarks, about 1.4x
+    the CPU time: it also computes the outputs we never read, see landmark_model)."""
 
-    def __init__(self, num_threads: int = 1, min_score: float = MIN_SCORE):
+    def __init__(self, num_threads: int = 1, min_score: float = MIN_SCORE, prune: bool = True):
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         Interpreter = import_optional("ai_edge_litert.interpreter", purpose=PURPOSE, install=INSTALL).Interpreter
         self.min_score = min_score
         self.anchors = ssd_anchors()
         self._det = Interpreter(model_path=str(model_path("pose_detection")), num_threads=num_threads)
-        self._lm = Interpreter(model_path=str(model_path("pose_landmark_full")), num_threads=num_threads)
+        if prune:
+            self._lm = Interpreter(model_content=landmark_model(), num_threads=num_threads)
+        else:
+            self._lm = Interpreter(model_path=str(model_path("pose_landmark_full")), num_threads=num_threads)
         for it in (self._det, self._lm):
             it.allocate_tensors()
         self._det_in = self._det.get_input_details()[0]["index"]
