@@ -237,10 +237,18 @@ def is_done(out: Path, job: Job, cfg: ExtractConfig, retry_failed: bool = False)
 
 def run_job(job: Job, cfg: ExtractConfig, out) -> dict:
     """Process one job and write its outputs; never raises for bad input. Raises
-    EnvironmentFailure (and writes no record) when the machine fails it."""
+    EnvironmentFailure (and writes no record) when the machine fails it.
+
+    BLAS runs on one thread during the job: a matrix product's float32 sums depend on how
+    many threads share it (the mel spectrogram differed in its last bit between this process
+    and a pool worker, whose BLAS joblib limits), and the results must not depend on --jobs
+    or on the machine's cores."""
+    from threadpoolctl import threadpool_limits
+
     out = Path(out)
     try:
-        return _run_job(job, cfg, out)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return _run_job(job, cfg, out)
     except EnvironmentFailure:
         raise
     except MissingPackage as e:  # this install cannot extract (a models-only one): stop, record nothing

@@ -21,6 +21,7 @@ import numpy as np
 
 from momu_data.io import environment_error
 from momu_data.optional import MissingPackage, import_optional, missing_message
+from momu_data.parallel import thread_budget
 from momu_data.timebase import SR
 
 VIDEO_EXTENSIONS = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm")
@@ -110,6 +111,10 @@ def _iter_frames(path, max_side, start: float, seek: bool):
             raise MediaError("no video stream")
         vs = c.streams.video[0]
         vs.thread_type = "AUTO"
+        threads = thread_budget()  # a pool worker's share of the cores; None: FFmpeg's default (all)
+        if threads is not None:
+            vs.codec_context.thread_count = threads
+        to_rgb = _RgbConverter(av, threads)
         if seek and vs.time_base:
             c.seek(int(start / vs.time_base), stream=vs, backward=True, any_frame=False)
         rot = None
@@ -136,14 +141,33 @@ def _iter_frames(path, max_side, start: float, seek: bool):
                 if max_side and max(w, h) > max_side:
                     s = max_side / max(w, h)
                     w, h = max(2, int(round(w * s / 2)) * 2), max(2, int(round(h * s / 2)) * 2)
-                    img = frame.to_ndarray(format="rgb24", width=w, height=h)
-                else:
-                    img = frame.to_ndarray(format="rgb24")
+                img = to_rgb(frame, w, h)
                 if rot:
                     img = np.ascontiguousarray(np.rot90(img, k=rot // 90))
                 yield t, img
         except av.error.FFmpegError as e:
             raise MediaError(f"truncated or corrupt video: {e}") from None
+
+
+class _RgbConverter:
+    """rgb24 arrays of a video's frames (scaled to width x height) through one swscale context.
+    frame.to_ndarray(format=...) builds a new context for every frame, and since PyAV 17 also
+    starts and ends that context's scaler threads every frame; the pixels are the same.
+    threads: the scaler's threads (None: one per core; PyAV before 17 has no such option)."""
+
+    def __init__(self, av, threads: int | None):
+        self._reformatter = av.video.reformatter.VideoReformatter()
+        self._threads = {"threads": threads or 0}
+
+    def __call__(self, frame, width: int, height: int) -> np.ndarray:
+        try:
+            out = self._reformatter.reformat(frame, width, height, "rgb24", **self._threads)
+        except TypeError:
+            if not self._threads:
+                raise
+            self._threads = {}  # PyAV < 17: single-threaded scaling, no option to set
+            out = self._reformatter.reformat(frame, width, height, "rgb24")
+        return out.to_ndarray()
 
 
 def load_audio(path, sr: int = SR, mono: bool = True) -> tuple[np.ndarray, float]:

@@ -24,8 +24,9 @@ from momu_data.io import write_bytes
 from momu_data.media import MediaError, iter_frames, probe_video
 from momu_data.native_logs import quiet_native_logs
 from momu_data.optional import import_optional
+from momu_data.parallel import thread_budget
 from momu_data.pose.track import PoseTrack
-from momu_data.skeleton import MEDIAPIPE_TO_14, map_keypoints
+from momu_data.skeleton import MEDIAPIPE_TO_14
 
 log = logging.getLogger(__name__)
 
@@ -39,17 +40,27 @@ WARMUP_SECONDS = 2.0
 
 
 class MediapipePose:
-    """Callable: rgb uint8 [H, W, 3] -> (xy [14, 2] pixels, conf [14], person: bool)."""
+    """Callable: rgb uint8 [H, W, 3] -> (xy [14, 2] pixels, conf [14], person: bool).
+
+    threads: the graph executor's threads (None: this process's thread_budget, which outside
+    a pool worker leaves mediapipe's default, one per core). Every frame waits for the graph
+    to finish, so a second executor thread seldom has anything to run in parallel; in a pool
+    worker it only contends with the other workers. The landmarks do not depend on it."""
 
     def __init__(
-        self, model_complexity: int = 1, min_detection_confidence: float = 0.5, min_tracking_confidence: float = 0.5
+        self,
+        model_complexity: int = 1,
+        min_detection_confidence: float = 0.5,
+        min_tracking_confidence: float = 0.5,
+        threads: int | None = None,
     ):
         # mediapipe's C++ side logs several warnings per process; keep the progress bars readable.
         os.environ.setdefault("GLOG_minloglevel", "2")
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         mp = import_optional("mediapipe", purpose="extracting poses", install="'momu[data]'")
 
-        self._pose = mp.solutions.pose.Pose(
+        self._pose = _pose_class(mp)(
+            threads=thread_budget() if threads is None else threads,
             static_image_mode=False,
             model_complexity=model_complexity,
             smooth_landmarks=True,
@@ -61,14 +72,13 @@ class MediapipePose:
     def __call__(self, rgb: np.ndarray, scale_to: tuple[int, int] | None = None):
         h, w = rgb.shape[:2]
         W, H = scale_to or (w, h)
-        res = self._pose.process(rgb)
-        if res.pose_landmarks is None:
+        lm = self._pose.landmarks(rgb)
+        if lm is None:
             return np.full((14, 2), np.nan, np.float32), np.zeros(14, np.float32), False
-        lm = res.pose_landmarks.landmark
         # Landmarks are normalised to the image; scale to the original (upright) frame.
         xy33 = np.array([[p.x * W, p.y * H] for p in lm], dtype=np.float32)
         vis33 = np.array([p.visibility for p in lm], dtype=np.float32)
-        xy, conf = map_keypoints(xy33, vis33, MEDIAPIPE_TO_14)
+        xy, conf = _to_14(xy33, vis33)
         return xy, np.clip(conf, 0.0, 1.0), True
 
     def close(self):
@@ -79,6 +89,74 @@ class MediapipePose:
 
     def __exit__(self, *exc):
         self.close()
+
+
+# skeleton.map_keypoints(xy33, vis33, MEDIAPIPE_TO_14) for one frame, as index arrays (the same
+# values: the neck is the mean of the shoulders and their lowest visibility).
+_SINGLE = np.array([src if isinstance(src, int) else 0 for src in MEDIAPIPE_TO_14])
+_MEAN = [(j, list(src)) for j, src in enumerate(MEDIAPIPE_TO_14) if not isinstance(src, int)]
+
+
+def _to_14(xy33: np.ndarray, vis33: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    xy, conf = xy33[_SINGLE], vis33[_SINGLE]
+    for j, src in _MEAN:
+        xy[j] = xy33[src].mean(axis=0)
+        conf[j] = vis33[src].min()
+    return xy, conf
+
+
+_POSE_CLASS: list = []  # mediapipe's Pose subclass below, made on first use (mediapipe is optional)
+
+
+def _pose_class(mp):
+    """mediapipe's legacy Pose with the graph executor's thread count set (`threads`; None or
+    0: mediapipe's default) and `landmarks(rgb)`: Pose.process's pose_landmarks alone (None
+    when nobody is found). process also converts the world landmarks and builds a namedtuple
+    class on every call, a third of the Python time of a frame; the landmarks are the same.
+    Written against mediapipe 0.10.21 (pinned in pyproject.toml): SolutionBase's graph,
+    output callbacks and timestamps."""
+    if _POSE_CLASS:
+        return _POSE_CLASS[0]
+
+    class Pose(mp.solutions.pose.Pose):
+        def __init__(self, threads: int | None = None, **kwargs):
+            self._threads = threads
+            super().__init__(**kwargs)
+
+        def _initialize_graph_interface(self, *args, **kwargs):
+            config = super()._initialize_graph_interface(*args, **kwargs)
+            if self._threads:
+                _set_executor_threads(config, self._threads)
+            return config
+
+        def landmarks(self, rgb: np.ndarray):
+            if rgb.ndim != 3 or rgb.shape[2] != 3:
+                raise ValueError("Input image must contain three channel rgb data.")
+            self._graph_outputs.clear()
+            self._simulated_timestamp += 33333  # as process: a 30 frames/s clock
+            packet = self._make_packet(self._input_stream_type_info["image"], rgb)
+            self._graph.add_packet_to_input_stream(stream="image", packet=packet.at(self._simulated_timestamp))
+            self._graph.wait_until_idle()
+            out = self._graph_outputs.get("pose_landmarks")
+            if out is None:
+                return None
+            found = self._get_packet_content(self._output_stream_type_info["pose_landmarks"], out)
+            return None if found is None else found.landmark
+
+    _POSE_CLASS.append(Pose)
+    return Pose
+
+
+def _set_executor_threads(config, n: int) -> None:
+    """n threads for a mediapipe graph config's default executor (its pose graph declares one,
+    with mediapipe's default of a thread per core)."""
+    from mediapipe.framework.thread_pool_executor_pb2 import ThreadPoolExecutorOptions
+
+    default = [e for e in config.executor if not e.name]
+    if not default:
+        config.num_threads = n
+    for e in default:
+        e.options.Extensions[ThreadPoolExecutorOptions.ext].num_threads = n
 
 
 def estimate_video(

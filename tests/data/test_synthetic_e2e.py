@@ -30,6 +30,27 @@ def synthetic(tmp_path_factory):
     return root
 
 
+def test_one_worker_extracts_what_two_workers_do(synthetic, tmp_path):
+    """-j 1 runs in this process with its libraries' thread defaults, -j 2 in workers with a
+    core each (momu_data.parallel): the same arrays and records. BLAS runs with 2 threads
+    here, as on a 2-core machine without OMP_NUM_THREADS (conftest sets it to 1): its float32
+    sums differ in the last bit from 1 thread's unless extraction keeps BLAS to one."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        r = runner.invoke(
+            app, ["extract", str(synthetic / "videos"), "--out", str(tmp_path), "--clip-seconds", "2.5", "-j", "1"]
+        )
+    assert r.exit_code == 0, r.output
+    for v in pq.read_table(synthetic / "data" / "videos.parquet").to_pylist():
+        one, two = load_item(tmp_path, v["id"]), load_item(synthetic / "data", v["id"])
+        assert one.keys() == two.keys()
+        for k in one:
+            np.testing.assert_array_equal(one[k], two[k], err_msg=f"{v['id']}: {k}")
+        recs = [json.loads((d / "items" / f"{v['id']}.json").read_text()) for d in (tmp_path, synthetic / "data")]
+        assert recs[0]["views"] == recs[1]["views"]
+
+
 def test_extracted_keypoints_match_ground_truth(synthetic):
     res = evaluate_folder(synthetic / "videos", synthetic / "data")
     assert len(res["videos"]) == 2
