@@ -92,6 +92,19 @@ def _print(*tables) -> None:
         con.print(t)
 
 
+def _progress_callback(bar, label: str):
+    """A progress(done, total) callback for the library's loops: the bar's task is added on the
+    first call, once the models are loaded and the work counted."""
+    task = []
+
+    def step(done, total):
+        if not task:
+            task.append(bar.add_task(label, total=total))
+        bar.update(task[0], completed=done)
+
+    return step
+
+
 def _save_json(obj: dict, path: Path | None) -> None:
     if path is not None:
         io.write_json(path, obj, indent=2, nan_to_null=True)  # strict JSON: NaN (the SD of one pair) -> null
@@ -409,13 +422,7 @@ def heldout(
 
     try:
         with _one_line_errors(), progress() as bar:
-            task = []  # added once the models are loaded and the clips counted
-
-            def step(done, total):
-                if not task:
-                    task.append(bar.add_task("held-out clips", total=total))
-                bar.update(task[0], completed=done)
-
+            step = _progress_callback(bar, "held-out clips")
             res = evaluate_heldout(
                 shards,
                 checkpoints,
@@ -484,13 +491,7 @@ def guidance(
 
     try:
         with _one_line_errors(), progress() as bar:
-            task = []
-
-            def step(done, total):
-                if not task:
-                    task.append(bar.add_task("clips x scales", total=total))
-                bar.update(task[0], completed=done)
-
+            step = _progress_callback(bar, "clips x scales")
             res = tune_guidance(
                 shards,
                 checkpoints,
