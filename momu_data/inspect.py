@@ -31,6 +31,18 @@ def kind_of(path: Path) -> str:
     raise FileNotFoundError(f"{path} is neither a data folder (clips.parquet) nor a shard folder (manifest.parquet)")
 
 
+def items_row(videos: list[dict]) -> tuple[str, str]:
+    """The summary row counting a data folder's items (rows of videos.parquet): "videos ok /
+    failed" when each input is one item, else "items ok / failed" with the inputs they came
+    from (every dancer of a group video, every camera view, is an item of its own)."""
+    ok = sum(v["status"] == "ok" for v in videos)
+    counts = f"{ok} / {len(videos) - ok}"
+    inputs = len({v.get("job") or v["id"] for v in videos})
+    if inputs == len(videos):
+        return "videos ok / failed", counts
+    return "items ok / failed", f"{counts} (from {inputs} input{'s' * (inputs != 1)}: a dancer or a view each)"
+
+
 def summarise(path) -> list[Table]:
     path = Path(path)
     tables = []
@@ -39,10 +51,7 @@ def summarise(path) -> list[Table]:
         clips = pq.read_table(path / "clips.parquet").to_pylist()
         ok = [c for c in clips if c["status"] == "ok"]
         t = Table(title=f"data: {path}", show_header=False)
-        t.add_row(
-            "videos ok / failed",
-            f"{sum(v['status'] == 'ok' for v in videos)} / {sum(v['status'] != 'ok' for v in videos)}",
-        )
+        t.add_row(*items_row(videos))
         t.add_row("clips kept / rejected", f"{len(ok)} / {len(clips) - len(ok)}")
         t.add_row("hours kept", f"{sum(c['duration'] for c in ok) / 3600:.3f}")
         good = [v for v in videos if v["status"] == "ok"]

@@ -13,6 +13,7 @@ package to install (momu_data.optional).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -271,24 +272,30 @@ def find_videos(paths) -> list[tuple[Path, Path]]:
     """Expand files and folders (recursively) into (video, root) pairs, sorted.
 
     root is the folder the video was found under (its parent for a file argument); the
-    video's id is its path relative to root, so ids stay stable across machines.
+    video's id is its path relative to root, so ids stay stable across machines. Both are
+    absolute but keep symbolic links as named (a folder of links to videos stored elsewhere
+    gives the links' names); a file reached twice (the same file, or a link and its target)
+    is listed once, first as found.
     """
-    found: dict[Path, Path] = {}
+    found: dict[Path, tuple[Path, Path]] = {}
     for p in map(Path, paths):
         if p.is_dir():
+            root = Path(os.path.abspath(p))
             for f in sorted(p.rglob("*")):
                 if f.is_file() and f.suffix.lower() in VIDEO_EXTENSIONS:
-                    found.setdefault(f.resolve(), p.resolve())
+                    found.setdefault(f.resolve(), (Path(os.path.abspath(f)), root))
         elif p.is_file():
-            found.setdefault(p.resolve(), p.resolve().parent)
+            f = Path(os.path.abspath(p))
+            found.setdefault(p.resolve(), (f, f.parent))
         else:
             raise FileNotFoundError(f"no such file or folder: {p}")
-    return sorted(found.items())
+    return sorted(found.values())
 
 
 def item_id(path: Path, root: Path) -> str:
-    """A dot-free, filesystem-safe id from a path relative to root (webdataset splits keys on dots)."""
-    rel = Path(path).resolve().relative_to(Path(root).resolve())
+    """A dot-free, filesystem-safe id from a path relative to root (webdataset splits keys on
+    dots); symbolic links are not followed (a link's id is its own name)."""
+    rel = Path(os.path.abspath(path)).relative_to(os.path.abspath(root))
     s = "__".join(rel.with_suffix("").parts)
     return "".join(ch if ch.isalnum() or ch in "-_" else "_" for ch in s)
 

@@ -17,7 +17,7 @@ from rich.table import Table
 from momu_data.cli.common import console, fail, progress, setup_logging
 from momu_data.export import DEFAULT_FPS, ExportError, ExportSettings, export_motion, load_motion
 from momu_data.extract import POSE_SOURCES, EnvironmentFailure, ExtractConfig
-from momu_data.inspect import plot_clip, summarise, verify_shards
+from momu_data.inspect import items_row, plot_clip, summarise, verify_shards
 from momu_data.jobs import JobError, extract_dataset
 from momu_data.native_logs import show_native_logs
 from momu_data.optional import MissingPackage, import_optional
@@ -231,11 +231,10 @@ def extract(
 
 def _summary(res, out):
     videos, clips = res.videos, res.clips
-    ok = [v for v in videos if v["status"] == "ok"]
     bad = [v for v in videos if v["status"] != "ok"]
     cok = [c for c in clips if c["status"] == "ok"]
     t = Table(title=f"extract -> {out}", show_header=False)
-    t.add_row("videos ok / failed", f"{len(ok)} / {len(bad)}")
+    t.add_row(*items_row(videos))
     t.add_row("clips kept / rejected", f"{len(cok)} / {len(clips) - len(cok)}")
     t.add_row("hours (kept clips)", f"{sum(c['duration'] for c in cok) / 3600:.3f}")
     if res.new:

@@ -156,3 +156,35 @@ def test_a_killed_run_leaves_no_lock(tmp_path):
     with folder_lock(tmp_path) as path:  # the kernel released it with the process
         assert path.read_text() == f"{os.getpid()}\n"
     assert time.time() - t < 1
+
+
+def test_a_folder_of_links_to_videos_names_items_by_the_links(tmp_path):
+    """Videos linked into a folder from elsewhere (a common way to gather a dataset) get the
+    links' names as ids, each file once; the link's target outside the folder is no error."""
+    from momu_data.media import find_videos, item_id
+
+    store, folder = tmp_path / "store", tmp_path / "videos"
+    (store / "sub").mkdir(parents=True)
+    (folder / "b").mkdir(parents=True)
+    (store / "sub" / "take 1.mp4").write_bytes(b"x")
+    (store / "other.mp4").write_bytes(b"y")
+    (folder / "group.mp4").symlink_to(store / "sub" / "take 1.mp4")
+    (folder / "b" / "again.mp4").symlink_to(store / "sub" / "take 1.mp4")  # the same file twice
+    (folder / "solo.MP4").symlink_to(store / "other.mp4")
+    found = find_videos([folder])
+    assert [item_id(v, root) for v, root in found] == ["b__again", "solo"]
+    assert all(v.parent.is_relative_to(folder) for v, _ in found)
+    # a file argument that is a link: its id is the link's name, its root the link's folder
+    ((v, root),) = find_videos([folder / "group.mp4"])
+    assert (item_id(v, root), root) == ("group", folder)
+
+
+def test_summary_counts_items_of_a_group_video_as_items():
+    """One group video extracted into three dancers (one failed): the summary says items and
+    the one input they came from; one item per video stays "videos"."""
+    from momu_data.inspect import items_row
+
+    group = [{"id": f"g__dancer{k}", "job": "g", "status": "ok" if k else "failed"} for k in range(3)]
+    assert items_row(group) == ("items ok / failed", "2 / 1 (from 1 input: a dancer or a view each)")
+    solo = [{"id": "a", "job": "a", "status": "ok"}, {"id": "b", "job": "b", "status": "failed"}]
+    assert items_row(solo) == ("videos ok / failed", "1 / 1")
