@@ -409,6 +409,12 @@ def heldout(
     samples: int = typer.Option(
         1, "--samples", help="Samples per clip and condition (more average out the sampling noise)."
     ),
+    smooth: float | None = typer.Option(
+        None,
+        "--smooth",
+        help="Smoothing of the generated motion, sigma in seconds (0: off). Default: as momu-generate smooths it.",
+        show_default=False,
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write every figure here."),
 ):
     """Does the condition work? On each held-out clip, generate with guidance and without the
@@ -434,6 +440,7 @@ def heldout(
                 progress=step,
                 solver=solver,
                 samples=samples,
+                smooth_seconds=smooth,
             )
     except GenerateError as e:  # no trained model in --checkpoints
         fail(str(e), 1)

@@ -80,9 +80,10 @@ def _stats(values) -> dict:
     return {"mean": float(np.mean(values)), "std": float(np.std(values)), "n": len(values)}
 
 
-def _setup(shards, runs, tasks, splits, steps, solver, samples, vocoder):
+def _setup(shards, runs, tasks, splits, steps, solver, samples, vocoder, smooth_seconds=None):
     """What a held-out evaluation needs: the tasks (checked), the clips, the models, the steps
-    and solver (the runs' defaults when None) and the vocoder (for dance-to-music)."""
+    and solver (the runs' defaults when None) and the vocoder (for dance-to-music).
+    smooth_seconds: the generated motion's smoothing (None: as momu-generate smooths it)."""
     from momu_models.diffusion.process import SOLVERS
     from momu_models.generate.pipeline import default_solver, default_steps, load_models
     from momu_models.generate.vocoders import get_vocoder
@@ -96,7 +97,9 @@ def _setup(shards, runs, tasks, splits, steps, solver, samples, vocoder):
         raise ValueError(f"no clips in the {'/'.join(splits)} split(s) of {shards}")
     if samples < 1:
         raise ValueError(f"samples must be at least 1, not {samples}")
-    models = load_models(Path(runs), tasks)
+    if smooth_seconds is not None and smooth_seconds < 0:
+        raise ValueError(f"smoothing must be 0 (off) or a positive number of seconds, not {smooth_seconds}")
+    models = load_models(Path(runs), tasks, smooth_seconds=smooth_seconds)
     steps = default_steps(models.cfgs) if steps is None else steps
     solver = default_solver(models.cfgs) if solver is None else solver
     if solver not in SOLVERS:
@@ -130,6 +133,7 @@ def evaluate_heldout(
     progress: Callable[[int, int], None] | None = None,
     solver: str | None = None,
     samples: int = 1,
+    smooth_seconds: float | None = None,
 ) -> dict:
     """Beat scores of the trained runs in `runs` (vae/ plus the diffusion `tasks`) on the
     held-out clips of `shards`, guided ("*_cond") and unconditional ("*_uncond", scale 0,
@@ -145,8 +149,12 @@ def evaluate_heldout(
     (pipeline.default_steps / default_solver). samples: generated samples per clip and
     condition (one batch, seed = the clip's index), each scored as a pair: more samples
     average out the sampling noise of the guided-vs-unconditional difference. guidance: None =
-    each run's own scale (Models.guidance_for: as `momu-eval guidance` chose it, else 3)."""
-    tasks, clips, models, steps, solver, voc = _setup(shards, runs, tasks, splits, steps, solver, samples, vocoder)
+    each run's own scale (Models.guidance_for: as `momu-eval guidance` chose it, else 3).
+    smooth_seconds: the generated motion's Gaussian smoothing (0: off; None: as momu-generate,
+    pipeline.default_smooth_seconds); the real dances are scored as they are."""
+    tasks, clips, models, steps, solver, voc = _setup(
+        shards, runs, tasks, splits, steps, solver, samples, vocoder, smooth_seconds
+    )
     scales = {t: models.guidance_for(t, guidance) for t in tasks}
     names = ["ceiling"]
     if "music2motion" in tasks:
@@ -195,6 +203,7 @@ def evaluate_heldout(
         "guidance": scales,
         "tolerance": tolerance,
         "splits": list(splits),
+        "smooth_seconds": models.smooth_seconds,
     }
     return res
 

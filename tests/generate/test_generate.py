@@ -426,6 +426,32 @@ def test_heldout_scores_guided_and_unconditional_on_the_held_out_clips(runs, toy
     assert bad.exit_code == 1 and "Traceback" not in bad.output and len(bad.output.strip().splitlines()) == 1
 
 
+def test_heldout_scores_the_dances_smoothed_as_told(runs, toy_shards):
+    """`momu-eval heldout --smooth S`: the generated dances are scored smoothed with sigma S
+    (0: raw), exactly as generate_motion returns them from models loaded with that smoothing;
+    a negative sigma is refused."""
+    from momu_data import timebase as A
+    from momu_models.evaluate.heldout import evaluate_heldout, heldout_clips
+    from momu_models.evaluate.metrics import aggregate, motion_beats, tolerance_scores
+    from momu_models.generate.pipeline import generate_motion, load_models
+
+    clips = heldout_clips(toy_shards, ("val", "test"))
+    figs = {}
+    for sigma in (0.0, 0.08):
+        fig = evaluate_heldout(toy_shards, runs, tasks=("music2motion",), steps=2, smooth_seconds=sigma)
+        assert fig["settings"]["smooth_seconds"] == sigma
+        models = load_models(runs, ("music2motion",), smooth_seconds=sigma)
+        rows = []
+        for i, c in enumerate(clips):
+            pose = generate_motion(models, c["mel"], 1, i, 2, fig["settings"]["guidance"]["music2motion"]).poses[0]
+            rows.append(tolerance_scores(motion_beats(pose, A.FPS), c["onsets"], c["pose"].shape[0] / A.FPS, 0.1))
+        assert fig["m2d_cond/tol"]["F1"] == pytest.approx(aggregate(rows)["F1"])
+        figs[sigma] = fig
+    assert figs[0.0]["ceiling/tol"] == figs[0.08]["ceiling/tol"]  # the real dances are never smoothed
+    with pytest.raises(ValueError, match="smoothing must be 0"):
+        evaluate_heldout(toy_shards, runs, tasks=("music2motion",), steps=2, smooth_seconds=-1)
+
+
 def test_default_sampler_follows_the_runs_preset(runs):
     """The paper's 50 DDIM steps for paper-preset runs, 12 DPM-Solver++ steps for the CPU
     presets; explicit steps and solver win; an unknown solver is one line."""
