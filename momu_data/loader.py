@@ -32,6 +32,7 @@ or replaced is checked in full again. `momu-data inspect --verify` never skips a
 
 from __future__ import annotations
 
+import functools
 import glob
 import hashlib
 import io
@@ -427,7 +428,10 @@ class VerifiedTars:
     changed for RACY_NS before its pass began: a file changed within its timestamps'
     granularity of that could change again keeping them (as git's racily clean index
     entries). Remote tars and pipes are never remembered. At most `limit` tars; the oldest
-    are forgotten first. Each process keeps its own: a DataLoader worker's ends with it."""
+    are forgotten first. Each process keeps its own, and `torch_loader` shares it with its
+    worker processes: they start with their process's record and hand back what they found
+    sound (snapshot / merge), so an epoch's new workers do not check again what an earlier
+    epoch's workers checked."""
 
     RACY_NS = 2_000_000_000
 
@@ -436,6 +440,7 @@ class VerifiedTars:
         self.limit = limit
         # identity -> (members checked against their checksums (None: all), fields whose values passed)
         self._sound: dict[tuple, tuple[frozenset | None, frozenset]] = {}
+        self.version = 0  # counts the changes of what is known (a worker hands on a snapshot when it moves)
 
     @staticmethod
     def identity(url: str, st) -> tuple | None:
@@ -461,15 +466,33 @@ class VerifiedTars:
         values of `fields`. False if it is not remembered (see RACY_NS)."""
         if not self.enabled or identity is None or started_ns - max(identity[4], identity[5]) < self.RACY_NS:
             return False
-        done, valued = self._sound.pop(identity, (frozenset(), frozenset()))
-        done = None if done is None or members is None else done | members
-        self._sound[identity] = done, valued | frozenset(fields)
+        self._learn(identity, members, frozenset(fields))
+        return True
+
+    def _learn(self, identity: tuple, members: frozenset | None, fields: frozenset) -> None:
+        old = self._sound.pop(identity, (frozenset(), frozenset()))
+        done = None if old[0] is None or members is None else old[0] | members
+        self._sound[identity] = new = done, old[1] | fields
+        if new != old:
+            self.version += 1
         while len(self._sound) > self.limit:
             del self._sound[next(iter(self._sound))]
-        return True
+
+    def snapshot(self) -> dict:
+        """What this record knows, as plain data (picklable: for another process's merge)."""
+        return dict(self._sound)
+
+    def merge(self, snapshot: dict) -> None:
+        """Take in what another process's record (`snapshot`) found sound, each tar as add()
+        would have remembered it there (its identity still says whether it changed since)."""
+        if not self.enabled:
+            return
+        for identity, (members, fields) in snapshot.items():
+            self._learn(identity, members, fields)
 
     def clear(self) -> None:
         self._sound.clear()
+        self.version += 1
 
     def __len__(self) -> int:
         return len(self._sound)
@@ -824,23 +847,77 @@ def torch_loader(
     pin_memory: put each batch's tensors in page-locked memory (in a thread of this
     process), so a trainer's `.to("cuda", non_blocking=True)` is a true asynchronous copy;
     for training on CUDA. persistent_workers and prefetch_factor (batches each worker keeps
-    ready; None: torch's default, 2) only apply with num_workers > 0."""
-    import torch
+    ready; None: torch's default, 2) only apply with num_workers > 0.
 
+    With workers, they share this process's record of verified tars (VERIFIED): each starts
+    with what the record knows when the loader is made, and hands back with its batches the
+    tars it found sound, which iterating the loader merges here; a later loader's workers (a
+    trainer's next epoch) then neither hash nor value-check them again."""
     workers = num_workers > 0
-    return torch.utils.data.DataLoader(
+    return _loader_class()(
         batches,
         batch_size=None,
-        collate_fn=_as_is,
+        collate_fn=_hand_on,
         num_workers=num_workers,
         pin_memory=pin_memory,
         persistent_workers=persistent_workers and workers,
         prefetch_factor=prefetch_factor if workers else None,
+        worker_init_fn=functools.partial(_start_worker, VERIFIED.snapshot()) if workers else None,
     )
 
 
-def _as_is(batch):
+# the key under which a worker's batch carries its record of verified tars to the loader's process
+_RECORD = "__verified_tars__"
+_handed_on = [None]  # the record's version a worker last handed on
+
+
+def _start_worker(snapshot: dict, worker_id: int) -> None:
+    """A DataLoader worker starts with its process's record (already there when forked; not
+    when spawned)."""
+    VERIFIED.merge(snapshot)
+    _handed_on[0] = VERIFIED.version
+
+
+def _hand_on(batch):
+    """A worker's batch, as it is, carrying the worker's record when it learnt something
+    since its last batch (a tar read to its end and found sound)."""
+    if isinstance(batch, dict) and _handed_on[0] is not None and VERIFIED.version != _handed_on[0]:
+        _handed_on[0] = VERIFIED.version
+        batch[_RECORD] = VERIFIED.snapshot()
     return batch
+
+
+@functools.cache
+def _loader_class():
+    import torch
+
+    class Loader(torch.utils.data.DataLoader):
+        """A DataLoader whose iterators take its workers' records of verified tars in."""
+
+        def __iter__(self):
+            it = super().__iter__()  # started now (workers forked), as torch's own
+            return it if self.num_workers == 0 else _Merging(it)
+
+    return Loader
+
+
+class _Merging:
+    """A loader iterator's batches, with the record a worker sent along merged into VERIFIED."""
+
+    def __init__(self, it):
+        self.it = it
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        batch = next(self.it)
+        if isinstance(batch, dict) and _RECORD in batch:
+            VERIFIED.merge(batch.pop(_RECORD))
+        return batch
+
+    def __len__(self):
+        return len(self.it)
 
 
 def dataset(

@@ -153,6 +153,38 @@ def test_trainers_batch_stream_hashes_the_first_epoch_only(shards, hashed):
     assert sum(n for _, n in epochs[0]) == 3 * TRAIN_CLIPS and sum(n for _, n in epochs[1]) == 0
 
 
+def test_loader_workers_share_the_record_across_epochs(shards, monkeypatch):
+    """With DataLoader workers (a new set each epoch, as on CUDA): the workers hand the tars
+    they found sound back to the trainer's process, whose record the next loaders' workers
+    start from. Epoch 1's workers start during epoch 0 (the lookahead), before any tar was
+    found sound, so they may hash again; epoch 2's start when all of epoch 0 is in, and from
+    then on no worker hashes anything. The draws are the same clips every epoch."""
+    import multiprocessing as mp
+
+    from momu_models.train.args import TrainArgs
+    from momu_models.train.loop import BatchStream
+
+    count = mp.get_context("fork").Value("i", 0)  # shared with the forked workers
+
+    def sha256(data=b""):
+        with count.get_lock():
+            count.value += 1
+        return hashlib.sha256(data)
+
+    monkeypatch.setattr(L, "hashlib", types.SimpleNamespace(sha256=sha256))
+    cfg = TrainArgs(shards=str(shards), batch_size=4, shuffle_buffer=8, crop_seconds=2.0, num_workers=2)
+    stream = BatchStream(cfg, 50, 0, 1, fields=DIT_FIELDS)
+    keys, at_start = {}, {}
+    while stream.epoch < 5:
+        batch = next(stream)
+        at_start.setdefault(stream.epoch, count.value)  # all earlier epochs' hashing is done by now
+        keys.setdefault(stream.epoch, []).extend(batch["key"])
+        assert L._RECORD not in batch
+    assert 3 * TRAIN_CLIPS <= at_start[2] <= 2 * 3 * TRAIN_CLIPS and len(L.VERIFIED) == 3
+    assert at_start[4] == at_start[2]  # epochs 2 and 3: nothing hashed
+    assert all(sorted(keys[e]) == sorted(keys[0]) and len(keys[e]) == TRAIN_CLIPS for e in range(4))
+
+
 def test_values_are_checked_until_a_whole_pass_passed_them(shards, hashed, valued):
     first = draw(shards, VAE_FIELDS)
     assert len(valued) == TRAIN_CLIPS and len(hashed) == 4 * TRAIN_CLIPS
