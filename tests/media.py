@@ -283,3 +283,34 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
+
+
+def rewrite_tar(tar: Path, change=None) -> None:
+    """Rewrite a shard tar's samples in place: change(key, decoded sample) on each, then
+    encoded with fresh checksums (so a changed value sits under a checksum that matches it);
+    without `change`, as they are but without checksums (a shard from before them)."""
+    import io
+    import tarfile
+
+    import webdataset as wds
+
+    from momu_data.loader import CHECKSUMS, decode_member
+    from momu_data.shards import encode_sample
+
+    with tarfile.open(tar) as t:
+        files = [(m.name, t.extractfile(m).read()) for m in t.getmembers()]
+    samples: dict[str, dict] = {}
+    for name, data in files:
+        key, ext = name.split(".", 1)
+        samples.setdefault(key, {"__key__": key})[ext] = data
+    buf = io.BytesIO()
+    with wds.TarWriter(buf, encoder=False) as w:
+        for key, s in samples.items():
+            s.pop(CHECKSUMS)
+            if change is None:
+                w.write(s)
+                continue
+            s = {k: (v if k.startswith("__") or k == "audio.flac" else decode_member(k, v)) for k, v in s.items()}
+            change(key, s)
+            w.write(encode_sample(s))
+    Path(tar).write_bytes(buf.getvalue())

@@ -5,7 +5,6 @@ the session's toy shards (byte flips, truncation, tar header flips)."""
 
 import errno
 import hashlib
-import io
 import json
 import logging
 import shutil
@@ -15,6 +14,7 @@ import tarfile
 
 import numpy as np
 import pytest
+from media import rewrite_tar
 from typer.testing import CliRunner
 
 from momu_data.cli.data import app
@@ -161,32 +161,6 @@ def test_tar_header_flip_names_the_tar_and_the_lost_samples(shards):
     assert len(keys) == len(train_keys(shards)) - 4 and check.skipped == 4
 
 
-def rewrite(tar, change=None) -> None:
-    """Rewrite tar's samples: change(key, decoded sample) then encoded with fresh checksums;
-    without `change`, as they are but without checksums (a shard from before them)."""
-    import webdataset as wds
-
-    from momu_data.loader import decode_member
-
-    with tarfile.open(tar) as t:
-        files = [(m.name, t.extractfile(m).read()) for m in t.getmembers()]
-    samples: dict[str, dict] = {}
-    for name, data in files:
-        key, ext = name.split(".", 1)
-        samples.setdefault(key, {"__key__": key})[ext] = data
-    buf = io.BytesIO()
-    with wds.TarWriter(buf, encoder=False) as w:
-        for key, s in samples.items():
-            s.pop(CHECKSUMS)
-            if change is None:
-                w.write(s)
-                continue
-            s = {k: (v if k.startswith("__") or k == "audio.flac" else decode_member(k, v)) for k, v in s.items()}
-            change(key, s)
-            w.write(encode_sample(s))
-    tar.write_bytes(buf.getvalue())
-
-
 def set_value(member, index, value):
     return lambda s: s[member].__setitem__(index, value)
 
@@ -226,7 +200,7 @@ def test_impossible_values_are_caught_at_load_time(shards):
     ]
     for name, change, reason in cases:
         tar.write_bytes(original)
-        rewrite(tar, lambda k, s, f=change: f(s) if k == key else None)
+        rewrite_tar(tar, lambda k, s, f=change: f(s) if k == key else None)
         msg = one_line_error(shards)
         assert msg.startswith(f"{tar}: sample {key}: {name}: ") and reason in msg, msg
     keys, check = load_keys(shards, skip_corrupt=True)
@@ -236,7 +210,7 @@ def test_impossible_values_are_caught_at_load_time(shards):
 def test_shards_without_checksums_still_load(shards):
     """Shards written before checksums (no sha256.json): loaded, damage found as far as it can be."""
     for tar in sorted((shards / "train").glob("*.tar")):
-        rewrite(tar, None)
+        rewrite_tar(tar, None)
         assert not [n for n in names(tar) if n.endswith(CHECKSUMS)]
     keys, check = load_keys(shards)
     assert sorted(keys) == sorted(train_keys(shards)) and check.skipped == 0
