@@ -440,7 +440,8 @@ class VerifiedTars:
         self.limit = limit
         # identity -> (members checked against their checksums (None: all), fields whose values passed)
         self._sound: dict[tuple, tuple[frozenset | None, frozenset]] = {}
-        self.version = 0  # counts the changes of what is known (a worker hands on a snapshot when it moves)
+        # tars learnt since the last take_news (None: not kept; a loader worker keeps them)
+        self._news: dict[tuple, None] | None = None
 
     @staticmethod
     def identity(url: str, st) -> tuple | None:
@@ -473,14 +474,26 @@ class VerifiedTars:
         old = self._sound.pop(identity, (frozenset(), frozenset()))
         done = None if old[0] is None or members is None else old[0] | members
         self._sound[identity] = new = done, old[1] | fields
-        if new != old:
-            self.version += 1
+        if new != old and self._news is not None:
+            self._news[identity] = None
         while len(self._sound) > self.limit:
             del self._sound[next(iter(self._sound))]
 
     def snapshot(self) -> dict:
         """What this record knows, as plain data (picklable: for another process's merge)."""
         return dict(self._sound)
+
+    def keep_news(self) -> None:
+        """From now on, note the tars learnt (for take_news)."""
+        self._news = {}
+
+    def take_news(self) -> dict:
+        """What was learnt since keep_news or the last take_news, as a snapshot of those tars."""
+        if not self._news:
+            return {}
+        news = {i: self._sound[i] for i in self._news if i in self._sound}
+        self._news.clear()
+        return news
 
     def merge(self, snapshot: dict) -> None:
         """Take in what another process's record (`snapshot`) found sound, each tar as add()
@@ -492,7 +505,8 @@ class VerifiedTars:
 
     def clear(self) -> None:
         self._sound.clear()
-        self.version += 1
+        if self._news is not None:
+            self._news.clear()
 
     def __len__(self) -> int:
         return len(self._sound)
@@ -866,24 +880,24 @@ def torch_loader(
     )
 
 
-# the key under which a worker's batch carries its record of verified tars to the loader's process
+# the key under which a worker's batch carries the tars it found sound to the loader's process
 _RECORD = "__verified_tars__"
-_handed_on = [None]  # the record's version a worker last handed on
 
 
 def _start_worker(snapshot: dict, worker_id: int) -> None:
     """A DataLoader worker starts with its process's record (already there when forked; not
-    when spawned)."""
+    when spawned), then notes what it learns."""
     VERIFIED.merge(snapshot)
-    _handed_on[0] = VERIFIED.version
+    VERIFIED.keep_news()
 
 
 def _hand_on(batch):
-    """A worker's batch, as it is, carrying the worker's record when it learnt something
-    since its last batch (a tar read to its end and found sound)."""
-    if isinstance(batch, dict) and _handed_on[0] is not None and VERIFIED.version != _handed_on[0]:
-        _handed_on[0] = VERIFIED.version
-        batch[_RECORD] = VERIFIED.snapshot()
+    """A worker's batch, as it is, carrying the tars the worker found sound since its last
+    batch (only those: a big shard set's record is not sent again with every tar)."""
+    if isinstance(batch, dict):
+        news = VERIFIED.take_news()
+        if news:
+            batch[_RECORD] = news
     return batch
 
 

@@ -331,6 +331,23 @@ def test_verified_tars_record(tmp_path):
     v.clear()
     assert len(v) == 0
 
+    # what a loader worker hands on: only what it learnt since it last did, and a merge of
+    # that into another record covers the same
+    w = VerifiedTars()
+    w.merge({moved: (dit, frozenset({"pose"}))})
+    w.keep_news()
+    assert w.take_news() == {}
+    assert w.add(moved, dit, later) and w.take_news() == {}  # nothing new about it
+    assert w.add(ident, dit, later, ("pose", "mel"))
+    news = w.take_news()
+    assert news == {ident: (dit, frozenset({"pose", "mel"}))} and w.take_news() == {}
+    parent = VerifiedTars()
+    parent.merge(news)
+    assert parent.covers(ident, dit) and parent.values_cover(ident, ("pose", "mel")) and len(parent) == 1
+    parent.enabled = False
+    parent.merge({moved: (dit, frozenset())})
+    assert len(parent) == 1
+
 
 def test_a_check_without_a_record_hashes_every_pass(shards, hashed):
     urls = [str(p) for p in sorted((shards / "train").glob("*.tar"))]
