@@ -206,6 +206,11 @@ def diffusion(
     warmup: int | None = typer.Option(
         None, "--warmup", help="Linear warm-up steps (default: paper 10000, small 100)."
     ),
+    lr_decay: str = typer.Option(
+        "constant",
+        "--lr-decay",
+        help="After the warm-up: constant, or cosine (down to 0 at the last step; for short runs, docs/diffusion.md).",
+    ),
     p_uncond: float = typer.Option(0.1, "--p-uncond", help="Condition dropout for classifier-free guidance."),
     ema: float = typer.Option(0.999, "--ema", help="EMA decay of the saved weights."),
     seed: Seed = 0,

@@ -49,7 +49,7 @@ from momu_models.train.loop import (
     grad_sync_hooks,
     to_device,
 )
-from momu_models.train.optim import adamw
+from momu_models.train.optim import LR_DECAYS, adamw, lr_factor
 from momu_models.train.runlog import RunLog
 
 log = logging.getLogger(__name__)
@@ -70,6 +70,7 @@ class DiffusionTrainConfig(TrainArgs):
     crop_seconds: float | None = None  # default: the DiT's max_len
     lr: float | None = None  # default per preset (PRESET_LR)
     warmup_steps: int | None = None  # default per preset (PRESET_LR)
+    lr_decay: str = "constant"  # after the warm-up: constant, or cosine (to 0 at the last step)
     weight_decay: float = 0.0
     val_every: int = 500
     ckpt_every: int = 500
@@ -239,6 +240,8 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
         raise TrainError(f"unknown preset {cfg.preset!r}: choose {', '.join(DIT_PRESETS)}")
     if cfg.positions not in (None, "offset", "aligned"):
         raise TrainError(f"--positions must be offset or aligned, not {cfg.positions!r}")
+    if cfg.lr_decay not in LR_DECAYS:
+        raise TrainError(f"--lr-decay must be {' or '.join(LR_DECAYS)}, not {cfg.lr_decay!r}")
     check_shards(cfg)
     run = Path(cfg.run_dir or f"runs/{cfg.task}")
     device_name = resolve_device(cfg.device)
@@ -262,7 +265,7 @@ def train(cfg: DiffusionTrainConfig, progress: bool = True) -> dict:
     lr = cfg.lr or lr
     warm = cfg.warmup_steps if cfg.warmup_steps is not None else warm
     opt = adamw(dit.parameters(), lr=lr, weight_decay=cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / max(1, warm)))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, warm, cfg.steps, cfg.lr_decay))
     gen = torch.Generator(device=device).manual_seed(cfg.seed + 7919 * rank)
     max_frames = dcfg.max_len * vae.factor
     frames = max_frames if cfg.crop_seconds is None else min(max_frames, int(cfg.crop_seconds * FPS))

@@ -12,9 +12,13 @@ runs, with the same results within float rounding.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import torch
+
+# What the learning rate does after the warm-up (`lr_factor`).
+LR_DECAYS = ("constant", "cosine")
 
 # The implementation switches of torch's AdamW, which a loaded state_dict would otherwise
 # overwrite with those of the run that saved it.
@@ -55,3 +59,16 @@ def adamw(params: Iterable, lr: float, betas: tuple[float, float] = (0.9, 0.999)
 def is_fused(opt: torch.optim.Optimizer) -> bool:
     """Whether every parameter group of `opt` runs torch's fused kernel."""
     return all(bool(g.get("fused")) for g in opt.param_groups)
+
+
+def lr_factor(step: int, warmup: int, total: int, decay: str = "constant") -> float:
+    """The learning rate of update `step` (0-based) as a fraction of the peak: linear warm-up
+    over `warmup` updates, then constant, or (`decay="cosine"`) half a cosine down to 0 at
+    update `total` (a short run ends on small steps instead of the peak rate's noise)."""
+    if decay not in LR_DECAYS:
+        raise ValueError(f"lr decay must be one of {', '.join(LR_DECAYS)}, not {decay!r}")
+    warm = min(1.0, (step + 1) / max(1, warmup))
+    if decay == "constant" or step + 1 <= warmup:
+        return warm
+    frac = min(1.0, (step + 1 - warmup) / max(1, total - warmup))
+    return 0.5 * (1.0 + math.cos(math.pi * frac))

@@ -116,6 +116,30 @@ def test_errors(runs, tmp_path):
     assert r.exit_code == 2 and "--task music2motion" in r.output
 
 
+def test_training_follows_the_cosine_lr_decay(runs, toy_shards, tmp_path):
+    """The trainer's learning rate per update, as its metrics log it, with `lr_decay="cosine"`."""
+    cfg = TD.DiffusionTrainConfig(
+        shards=str(toy_shards),
+        task="music2motion",
+        run_dir=str(tmp_path / "cos"),
+        vae=str(runs / "vae"),
+        preset="tiny",
+        steps=5,
+        batch_size=4,
+        val_batches=1,
+        stats_batches=2,
+        log_every=1,
+        warmup_steps=1,
+        lr_decay="cosine",
+    )
+    TD.train(cfg, progress=False)
+    rows = [json.loads(x) for x in (tmp_path / "cos" / "metrics.jsonl").read_text().splitlines()]
+    lrs = [r["lr"] for r in rows if "lr" in r]
+    peak = TD.PRESET_LR["tiny"][0]
+    # logged after each update: the rate of the next one, 0.5 (1 + cos(pi k / 4)) of the peak
+    assert lrs == pytest.approx([peak * f for f in (0.85355, 0.5, 0.14645, 0.0, 0.0)], rel=1e-4, abs=1e-9)
+
+
 def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     import shutil
 

@@ -174,3 +174,28 @@ def test_preset_table_and_helpers():
     cfg = TC.ClassifierTrainConfig(epochs=0.01)
     apply_epochs(cfg, "classifier", {}, 10)
     assert cfg.steps == 1  # never zero steps
+
+
+def test_cosine_lr_decay_factors_and_option(shards, monkeypatch):
+    """`--lr-decay cosine`: the linear warm-up, then half a cosine from the peak to 0 at the
+    last update; `constant` (the default) keeps the peak, as every run before it did."""
+    from momu_models.train.optim import lr_factor
+
+    warm, total = 4, 12
+    const = [lr_factor(s, warm, total) for s in range(total)]
+    assert const == pytest.approx([0.25, 0.5, 0.75, 1.0] + [1.0] * 8)
+    cos = [lr_factor(s, warm, total, "cosine") for s in range(total + 2)]
+    assert cos[:4] == const[:4]
+    # update s+1-warm of total-warm after the warm-up: 0.5 (1 + cos(pi k / 8)), k = 1 .. 8
+    assert cos[4:12] == pytest.approx([0.96194, 0.85355, 0.69134, 0.5, 0.30866, 0.14645, 0.03806, 0.0], abs=1e-5)
+    assert cos[12:] == [0.0, 0.0]  # past the end (a run resumed for more steps): stays at 0
+    with pytest.raises(ValueError, match="constant, cosine"):
+        lr_factor(5, warm, total, "linear")
+    seen = recorded(monkeypatch, TD)
+    assert run("diffusion", shards, "--task", "music2motion", "--lr-decay", "cosine").exit_code == 0
+    assert seen.pop().lr_decay == "cosine"
+    assert run("diffusion", shards, "--task", "music2motion").exit_code == 0
+    assert seen.pop().lr_decay == "constant"
+    monkeypatch.undo()
+    res = run("diffusion", shards, "--task", "music2motion", "--lr-decay", "step")
+    assert res.exit_code == 2 and "--lr-decay must be constant or cosine, not 'step'" in res.output
