@@ -59,6 +59,14 @@ def _librosa():
     return librosa
 
 
+def warm_up() -> None:
+    """Compile (or load) librosa's numba functions into NUMBA_CACHE_DIR now. On an empty
+    cache that takes 40 s of one core here, and the first extraction worker to need them
+    would hold the others up for as long (they wait on the cache's lock): `make demo` runs
+    this while it draws the synthetic videos instead."""
+    _librosa()
+
+
 def directogram(pose: np.ndarray, bins: int = DEFAULT_BINS) -> np.ndarray:
     """Motion directogram [T, bins] of a pose sequence [T, J, 2] (eq. 1).
 

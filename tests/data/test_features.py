@@ -247,3 +247,19 @@ def test_two_processes_on_an_empty_numba_cache(tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], [e[-500:] for _, e in outs]
     assert outs[0][0] == outs[1][0] and outs[0][0].strip()  # same beats from both
+
+
+def test_warm_up_prepares_librosa_under_the_cache_lock(tmp_path, monkeypatch):
+    """`features.warm_up` (what `make demo` runs while it draws its videos) does what the
+    first feature call of a process does: compiles or loads librosa's numba functions under
+    the lock file in NUMBA_CACHE_DIR, once per process."""
+    from momu_data import features
+
+    features._librosa()  # compiled in this process with the suite's cache (numba reads the folder at import)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "numba"))
+    monkeypatch.setattr(features, "_LIBROSA_READY", False)
+    features.warm_up()
+    assert features._LIBROSA_READY and (tmp_path / "numba" / ".momu-numba.lock").exists()
+    (tmp_path / "numba" / ".momu-numba.lock").unlink()
+    features.warm_up()  # ready: the lock is not taken again
+    assert not (tmp_path / "numba" / ".momu-numba.lock").exists()
