@@ -4,8 +4,12 @@ VENV := .venv
 BIN := $(VENV)/bin
 RUNTIME := $(VENV)/.runtime
 STAMP := $(VENV)/.installed
-# librosa compiles with numba on first use (~14 s); keep the cache between runs.
+# librosa compiles with numba on first use (40 s into an empty cache here); keep the cache between runs.
 export NUMBA_CACHE_DIR := $(CURDIR)/.cache/numba
+# Python caches the bytecode of what it imports (.pyc, in .venv and __pycache__/); an
+# environment that turns that off (PYTHONDONTWRITEBYTECODE, as some containers do) would have
+# every command compile torch's sources again: 5 s more per command (docs/results.md).
+unexport PYTHONDONTWRITEBYTECODE
 
 .PHONY: venv test lint format demo bench clean models-env models-check models-ci gpu-bundle
 
@@ -52,20 +56,27 @@ format: $(STAMP)
 # The motion VAE gets more steps than the music VAE: at 200 its decoder is so smooth that the
 # reconstructed dances keep few kinematic beats (docs/results.md, "make demo"). The two
 # diffusion models train at the same time, one thread each: 1.4x the throughput of one after
-# the other on 2 cores (small models use two threads poorly).
+# the other on 2 cores (small models use two threads poorly). The music-to-dance DiT trains
+# at 8x the `small` preset's learning rate: on 32 clips and 500 steps a high constant rate is
+# what makes it use the music (at 1e-3 its loss barely differs with and without it); the
+# scores average 4 samples per held-out clip (docs/results.md, "make demo").
 DEMO_N ?= 20
 DEMO_VAE_STEPS ?= 200
 DEMO_MOTION_STEPS ?= 800
-DEMO_DIFF_STEPS ?= 750
+DEMO_DIFF_STEPS ?= 500
+DEMO_M2D_LR ?= 8e-3
+DEMO_EVAL_SAMPLES ?= 4
 DEMO_DIRS := videos data shards runs outputs
 demo: $(RUNTIME)
-	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out videos --seed 0
+	@# librosa's numba functions compile into NUMBA_CACHE_DIR once (40 s on a fresh clone): in the background while the videos are drawn
+	$(BIN)/python -c "from momu_data.features import warm_up; warm_up()" & pid=$$!; \
+	$(BIN)/momu-data synth --n $(DEMO_N) --seconds 12 --out videos --seed 0; s=$$?; wait $$pid; exit $$s
 	$(BIN)/momu-data extract videos --out data --clip-seconds 6 --dataset synthetic
 	$(BIN)/momu-data shard data --out shards --split 80/10/10
 	$(BIN)/momu-train vae shards --preset small --music-steps $(DEMO_VAE_STEPS) --motion-steps $(DEMO_MOTION_STEPS) --run-dir runs/vae --val-every 200 --ckpt-every 200
 	@echo "training both diffusion models at once, one CPU thread each (motion2music logs to runs/motion2music.log)"
-	OMP_NUM_THREADS=1 $(BIN)/momu-train diffusion shards --task motion2music --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae runs/vae --run-dir runs/motion2music --val-every 250 --ckpt-every 250 > runs/motion2music.log 2>&1 & pid=$$!; \
-	OMP_NUM_THREADS=1 $(BIN)/momu-train diffusion shards --task music2motion --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae runs/vae --run-dir runs/music2motion --val-every 250 --ckpt-every 250; s=$$?; \
+	OMP_NUM_THREADS=1 $(BIN)/momu-train diffusion shards --task motion2music --preset small --steps $(DEMO_DIFF_STEPS) --crop-seconds 4 --vae runs/vae --run-dir runs/motion2music --val-every 500 --ckpt-every 250 > runs/motion2music.log 2>&1 & pid=$$!; \
+	OMP_NUM_THREADS=1 $(BIN)/momu-train diffusion shards --task music2motion --preset small --steps $(DEMO_DIFF_STEPS) --lr $(DEMO_M2D_LR) --crop-seconds 4 --vae runs/vae --run-dir runs/music2motion --val-every 500 --ckpt-every 250; s=$$?; \
 	wait $$pid || { tail -n 5 runs/motion2music.log; exit 1; }; exit $$s
 	$(BIN)/momu-generate --joint --length 30s --checkpoints runs --out outputs
 	$(BIN)/momu-generate --music videos/synth_001.mp4 --checkpoints runs --out outputs
@@ -74,7 +85,7 @@ demo: $(RUNTIME)
 	@echo "demo outputs: outputs/ (joint_s0_0.mp4: 30 s of music and dance; synth_001_dance_s0_0.mp4: dance for a synthetic song),"
 	@echo "  runs/ (trained models), shards/ (WebDataset), data/ (features, manifests), videos/ (inputs), clip.png"
 	@echo "Do the models follow the beat? Guided vs unconditional on the songs no model trained on:"
-	$(BIN)/momu-eval heldout shards --checkpoints runs
+	$(BIN)/momu-eval heldout shards --checkpoints runs --samples $(DEMO_EVAL_SAMPLES)
 
 # Small sizes for a 2-core CPU; `python -m benchmarks` alone adds the paper presets
 # (minutes per step on a CPU), `--cuda` the GPU runs.
