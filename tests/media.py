@@ -265,6 +265,26 @@ def tiny_vae_config(shards, run, **kw):
     return TV.VAETrainConfig(**base)
 
 
+def tiny_dit_config(shards, vae, run, task, **kw):
+    """A DiffusionTrainConfig for a few-step `tiny` run on the toy shards over the VAE run
+    `vae`; kw override its fields (steps: 3 unless given)."""
+    import momu_models.train.diffusion as TD
+
+    base = dict(
+        shards=str(shards),
+        task=task,
+        run_dir=str(run),
+        vae=str(vae),
+        preset="tiny",
+        steps=3,
+        batch_size=4,
+        val_batches=1,
+        stats_batches=2,
+    )
+    base.update(kw)
+    return TD.DiffusionTrainConfig(**base)
+
+
 def main(argv: list[str]) -> int:
     """`toy-shards OUT`: write the toy shards into OUT/shards (OUT/src, OUT/data beside them)."""
     if len(argv) != 2 or argv[0] != "toy-shards":

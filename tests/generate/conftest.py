@@ -1,6 +1,7 @@
 """Fixtures of the generation tests: tiny checkpoints trained once per session on the toy shards."""
 
 import pytest
+from media import tiny_dit_config
 
 import momu_models.train.diffusion as TD
 import momu_models.train.vae as TV
@@ -24,18 +25,5 @@ def runs(toy_shards, tmp_path_factory):
         progress=False,
     )
     for task in ("motion2music", "music2motion"):
-        TD.train(
-            TD.DiffusionTrainConfig(
-                shards=str(toy_shards),
-                task=task,
-                run_dir=str(root / task),
-                vae=str(root / "vae"),
-                preset="tiny",
-                steps=3,
-                batch_size=4,
-                val_batches=1,
-                stats_batches=2,
-            ),
-            progress=False,
-        )
+        TD.train(tiny_dit_config(toy_shards, root / "vae", root / task, task), progress=False)
     return root

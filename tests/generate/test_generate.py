@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
-from media import missing_render_packages
+from media import missing_render_packages, tiny_dit_config
 from typer.testing import CliRunner
 
 import momu_models.train.diffusion as TD
@@ -118,16 +118,12 @@ def test_errors(runs, tmp_path):
 
 def test_training_follows_the_cosine_lr_decay(runs, toy_shards, tmp_path):
     """The trainer's learning rate per update, as its metrics log it, with `lr_decay="cosine"`."""
-    cfg = TD.DiffusionTrainConfig(
-        shards=str(toy_shards),
-        task="music2motion",
-        run_dir=str(tmp_path / "cos"),
-        vae=str(runs / "vae"),
-        preset="tiny",
+    cfg = tiny_dit_config(
+        toy_shards,
+        runs / "vae",
+        tmp_path / "cos",
+        "music2motion",
         steps=5,
-        batch_size=4,
-        val_batches=1,
-        stats_batches=2,
         log_every=1,
         warmup_steps=1,
         lr_decay="cosine",
@@ -149,19 +145,7 @@ def test_finetune_from_a_run_with_frame_cond(runs, toy_shards, tmp_path):
     from momu_models.train.loop import TrainError
 
     def cfg(task, out, steps, frame_cond, init=None):
-        return TD.DiffusionTrainConfig(
-            shards=str(toy_shards),
-            task=task,
-            run_dir=str(out),
-            vae=str(runs / "vae"),
-            preset="tiny",
-            steps=steps,
-            batch_size=4,
-            val_batches=1,
-            stats_batches=2,
-            init=init,
-            frame_cond=frame_cond,
-        )
+        return tiny_dit_config(toy_shards, runs / "vae", out, task, steps=steps, init=init, frame_cond=frame_cond)
 
     # a run of the paper's plain concatenation, then a fine-tuning run that adds frame_cond
     TD.train(cfg("music2motion", tmp_path / "plain", 2, False), progress=False)
